@@ -1,0 +1,72 @@
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { pino, type Logger } from "pino";
+import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
+import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
+import { ensureTopology, type Buckets } from "../ingest/index.ts";
+import { startCutoffProcessor, type RunningProcessor } from "../processors/index.ts";
+import { migrate } from "../sql/index.ts";
+
+export interface PlatformOptions {
+  clock?: () => number;
+  log?: Logger;
+  /** Which parts run in this process; all by default (`npm start`). */
+  parts?: { control?: boolean; cutoff?: boolean };
+}
+
+export interface Platform {
+  config: Config;
+  nc: NatsConnection;
+  db: Db;
+  subjects: Subjects;
+  buckets: Buckets;
+  log: Logger;
+  control: RunningControl | null;
+  cutoff: RunningProcessor | null;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Migrates, creates the NATS topology, and starts the processors and the control service. */
+export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
+  const log = o.log ?? pino({ level: config.LOG_LEVEL });
+  const clock = o.clock ?? Date.now;
+  const parts = { control: true, cutoff: true, ...o.parts };
+  await migrate(config.DATABASE_URL, (m) => log.info(m));
+  // Async stack traces cost a capture per request; the platform does not need them.
+  const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  const subjects = makeSubjects(config.VEND_PREFIX);
+  const buckets = await ensureTopology(nc, subjects);
+  const db = createPool(config.DATABASE_URL);
+  const registry = newRegistry(!o.log);
+
+  const cutoff = parts.cutoff
+    ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 })
+    : null;
+  const control = parts.control
+    ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
+    : null;
+  log.info({ url: control?.url, prefix: config.VEND_PREFIX }, "platform started");
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    nc,
+    db,
+    subjects,
+    buckets,
+    log,
+    control,
+    cutoff,
+    url: control?.url ?? "",
+    stop() {
+      stopping ??= (async () => {
+        await control?.stop();
+        await cutoff?.stop();
+        await nc.drain();
+        await db.end();
+      })();
+      return stopping;
+    },
+  };
+}

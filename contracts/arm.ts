@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { targetSchema } from "./http.ts";
+import { tariffPeriodSchema } from "./billing/tariff.ts";
+
+/**
+ * What the control service tells the cutoff processor when a session's power is confirmed on:
+ * kept in a key-value bucket by terminalId, so a restarted processor finds it again.
+ */
+export const armSchema = z.object({
+  sessionId: z.string(),
+  terminalId: z.string(),
+  startTs: z.number(),
+  startWh: z.number(),
+  target: targetSchema,
+  /** The fee may not pass this (amount target, prepaid hold or remaining postpaid credit). */
+  capCents: z.number().int().nonnegative(),
+  /** Postpaid credit: cut one reading early rather than pass the limit. */
+  capLookahead: z.boolean(),
+  tariff: z.object({ version: z.number().int(), timezone: z.string(), periods: z.array(tariffPeriodSchema) }),
+});
+export type Arm = z.infer<typeof armSchema>;
+
+/** What the cutoff processor asks of the control service. */
+export const cutoffSchema = z.object({
+  sessionId: z.string(),
+  terminalId: z.string(),
+  reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]),
+  /** Reading time of the reading that decided it (or the platform time, for silence). */
+  ts: z.number(),
+  /** When the processor decided, by the platform clock; for latency measurement. */
+  decidedAt: z.number(),
+});
+export type Cutoff = z.infer<typeof cutoffSchema>;

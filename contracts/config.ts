@@ -1,0 +1,57 @@
+import { z } from "zod";
+import { prefixPattern } from "./subjects.ts";
+
+const int = (d: number) => z.coerce.number().int().positive().default(d);
+
+/**
+ * The one configuration schema, parsed once at start and passed down. Nothing else reads
+ * `process.env`. Durations are in milliseconds unless the name says seconds.
+ */
+export const configSchema = z.object({
+  /** @default nats://127.0.0.1:4222 */
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** @default postgres://postgres@127.0.0.1:5432/voltvend */
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/voltvend"),
+  /** HTTP port of the control service. @default 8080 */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default("0.0.0.0"),
+  /** @default vend */
+  VEND_PREFIX: z.string().regex(prefixPattern).default("vend"),
+  /** HS256 secret for JWTs; required outside --demo. */
+  VEND_JWT_SECRET: z.string().min(16, "VEND_JWT_SECRET must be at least 16 characters").optional(),
+  /** A command is repeated with the same cmdId this often until its answer arrives. @default 1000 */
+  CMD_RETRY_MS: int(1000),
+  /** ...and for at most this long. @default 10000 */
+  CMD_TIMEOUT_MS: int(10_000),
+  /** A session whose terminal is silent this long ends `terminal_offline`. @default 30 */
+  SESSION_SILENCE_S: int(30),
+  /** A terminal silent this long answers charge requests with `terminal_offline`. @default 60 */
+  TERMINAL_OFFLINE_S: int(60),
+  /** The longest a session may run; bounds the prepaid hold of energy targets. @default 43200 */
+  MAX_SESSION_S: int(12 * 3600),
+  /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
+  DEFAULT_MAX_POWER_W: int(4000),
+  /** How often the control service looks for due command repeats and deadlines. @default 200 */
+  CONTROL_TICK_MS: int(200),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; a bad value names its variable. */
+export function loadConfig(env: Record<string, string | undefined>, opts: { demo?: boolean } = {}): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const cfg = parsed.data;
+  if (!cfg.VEND_JWT_SECRET) {
+    if (!opts.demo) throw new ConfigError("VEND_JWT_SECRET is required (at least 16 characters) outside --demo");
+    cfg.VEND_JWT_SECRET = "demo-secret-not-for-production";
+  }
+  return cfg;
+}

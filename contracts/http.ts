@@ -1,0 +1,108 @@
+import { z } from "zod";
+import { idSchema, qrSchema, tsSchema } from "./ids.ts";
+import { sessionStopReasonSchema } from "./wire.ts";
+import { tariffPeriodsSchema } from "./billing/tariff.ts";
+import { isValidTimeZone } from "./billing/zoned.ts";
+
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
+});
+
+export const regionBodySchema = z.object({
+  name: z.string().min(1).max(200),
+  timezone: z.string().refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai"),
+});
+export const franchiseeBodySchema = z.object({ name: z.string().min(1).max(200) });
+export const gatewayBodySchema = z.object({ regionId: idSchema });
+
+export const terminalProfileSchema = z
+  .object({
+    onCurrentA: z
+      .tuple([z.number().nonnegative(), z.number().nonnegative()])
+      .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
+      .default([16, 18]),
+    offCurrentMaxA: z.number().nonnegative().default(0.1),
+    maxPowerW: z.number().positive().default(4000),
+    faultDebounceS: z.number().int().positive().default(2),
+    faultClearS: z.number().int().positive().default(10),
+  })
+  .default({ onCurrentA: [16, 18], offCurrentMaxA: 0.1, maxPowerW: 4000, faultDebounceS: 2, faultClearS: 10 });
+export type TerminalProfile = z.infer<typeof terminalProfileSchema>;
+
+export const terminalBodySchema = z.object({
+  qr: qrSchema,
+  gatewayId: idSchema,
+  regionId: idSchema,
+  franchiseeId: idSchema,
+  profile: terminalProfileSchema,
+});
+
+export const tariffBodySchema = z.object({
+  effectiveFrom: tsSchema.optional(),
+  periods: tariffPeriodsSchema,
+});
+
+export const userBodySchema = z.object({
+  creditLimitCents: z.number().int().nonnegative().max(100_000_000).optional(),
+});
+
+export const topupBodySchema = z.object({
+  amountCents: z.number().int().positive().max(100_000_000),
+  reference: z.string().min(1).max(200),
+});
+
+export const targetSchema = z.union([
+  z.object({ energyWh: z.number().positive().max(1_000_000) }).strict(),
+  z.object({ durationS: z.number().int().positive().max(7 * 86_400) }).strict(),
+  z.object({ amountCents: z.number().int().positive().max(100_000_000) }).strict(),
+]);
+export type Target = z.infer<typeof targetSchema>;
+
+export const chargeRequestBodySchema = z.object({
+  qr: qrSchema,
+  target: targetSchema,
+  payment: z.enum(["prepaid", "postpaid"]),
+});
+export type ChargeRequestBody = z.infer<typeof chargeRequestBodySchema>;
+
+export const scanFailureBodySchema = z
+  .object({ qr: qrSchema.optional(), terminalId: idSchema.optional(), reason: z.string().min(1).max(500) })
+  .refine((b) => b.qr !== undefined || b.terminalId !== undefined, "qr or terminalId is required");
+
+export const sessionStateSchema = z.enum(["authorizing", "active", "stopping", "completed", "failed"]);
+export type SessionState = z.infer<typeof sessionStateSchema>;
+
+export const sessionSchema = z.object({
+  sessionId: z.string(),
+  userId: idSchema,
+  terminalId: idSchema,
+  state: sessionStateSchema,
+  target: targetSchema,
+  payment: z.enum(["prepaid", "postpaid"]),
+  energyWh: z.number(),
+  durationS: z.number(),
+  feeCents: z.number().int(),
+  heldCents: z.number().int(),
+  stopReason: sessionStopReasonSchema.nullable(),
+  createdAt: tsSchema,
+  startedAt: tsSchema.nullable(),
+  endedAt: tsSchema.nullable(),
+  /** Extension: the tariff version the session is billed on (its price is locked at start). */
+  tariffVersion: z.number().int(),
+});
+export type Session = z.infer<typeof sessionSchema>;
+
+export const meSchema = z.object({
+  userId: idSchema,
+  balanceCents: z.number().int(),
+  heldCents: z.number().int(),
+  creditLimitCents: z.number().int(),
+  debtCents: z.number().int(),
+});
+
+export const idParams = (name: string) => z.object({ [name]: idSchema });
+export const sessionParamsSchema = z.object({ sessionId: z.string().min(1).max(128) });

@@ -1,0 +1,71 @@
+/**
+ * Every NATS name the platform uses, derived from one prefix so that two platforms with different
+ * prefixes share a server without touching each other (protocol: Operations).
+ */
+export interface Subjects {
+  readonly prefix: string;
+  tel(gatewayId: string, terminalId: string): string;
+  telBatch(gatewayId: string): string;
+  evt(gatewayId: string, terminalId: string): string;
+  cmd(gatewayId: string, terminalId: string): string;
+  fault(franchiseeId: string, terminalId: string): string;
+  dlq(gatewayId: string): string;
+  /** Internal: a cutoff decided by the cutoff processor for the control service. */
+  cutoff(terminalId: string): string;
+  /** Internal, core NATS: live updates of one session (state changes, progress) for SSE. */
+  sessionUpdates(sessionId: string): string;
+  readonly wild: {
+    tel: string;
+    telBatch: string;
+    evt: string;
+    dlq: string;
+    fault: string;
+    cutoff: string;
+  };
+  readonly streams: { telemetry: string; events: string; dlq: string; control: string };
+  readonly buckets: { arms: string; meters: string; live: string };
+  consumer(name: string): string;
+}
+
+export const prefixPattern = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function subjects(prefix: string): Subjects {
+  if (!prefixPattern.test(prefix)) throw new Error(`invalid VEND_PREFIX ${JSON.stringify(prefix)}`);
+  // One subject token, so no prefix can reach into another platform's subjects, and stream,
+  // consumer and bucket names can carry it unchanged (case kept: `vend` and `VEND` stay apart).
+  const name = prefix;
+  const up = prefix;
+  return {
+    prefix,
+    tel: (g, t) => `${prefix}.tel.${g}.${t}`,
+    telBatch: (g) => `${prefix}.telb.${g}`,
+    evt: (g, t) => `${prefix}.evt.${g}.${t}`,
+    cmd: (g, t) => `${prefix}.cmd.${g}.${t}`,
+    fault: (f, t) => `${prefix}.fault.${f}.${t}`,
+    dlq: (g) => `${prefix}.dlq.${g}`,
+    cutoff: (t) => `${prefix}.ctl.cutoff.${t}`,
+    sessionUpdates: (s) => `${prefix}.int.session.${s}`,
+    wild: {
+      tel: `${prefix}.tel.*.*`,
+      telBatch: `${prefix}.telb.*`,
+      evt: `${prefix}.evt.*.*`,
+      dlq: `${prefix}.dlq.*`,
+      fault: `${prefix}.fault.*.*`,
+      cutoff: `${prefix}.ctl.cutoff.*`,
+    },
+    streams: {
+      telemetry: `${up}_TELEMETRY`,
+      events: `${up}_EVENTS`,
+      dlq: `${up}_DLQ`,
+      control: `${up}_CONTROL`,
+    },
+    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live` },
+    consumer: (c) => `${name}_${c}`,
+  };
+}
+
+/** Splits `<prefix>.<kind>.<a>.<b>` into its trailing tokens, given the prefix. */
+export function subjectTokens(prefix: string, subject: string): string[] {
+  if (!subject.startsWith(prefix + ".")) return [];
+  return subject.slice(prefix.length + 1).split(".");
+}

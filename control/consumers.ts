@@ -1,0 +1,76 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { cutoffSchema, idSchema, subjectTokens, terminalEventSchema, type Cutoff, type Subjects, type TerminalEvent } from "../contracts/index.ts";
+import { deadLetterer, PoisonMessageError, runConsumer, type RunningConsumer } from "../ingest/index.ts";
+import type { Metrics } from "./metrics.ts";
+import type { SessionService } from "./sessions/service.ts";
+
+interface EventItem {
+  gatewayId: string;
+  terminalId: string;
+  event: TerminalEvent;
+}
+
+function parseJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    throw new PoisonMessageError("payload is not JSON");
+  }
+}
+
+/**
+ * Terminal events and cutoffs reach the control service through shared durable consumers: with
+ * several control instances, each message goes to one of them, and the row lock on the session
+ * orders whatever two instances do to one session.
+ */
+export async function startControlConsumers(o: {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  metrics: Metrics;
+  sessions: SessionService;
+}): Promise<RunningConsumer[]> {
+  const { nc, subjects: s, log, metrics, sessions } = o;
+  const dlq = deadLetterer(nc, s, () => metrics.deadLetters.inc({ source: "events" }));
+
+  const events = await runConsumer<EventItem>({
+    nc,
+    log,
+    stream: s.streams.events,
+    durable: s.consumer("control_events"),
+    maxBatch: 100,
+    decode: (m) => {
+      const [, gatewayId = "", terminalId = ""] = subjectTokens(s.prefix, m.subject);
+      if (!idSchema.safeParse(gatewayId).success || !idSchema.safeParse(terminalId).success)
+        throw new PoisonMessageError(`bad ids in subject ${m.subject}`);
+      const p = terminalEventSchema.safeParse(parseJson(m.data));
+      if (!p.success) throw new PoisonMessageError(p.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; "));
+      return { items: [{ gatewayId, terminalId, event: p.data }], rejects: [] };
+    },
+    deadLetter: dlq,
+    // Events of one batch are handled in order; a failure redelivers the batch, and handling is idempotent.
+    handle: async (items) => {
+      for (const it of items) await sessions.onEvent(it.gatewayId, it.terminalId, it.event);
+    },
+  });
+
+  const cutoffs = await runConsumer<Cutoff>({
+    nc,
+    log,
+    stream: s.streams.control,
+    durable: s.consumer("control_cutoffs"),
+    filterSubject: s.wild.cutoff,
+    maxBatch: 100,
+    decode: (m) => {
+      const p = cutoffSchema.safeParse(parseJson(m.data));
+      if (!p.success) throw new PoisonMessageError("invalid cutoff");
+      return { items: [p.data], rejects: [] };
+    },
+    deadLetter: dlq,
+    handle: async (items) => {
+      await Promise.all(items.map((c) => sessions.onCutoff(c)));
+    },
+  });
+  return [events, cutoffs];
+}

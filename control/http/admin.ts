@@ -1,0 +1,67 @@
+import { z } from "zod";
+import {
+  franchiseeBodySchema,
+  gatewayBodySchema,
+  idSchema,
+  regionBodySchema,
+  tariffBodySchema,
+  terminalBodySchema,
+  topupBodySchema,
+  userBodySchema,
+} from "../../contracts/index.ts";
+import { inTx, type Db } from "../db.ts";
+import { upsertFranchisee, upsertGateway, upsertRegion, upsertTerminal } from "../registry.ts";
+import { addTariffVersion } from "../tariffs.ts";
+import { topUp, upsertUser } from "../wallet.ts";
+import type { App } from "./server.ts";
+
+const p = (name: string) => ({ params: z.object({ [name]: idSchema }) });
+
+/** The admin calls of the protocol that manage the registry, tariffs and wallets. */
+export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any) => Promise<void> }) {
+  const { db } = o;
+  const base = { onRequest: o.onRequest };
+  const tags = ["admin"];
+
+  app.put("/v1/admin/regions/:regionId", { ...base, schema: { tags, ...p("regionId"), body: regionBodySchema } }, async (req) => {
+    const { regionId } = req.params as { regionId: string };
+    await upsertRegion(db, regionId, req.body);
+    return { regionId, ...req.body };
+  });
+
+  app.put("/v1/admin/franchisees/:franchiseeId", { ...base, schema: { tags, ...p("franchiseeId"), body: franchiseeBodySchema } }, async (req) => {
+    const { franchiseeId } = req.params as { franchiseeId: string };
+    await upsertFranchisee(db, franchiseeId, req.body);
+    return { franchiseeId, ...req.body };
+  });
+
+  app.put("/v1/admin/gateways/:gatewayId", { ...base, schema: { tags, ...p("gatewayId"), body: gatewayBodySchema } }, async (req) => {
+    const { gatewayId } = req.params as { gatewayId: string };
+    await upsertGateway(db, gatewayId, req.body);
+    return { gatewayId, ...req.body };
+  });
+
+  app.put("/v1/admin/terminals/:terminalId", { ...base, schema: { tags, ...p("terminalId"), body: terminalBodySchema } }, async (req) => {
+    const { terminalId } = req.params as { terminalId: string };
+    await upsertTerminal(db, terminalId, req.body);
+    return { terminalId, ...req.body };
+  });
+
+  app.put("/v1/admin/regions/:regionId/tariff", { ...base, schema: { tags, ...p("regionId"), body: tariffBodySchema } }, async (req, reply) => {
+    const { regionId } = req.params as { regionId: string };
+    const v = await inTx(db, (tx) => addTariffVersion(tx, regionId, req.body.effectiveFrom ?? o.clock(), req.body.periods));
+    return reply.status(201).send({ regionId, version: v.version, effectiveFrom: v.effectiveFrom, periods: v.periods });
+  });
+
+  app.put("/v1/admin/users/:userId", { ...base, schema: { tags, ...p("userId"), body: userBodySchema } }, async (req) => {
+    const { userId } = req.params as { userId: string };
+    return upsertUser(db, userId, req.body.creditLimitCents);
+  });
+
+  app.post("/v1/admin/users/:userId/topups", { ...base, schema: { tags, ...p("userId"), body: topupBodySchema } }, async (req, reply) => {
+    const { userId } = req.params as { userId: string };
+    const r = await inTx(db, (tx) => topUp(tx, userId, req.body.amountCents, req.body.reference));
+    // 201 the first time a reference is seen, 200 for a repeat (credited once).
+    return reply.status(r.credited ? 201 : 200).send({ credited: r.credited, ...r.wallet });
+  });
+}

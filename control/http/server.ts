@@ -1,0 +1,81 @@
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Logger } from "pino";
+import type { Principal, Role } from "../auth.ts";
+import { ApiError } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
+
+/** A Fastify instance with zod validation, the protocol's error shape, metrics and OpenAPI. */
+export async function createApp(o: { log: Logger; metrics: Metrics; authenticate: (h: string | undefined) => Promise<Principal> }): Promise<{
+  app: App;
+  auth: (...roles: Role[]) => (req: FastifyRequest) => Promise<void>;
+}> {
+  const app = Fastify({ loggerInstance: o.log, bodyLimit: 1 << 20, forceCloseConnections: false }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1 HTTP API (see protocol.md)" },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    o.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    o.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 500) req.log.error({ route, status: reply.statusCode }, "request failed");
+  });
+
+  app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({ error: { code: "not_found", message: `no route ${req.method} ${req.url}` } }),
+  );
+
+  const auth =
+    (...roles: Role[]) =>
+    async (req: FastifyRequest) => {
+      const p = await o.authenticate(req.headers.authorization);
+      if (!roles.includes(p.role)) throw new ApiError(403, "forbidden", `this call needs the role ${roles.join(" or ")}`);
+      req.principal = p;
+    };
+  return { app, auth };
+}
+
+function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof ApiError) {
+    return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as { validationContext?: string }).validationContext ?? "body";
+    const details = err.validation.map((v) => ({
+      path: [where, ...v.instancePath.split("/").filter(Boolean)].join("."),
+      message: v.message ?? "invalid",
+    }));
+    return reply.status(400).send({ error: { code: "invalid_request", message: `invalid ${where}`, details } });
+  }
+  const e = err as { statusCode?: number; code?: string; message?: string };
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+    const code = e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || /JSON/.test(e.message ?? "") ? "invalid_json" : "bad_request";
+    return reply.status(e.statusCode).send({ error: { code, message: e.message ?? "bad request" } });
+  }
+  req.log.error({ err }, "unhandled error");
+  return reply.status(500).send({ error: { code: "internal", message: "internal error" } });
+}

@@ -1,0 +1,50 @@
+import { chargeRequestBodySchema, sessionParamsSchema } from "../../contracts/index.ts";
+import type { Db } from "../db.ts";
+import type { Metrics } from "../metrics.ts";
+import type { SessionService } from "../sessions/service.ts";
+import { ensureUser, wallet } from "../wallet.ts";
+import type { App } from "./server.ts";
+import { sessionEvents } from "./sse.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Subjects } from "../../contracts/index.ts";
+
+/** The user calls of the protocol (admins may also read and stop any session). */
+export function userRoutes(
+  app: App,
+  o: {
+    db: Db;
+    nc: NatsConnection;
+    subjects: Subjects;
+    metrics: Metrics;
+    sessions: SessionService;
+    user: (req: any) => Promise<void>;
+    userOrAdmin: (req: any) => Promise<void>;
+  },
+) {
+  const tags = ["user"];
+  const who = (req: { principal?: { sub: string; role: string } }) => req.principal!;
+
+  app.post("/v1/charge-requests", { onRequest: o.user, schema: { tags, body: chargeRequestBodySchema } }, async (req, reply) => {
+    const session = await o.sessions.requestCharge(who(req).sub, req.body);
+    return reply.status(201).send(session);
+  });
+
+  app.get("/v1/sessions/:sessionId", { onRequest: o.userOrAdmin, schema: { tags, params: sessionParamsSchema } }, async (req) =>
+    o.sessions.get(who(req), req.params.sessionId),
+  );
+
+  app.post("/v1/sessions/:sessionId/stop", { onRequest: o.userOrAdmin, schema: { tags, params: sessionParamsSchema } }, async (req, reply) => {
+    await o.sessions.stop(who(req), req.params.sessionId);
+    return reply.status(202).send({ sessionId: req.params.sessionId, accepted: true });
+  });
+
+  app.get("/v1/sessions/:sessionId/events", { onRequest: o.userOrAdmin, schema: { tags, params: sessionParamsSchema } }, async (req, reply) => {
+    const row = await o.sessions.ownSession(who(req), req.params.sessionId);
+    await sessionEvents(req, reply, { nc: o.nc, subjects: o.subjects, metrics: o.metrics, initial: await o.sessions.view(row) });
+  });
+
+  app.get("/v1/me", { onRequest: o.user, schema: { tags } }, async (req) => {
+    await ensureUser(o.db, who(req).sub);
+    return (await wallet(o.db, who(req).sub))!;
+  });
+}

@@ -1,0 +1,8 @@
+/** The control service: HTTP API for apps, the session machine, power commands. */
+export { startControl, type ControlOptions, type RunningControl } from "./service.ts";
+export { signToken, type Role } from "./auth.ts";
+export { createPool, inTx, type Db } from "./db.ts";
+export { transition as sessionTransition, type SessionCore, type SessionInput, type SessionAction } from "./sessions/machine.ts";
+export { finalBill } from "./sessions/bill.ts";
+export { ledgerSums, wallet } from "./wallet.ts";
+export { newRegistry } from "./metrics.ts";

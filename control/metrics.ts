@@ -1,0 +1,36 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The control service's Prometheus metrics, on a registry of its own (one per platform instance). */
+export function createMetrics(registry: Registry) {
+  const r = [registry];
+  return {
+    registry,
+    httpRequests: new Counter({ name: "vend_http_requests_total", help: "HTTP requests", labelNames: ["method", "route", "status"], registers: r }),
+    httpSeconds: new Histogram({
+      name: "vend_http_request_seconds",
+      help: "HTTP request latency",
+      labelNames: ["method", "route"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: r,
+    }),
+    sessionsStarted: new Counter({ name: "vend_sessions_started_total", help: "Charge requests accepted", labelNames: ["payment"], registers: r }),
+    sessionsEnded: new Counter({ name: "vend_sessions_ended_total", help: "Sessions ended", labelNames: ["state", "reason"], registers: r }),
+    commandsSent: new Counter({ name: "vend_commands_sent_total", help: "Commands published", labelNames: ["type", "repeat"], registers: r }),
+    commandsExpired: new Counter({ name: "vend_commands_expired_total", help: "Commands unanswered by their deadline", labelNames: ["type"], registers: r }),
+    cutoffLatency: new Histogram({
+      name: "vend_cutoff_to_power_off_seconds",
+      help: "From the processor deciding a cutoff to power_off published",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers: r,
+    }),
+    deadLetters: new Counter({ name: "vend_dead_letters_total", help: "Messages dead-lettered", labelNames: ["source"], registers: r }),
+    sseClients: new Gauge({ name: "vend_sse_clients", help: "Open server-sent event streams", registers: r }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function newRegistry(withDefaults: boolean): Registry {
+  const registry = new Registry();
+  if (withDefaults) collectDefaultMetrics({ register: registry });
+  return registry;
+}

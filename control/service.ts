@@ -1,0 +1,86 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { Config, Subjects } from "../contracts/index.ts";
+import type { Buckets, RunningConsumer } from "../ingest/index.ts";
+import { authenticator } from "./auth.ts";
+import { startControlConsumers } from "./consumers.ts";
+import type { Db } from "./db.ts";
+import { adminRoutes } from "./http/admin.ts";
+import { opsRoutes } from "./http/ops.ts";
+import { createApp, type App } from "./http/server.ts";
+import { userRoutes } from "./http/user.ts";
+import { createMetrics } from "./metrics.ts";
+import { sessionService, type SessionService } from "./sessions/service.ts";
+import { startTicker } from "./ticker.ts";
+
+export interface ControlOptions {
+  config: Config;
+  db: Db;
+  nc: NatsConnection;
+  subjects: Subjects;
+  buckets: Buckets;
+  log: Logger;
+  registry: Registry;
+  clock: () => number;
+}
+
+export interface RunningControl {
+  app: App;
+  sessions: SessionService;
+  /** The address the HTTP server listens on. */
+  url: string;
+  /** Graceful: stops taking requests, finishes those in flight, then stops consuming. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The control service: HTTP API, terminal-event and cutoff consumers, and the command ticker.
+ * It keeps no state of its own between requests, so several copies run behind a load balancer.
+ */
+export async function startControl(o: ControlOptions): Promise<RunningControl> {
+  const { config: c } = o;
+  const metrics = createMetrics(o.registry);
+  const timing = { retryMs: c.CMD_RETRY_MS, timeoutMs: c.CMD_TIMEOUT_MS };
+  const sessions = sessionService({
+    db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
+    buckets: o.buckets,
+    clock: o.clock,
+    log: o.log,
+    metrics,
+    timing,
+    maxSessionS: c.MAX_SESSION_S,
+    offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+  });
+  const { app, auth } = await createApp({ log: o.log, metrics, authenticate: authenticator(c.VEND_JWT_SECRET!) });
+  let draining = false;
+  adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin") });
+  userRoutes(app, {
+    db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
+    metrics,
+    sessions,
+    user: auth("user"),
+    userOrAdmin: auth("user", "admin"),
+  });
+  opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
+
+  const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions });
+  const ticker = startTicker({ db: o.db, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
+  const url = await app.listen({ port: c.PORT, host: c.HOST });
+
+  return {
+    app,
+    sessions,
+    url: url.replace("0.0.0.0", "127.0.0.1"),
+    async stop() {
+      draining = true;
+      await app.close();
+      await Promise.all(consumers.map((x) => x.stop()));
+      await ticker.stop();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import type { PowerOffReason, SessionState, SessionStopReason } from "../../contracts/index.ts";
+
+/** The part of a session the state machine decides on. */
+export interface SessionCore {
+  state: SessionState;
+  handshakeOk: boolean;
+  stopReason: SessionStopReason | null;
+  startedAt: number | null;
+}
+
+export type CommandType = "handshake" | "power_on" | "power_off";
+
+export type SessionInput =
+  | { kind: "handshake_result"; match: boolean; terminalCode: string; expectedCode: string }
+  | { kind: "power_on_ack"; ts: number; energyWh: number }
+  | { kind: "power_off_ack"; ts: number; energyWh: number; targetMet: boolean }
+  | { kind: "stop"; reason: PowerOffReason }
+  | { kind: "command_expired"; type: CommandType };
+
+export type SessionAction =
+  | { kind: "send_power_on" }
+  | { kind: "send_power_off"; reason: PowerOffReason }
+  | { kind: "close_commands"; types: CommandType[]; status: "acked" | "cancelled" }
+  /** Bill the session and settle the wallet: on the acknowledged register, or the last one seen. */
+  | { kind: "settle"; end: { ts: number; energyWh: number } | "last_seen" }
+  /** End with nothing billed: release a prepaid hold. */
+  | { kind: "release" }
+  | { kind: "arm"; ts: number; energyWh: number }
+  | { kind: "disarm" };
+
+export interface Transition {
+  patch: Partial<SessionCore> & { endedAt?: number; stopRequestedAt?: number; startWh?: number };
+  actions: SessionAction[];
+}
+
+const ignore = null;
+
+/**
+ * The session state machine, pure: given the session, an input and the time, what changes and
+ * what must be done. `null` means the input changes nothing (a repeat, or too late to matter).
+ * Repeats that could follow a lost effect re-issue the effect (arm, disarm), which is idempotent.
+ */
+export function transition(s: SessionCore, input: SessionInput, now: number): Transition | null {
+  switch (input.kind) {
+    case "handshake_result": {
+      if (s.state !== "authorizing" || s.handshakeOk) return ignore;
+      if (input.match && input.terminalCode === input.expectedCode)
+        return {
+          patch: { handshakeOk: true },
+          actions: [{ kind: "close_commands", types: ["handshake"], status: "acked" }, { kind: "send_power_on" }],
+        };
+      return {
+        patch: { state: "failed", stopReason: "handshake_failed", endedAt: now },
+        actions: [{ kind: "close_commands", types: ["handshake"], status: "acked" }, { kind: "release" }],
+      };
+    }
+    case "power_on_ack": {
+      if (s.state === "authorizing" && s.handshakeOk)
+        return {
+          patch: { state: "active", startedAt: input.ts, startWh: input.energyWh },
+          actions: [
+            { kind: "close_commands", types: ["power_on"], status: "acked" },
+            { kind: "arm", ts: input.ts, energyWh: input.energyWh },
+          ],
+        };
+      if (s.state === "active" && s.startedAt !== null)
+        return { patch: {}, actions: [{ kind: "arm", ts: s.startedAt, energyWh: input.energyWh }] };
+      // Power came on for a session that already ended (stopped while power_on was in flight):
+      // switch it off again, never leave a terminal delivering unbilled power.
+      if ((s.state === "failed" || s.state === "completed") && s.handshakeOk)
+        return { patch: {}, actions: [{ kind: "send_power_off", reason: toPowerOffReason(s.stopReason) }] };
+      return ignore;
+    }
+    case "power_off_ack": {
+      if (s.state === "stopping")
+        return {
+          patch: { state: "completed", endedAt: input.ts },
+          actions: [
+            { kind: "close_commands", types: ["power_off"], status: "acked" },
+            { kind: "settle", end: { ts: input.ts, energyWh: input.energyWh } },
+            { kind: "disarm" },
+          ],
+        };
+      // The terminal switched off by itself (its own limit, or a local stop).
+      if (s.state === "active")
+        return {
+          patch: { state: "completed", endedAt: input.ts, stopReason: input.targetMet ? "target_reached" : "fault" },
+          actions: [{ kind: "settle", end: { ts: input.ts, energyWh: input.energyWh } }, { kind: "disarm" }],
+        };
+      if (s.state === "completed") return { patch: {}, actions: [{ kind: "disarm" }] };
+      if (s.state === "failed") return { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
+      return ignore;
+    }
+    case "stop": {
+      if (s.state === "active")
+        return {
+          patch: { state: "stopping", stopReason: input.reason, stopRequestedAt: now },
+          actions: [{ kind: "send_power_off", reason: input.reason }],
+        };
+      if (s.state === "authorizing")
+        return {
+          patch: { state: "failed", stopReason: input.reason, endedAt: now },
+          actions: [
+            { kind: "close_commands", types: ["handshake", "power_on"], status: "cancelled" },
+            { kind: "release" },
+            ...(s.handshakeOk ? [{ kind: "send_power_off" as const, reason: input.reason }] : []),
+          ],
+        };
+      return ignore;
+    }
+    case "command_expired": {
+      if (input.type === "handshake" && s.state === "authorizing" && !s.handshakeOk)
+        return { patch: { state: "failed", stopReason: "handshake_timeout", endedAt: now }, actions: [{ kind: "release" }] };
+      // The terminal never confirmed power on: it may or may not be on, so switch it off to be safe.
+      if (input.type === "power_on" && s.state === "authorizing" && s.handshakeOk)
+        return {
+          patch: { state: "failed", stopReason: "terminal_offline", endedAt: now },
+          actions: [{ kind: "release" }, { kind: "send_power_off", reason: "terminal_offline" }],
+        };
+      // No answer to power off: bill on the last register seen and end the session.
+      if (input.type === "power_off" && s.state === "stopping")
+        return { patch: { state: "completed", endedAt: now }, actions: [{ kind: "settle", end: "last_seen" }, { kind: "disarm" }] };
+      return ignore;
+    }
+  }
+}
+
+function toPowerOffReason(r: SessionStopReason | null): PowerOffReason {
+  return r === null || r === "handshake_failed" || r === "handshake_timeout" ? "admin" : r;
+}

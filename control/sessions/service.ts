@@ -1,0 +1,313 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import {
+  billedCents,
+  deliveredMwh,
+  elapsedMs,
+  exactFee,
+  maxCostCents,
+  mwhToWh,
+  periodInputs,
+  whToMwh,
+  type Arm,
+  type ChargeRequestBody,
+  type Command,
+  type Cutoff,
+  type Session,
+  type Subjects,
+  type TerminalEvent,
+} from "../../contracts/index.ts";
+import type { Buckets } from "../../ingest/index.ts";
+import { readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
+import { closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
+import { inTx, type Db, type Tx } from "../db.ts";
+import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { terminalByQr } from "../registry.ts";
+import { tariffInForce, tariffVersion } from "../tariffs.ts";
+import { ensureUser, lockWallet, post } from "../wallet.ts";
+import { finalBill } from "./bill.ts";
+import { transition, type SessionInput } from "./machine.ts";
+import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
+
+export interface SessionServiceDeps {
+  db: Db;
+  nc: NatsConnection;
+  subjects: Subjects;
+  buckets: Buckets;
+  clock: () => number;
+  log: Logger;
+  metrics: Metrics;
+  timing: Timing;
+  /** Longest session; bounds holds and the terminal's own safety limit. */
+  maxSessionS: number;
+  /** A terminal unseen this long is offline for new requests. */
+  offlineMs: number;
+}
+
+type After = () => Promise<void> | void;
+
+export type SessionService = ReturnType<typeof sessionService>;
+
+/** The session use cases: each a transaction over the state machine, then its effects on NATS. */
+export function sessionService(d: SessionServiceDeps) {
+  const { db, nc, subjects: s, buckets, clock, log, metrics } = d;
+
+  const publishUpdate = (row: SessionRow) =>
+    nc.publish(s.sessionUpdates(row.sessionId), JSON.stringify({ type: "session", session: toApi(row) }));
+
+  /**
+   * Runs one input through the machine under the session's row lock. `guard` runs first in the
+   * same transaction (used to claim an expired command once). Effects on NATS run after commit;
+   * if one fails the caller's message is redelivered, and the repeat re-issues it.
+   */
+  async function apply(
+    sessionId: string,
+    makeInput: (row: SessionRow) => SessionInput | null,
+    o: { checkpoint?: MeterRecord | null; guard?: (tx: Tx) => Promise<boolean> } = {},
+  ): Promise<SessionRow | null> {
+    const now = clock();
+    const after: After[] = [];
+    const row = await inTx(db, async (tx) => {
+      if (o.guard && !(await o.guard(tx))) return null;
+      const cur = await sessionById(tx, sessionId, true);
+      if (!cur) return null;
+      const input = makeInput(cur);
+      if (!input) return null;
+      const t = transition(cur, input, now);
+      if (!t) return null;
+      const { startWh, ...core } = t.patch;
+      const patch: SessionPatch = { ...core, ...(startWh !== undefined ? { startMwh: Number(whToMwh(startWh)) } : {}) };
+      for (const a of t.actions) {
+        switch (a.kind) {
+          case "send_power_on":
+          case "send_power_off": {
+            const payload: Command =
+              a.kind === "send_power_on"
+                ? { type: "power_on", cmdId: newCmdId(), sessionId, ...powerOnLimits(cur, d.maxSessionS) }
+                : { type: "power_off", cmdId: newCmdId(), sessionId, reason: a.reason };
+            const cmd = await createCommand(tx, { sessionId, terminalId: cur.terminalId, gatewayId: cur.gatewayId, payload }, now, d.timing);
+            after.push(() => send(cmd));
+            break;
+          }
+          case "close_commands":
+            await closeCommands(tx, sessionId, a.types, a.status, now);
+            break;
+          case "release":
+            if (cur.payment === "prepaid" && cur.heldCents > 0)
+              await post(tx, cur.userId, "release", { held: -cur.heldCents }, { sessionId });
+            break;
+          case "settle": {
+            const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
+            const bill = finalBill(
+              { sessionId, startedAt: cur.startedAt ?? now, startWh: (cur.startMwh ?? 0) / 1000, capCents: cur.capCents },
+              tv.tariff,
+              o.checkpoint?.meter ?? null,
+              a.end,
+            );
+            Object.assign(patch, { energyMwh: bill.energyMwh, endMwh: bill.endMwh, durationMs: bill.durationMs, feeCents: bill.feeCents, meter: bill.meter });
+            await lockWallet(tx, cur.userId);
+            if (cur.payment === "prepaid") {
+              await post(tx, cur.userId, "capture", { balance: -bill.feeCents, held: -cur.heldCents }, { sessionId });
+            } else if (bill.feeCents > 0) {
+              await post(tx, cur.userId, "debt", { debt: bill.feeCents }, { sessionId });
+            }
+            break;
+          }
+          case "arm": {
+            const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
+            const arm: Arm = {
+              sessionId,
+              terminalId: cur.terminalId,
+              startTs: a.ts,
+              startWh: a.energyWh,
+              target: cur.target,
+              capCents: cur.capCents,
+              capLookahead: cur.payment === "postpaid",
+              tariff: { version: tv.version, timezone: tv.tariff.timezone, periods: periodInputs(tv.tariff) },
+            };
+            after.push(async () => void (await buckets.arms.put(cur.terminalId, JSON.stringify(arm))));
+            break;
+          }
+          case "disarm":
+            after.push(async () => void (await buckets.arms.delete(cur.terminalId)));
+            break;
+        }
+      }
+      return updateSession(tx, sessionId, patch);
+    });
+    if (!row) return null;
+    for (const f of after) await f();
+    if (row.state === "completed" || row.state === "failed") metrics.sessionsEnded.inc({ state: row.state, reason: row.stopReason ?? "" });
+    publishUpdate(row);
+    return row;
+  }
+
+  function send(cmd: Pick<CommandRow, "gatewayId" | "terminalId" | "payload">): void {
+    publishCommand(nc, s, cmd);
+    metrics.commandsSent.inc({ type: cmd.payload.type, repeat: "false" });
+  }
+
+  async function requestCharge(userId: string, body: ChargeRequestBody): Promise<Session> {
+    const now = clock();
+    const terminal = await terminalByQr(db, body.qr);
+    if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    const live = await readLive(buckets.live, terminal.terminalId);
+    if (!live || now - live.seenAt > d.offlineMs)
+      throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
+    const tv = await tariffInForce(db, terminal.regionId, now);
+    if (!tv) throw conflict("no_tariff", `region ${terminal.regionId} has no tariff in force`);
+    const maxCost = maxCostCents(body.target, tv.tariff, { maxSessionS: d.maxSessionS, maxPowerW: terminal.profile.maxPowerW });
+    const sessionId = `S-${randomUUID()}`;
+
+    const { row, cmd } = await inTx(db, async (tx) => {
+      await ensureUser(tx, userId);
+      const w = await lockWallet(tx, userId);
+      const busy = await liveSessionOfTerminal(tx, terminal.terminalId);
+      if (busy) throw conflict("terminal_busy", `terminal ${terminal.terminalId} is in use`);
+      let heldCents = 0;
+      let capCents: number;
+      if (body.payment === "prepaid") {
+        const available = w.balanceCents - w.heldCents;
+        if (available < maxCost)
+          throw paymentRequired("insufficient_balance", `this request holds ${maxCost} cents; ${available} available`);
+        heldCents = capCents = maxCost;
+      } else {
+        const remaining = w.creditLimitCents - w.debtCents - (await reservedCredit(tx, userId));
+        if (remaining <= 0) throw paymentRequired("credit_exhausted", "no postpaid credit left; pay the outstanding debt or use prepaid");
+        capCents = Math.min(maxCost, remaining);
+      }
+      let row: SessionRow;
+      try {
+        row = await insertSession(tx, {
+          sessionId,
+          userId,
+          terminalId: terminal.terminalId,
+          gatewayId: terminal.gatewayId,
+          regionId: terminal.regionId,
+          franchiseeId: terminal.franchiseeId,
+          target: body.target,
+          payment: body.payment,
+          tariffVersion: tv.version,
+          heldCents,
+          capCents,
+          createdAt: now,
+        });
+      } catch (e) {
+        // Two requests raced for the terminal; the unique index let one through.
+        if ((e as { code?: string }).code === "23505") throw conflict("terminal_busy", `terminal ${terminal.terminalId} is in use`);
+        throw e;
+      }
+      if (heldCents > 0) await post(tx, userId, "hold", { held: heldCents }, { sessionId });
+      const cmd = await createCommand(
+        tx,
+        {
+          sessionId,
+          terminalId: terminal.terminalId,
+          gatewayId: terminal.gatewayId,
+          payload: { type: "handshake", cmdId: newCmdId(), sessionId, terminalCode: terminal.terminalId },
+        },
+        now,
+        d.timing,
+      );
+      return { row, cmd };
+    });
+    send(cmd);
+    metrics.sessionsStarted.inc({ payment: body.payment });
+    publishUpdate(row);
+    return toApi(row);
+  }
+
+  async function ownSession(principal: { sub: string; role: string }, sessionId: string): Promise<SessionRow> {
+    const row = await sessionById(db, sessionId);
+    if (!row) throw notFound("session", sessionId);
+    if (principal.role === "user" && row.userId !== principal.sub) throw forbidden("this session belongs to another user");
+    if (principal.role === "franchisee" && row.franchiseeId !== principal.sub) throw forbidden("this session is on another franchisee's terminal");
+    return row;
+  }
+
+  /** The session, with live energy, time and fee from the processor's meter while it runs. */
+  async function view(row: SessionRow): Promise<Session> {
+    if (row.state !== "active" && row.state !== "stopping") return toApi(row);
+    const rec = await readMeter(buckets.meters, row.terminalId);
+    if (!rec || rec.meter.sessionId !== row.sessionId) return toApi(row);
+    const tv = await tariffVersion(db, row.regionId, row.tariffVersion);
+    return toApi(row, {
+      energyWh: mwhToWh(deliveredMwh(rec.meter)),
+      durationS: Math.floor(elapsedMs(rec.meter) / 1000),
+      feeCents: billedCents(exactFee(rec.meter, tv.tariff), row.capCents),
+    });
+  }
+
+  return {
+    requestCharge,
+    ownSession,
+    view,
+
+    async get(principal: { sub: string; role: string }, sessionId: string): Promise<Session> {
+      return view(await ownSession(principal, sessionId));
+    },
+
+    async stop(principal: { sub: string; role: string }, sessionId: string): Promise<void> {
+      const row = await ownSession(principal, sessionId);
+      if (row.state === "completed" || row.state === "failed") throw conflict("session_ended", `session ${sessionId} has ended`);
+      await apply(sessionId, () => ({ kind: "stop", reason: principal.role === "admin" ? "admin" : "user_stop" }));
+    },
+
+    async onCutoff(c: Cutoff): Promise<void> {
+      const row = await apply(c.sessionId, (cur) => (cur.state === "active" ? { kind: "stop", reason: c.reason } : null));
+      if (row) metrics.cutoffLatency.observe((clock() - c.decidedAt) / 1000);
+    },
+
+    async onEvent(gatewayId: string, terminalId: string, ev: TerminalEvent): Promise<void> {
+      if (ev.type === "boot") return; // registers restarting matter to ingest and faults, not to sessions
+      const row = await sessionById(db, ev.sessionId);
+      if (!row || row.terminalId !== terminalId || row.gatewayId !== gatewayId) {
+        log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
+        return;
+      }
+      const checkpoint = ev.type === "power_off_ack" ? await readMeter(buckets.meters, terminalId) : undefined;
+      await apply(
+        ev.sessionId,
+        (cur): SessionInput => {
+          switch (ev.type) {
+            case "handshake_result":
+              return { kind: "handshake_result", match: ev.match, terminalCode: ev.terminalCode, expectedCode: cur.terminalId };
+            case "power_on_ack":
+              return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
+            case "power_off_ack":
+              return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: targetMet(cur, ev.ts, ev.energyWh) };
+          }
+        },
+        { checkpoint },
+      );
+    },
+
+    async onCommandExpired(cmd: CommandRow, expire: (tx: Tx) => Promise<boolean>): Promise<void> {
+      metrics.commandsExpired.inc({ type: cmd.type });
+      const checkpoint = cmd.type === "power_off" ? await readMeter(buckets.meters, cmd.terminalId) : undefined;
+      await apply(cmd.sessionId, () => ({ kind: "command_expired", type: cmd.type }), { checkpoint, guard: expire });
+    },
+
+    repeat(cmd: CommandRow): void {
+      publishCommand(nc, s, cmd);
+      metrics.commandsSent.inc({ type: cmd.type, repeat: "true" });
+    },
+  };
+}
+
+/** The terminal's own safety net: the target where it can judge it, and never past the longest session. */
+function powerOnLimits(s: SessionRow, maxSessionS: number): { limitWh?: number; limitS: number } {
+  const t = s.target;
+  if ("energyWh" in t) return { limitWh: t.energyWh, limitS: maxSessionS };
+  if ("durationS" in t) return { limitS: Math.min(t.durationS, maxSessionS) };
+  return { limitS: maxSessionS };
+}
+
+function targetMet(s: SessionRow, ts: number, wh: number): boolean {
+  const t = s.target;
+  if ("energyWh" in t && s.startMwh !== null) return whToMwh(wh) - BigInt(s.startMwh) >= whToMwh(t.energyWh);
+  if ("durationS" in t && s.startedAt !== null) return ts - s.startedAt >= t.durationS * 1000;
+  return false;
+}

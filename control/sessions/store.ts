@@ -1,0 +1,138 @@
+import type { Session, SessionState, SessionStopReason, Target } from "../../contracts/index.ts";
+import type { Db, Tx } from "../db.ts";
+
+type Q = Db | Tx;
+
+export interface SessionRow {
+  sessionId: string;
+  userId: string;
+  terminalId: string;
+  gatewayId: string;
+  regionId: string;
+  franchiseeId: string;
+  state: SessionState;
+  handshakeOk: boolean;
+  target: Target;
+  payment: "prepaid" | "postpaid";
+  tariffVersion: number;
+  heldCents: number;
+  capCents: number;
+  startMwh: number | null;
+  endMwh: number | null;
+  energyMwh: number;
+  durationMs: number;
+  feeCents: number;
+  stopReason: SessionStopReason | null;
+  createdAt: number;
+  startedAt: number | null;
+  stopRequestedAt: number | null;
+  endedAt: number | null;
+}
+
+const cols = `session_id AS "sessionId", user_id AS "userId", terminal_id AS "terminalId", gateway_id AS "gatewayId",
+  region_id AS "regionId", franchisee_id AS "franchiseeId", state, handshake_ok AS "handshakeOk", target, payment,
+  tariff_version AS "tariffVersion", held_cents AS "heldCents", cap_cents AS "capCents", start_mwh AS "startMwh",
+  end_mwh AS "endMwh", energy_mwh AS "energyMwh", duration_ms AS "durationMs", fee_cents AS "feeCents",
+  stop_reason AS "stopReason", vv_ts_to_ms(created_at) AS "createdAt", vv_ts_to_ms(started_at) AS "startedAt",
+  vv_ts_to_ms(stop_requested_at) AS "stopRequestedAt", vv_ts_to_ms(ended_at) AS "endedAt"`;
+
+export async function insertSession(
+  tx: Tx,
+  s: Pick<SessionRow, "sessionId" | "userId" | "terminalId" | "gatewayId" | "regionId" | "franchiseeId" | "target" | "payment" | "tariffVersion" | "heldCents" | "capCents" | "createdAt">,
+): Promise<SessionRow> {
+  const r = await tx.query<SessionRow>(
+    `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, target, payment,
+       tariff_version, held_cents, cap_cents, created_at)
+     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, 'authorizing', $7::jsonb, $8::text,
+       $9::int, $10::bigint, $11::bigint, vv_ms_to_ts($12::bigint))
+     RETURNING ${cols}`,
+    [s.sessionId, s.userId, s.terminalId, s.gatewayId, s.regionId, s.franchiseeId, JSON.stringify(s.target), s.payment,
+      s.tariffVersion, s.heldCents, s.capCents, s.createdAt],
+  );
+  return r.rows[0]!;
+}
+
+export async function sessionById(db: Q, sessionId: string, lock = false): Promise<SessionRow | null> {
+  const r = await db.query<SessionRow>(`SELECT ${cols} FROM sessions WHERE session_id = $1::text${lock ? " FOR UPDATE" : ""}`, [sessionId]);
+  return r.rows[0] ?? null;
+}
+
+export async function liveSessionOfTerminal(db: Q, terminalId: string): Promise<SessionRow | null> {
+  const r = await db.query<SessionRow>(
+    `SELECT ${cols} FROM sessions WHERE terminal_id = $1::text AND state IN ('authorizing', 'active', 'stopping')`,
+    [terminalId],
+  );
+  return r.rows[0] ?? null;
+}
+
+/** Credit reserved by the user's other live postpaid sessions. */
+export async function reservedCredit(tx: Tx, userId: string): Promise<number> {
+  const r = await tx.query<{ sum: number }>(
+    `SELECT coalesce(sum(cap_cents), 0)::bigint AS sum FROM sessions
+     WHERE user_id = $1::text AND payment = 'postpaid' AND state IN ('authorizing', 'active', 'stopping')`,
+    [userId],
+  );
+  return r.rows[0]!.sum;
+}
+
+export interface SessionPatch {
+  state?: SessionState;
+  handshakeOk?: boolean;
+  stopReason?: SessionStopReason | null;
+  startedAt?: number | null;
+  startMwh?: number;
+  stopRequestedAt?: number;
+  endedAt?: number;
+  energyMwh?: number;
+  endMwh?: number;
+  durationMs?: number;
+  feeCents?: number;
+  meter?: unknown;
+}
+
+/** Applies a patch; absent fields keep their values. */
+export async function updateSession(tx: Tx, sessionId: string, p: SessionPatch): Promise<SessionRow> {
+  const r = await tx.query<SessionRow>(
+    `UPDATE sessions SET
+       state = coalesce($2::text, state),
+       handshake_ok = coalesce($3::boolean, handshake_ok),
+       stop_reason = coalesce($4::text, stop_reason),
+       started_at = coalesce(vv_ms_to_ts($5::bigint), started_at),
+       start_mwh = coalesce($6::bigint, start_mwh),
+       stop_requested_at = coalesce(vv_ms_to_ts($7::bigint), stop_requested_at),
+       ended_at = coalesce(vv_ms_to_ts($8::bigint), ended_at),
+       energy_mwh = coalesce($9::bigint, energy_mwh),
+       end_mwh = coalesce($10::bigint, end_mwh),
+       duration_ms = coalesce($11::bigint, duration_ms),
+       fee_cents = coalesce($12::bigint, fee_cents),
+       meter = coalesce($13::jsonb, meter),
+       updated_at = now()
+     WHERE session_id = $1::text
+     RETURNING ${cols}`,
+    [sessionId, p.state ?? null, p.handshakeOk ?? null, p.stopReason ?? null, p.startedAt ?? null, p.startMwh ?? null,
+      p.stopRequestedAt ?? null, p.endedAt ?? null, p.energyMwh ?? null, p.endMwh ?? null, p.durationMs ?? null,
+      p.feeCents ?? null, p.meter === undefined ? null : JSON.stringify(p.meter)],
+  );
+  return r.rows[0]!;
+}
+
+/** The protocol's view of a session; live figures (energy, fee) may be overlaid by the caller. */
+export function toApi(s: SessionRow, live?: { energyWh: number; durationS: number; feeCents: number }): Session {
+  return {
+    sessionId: s.sessionId,
+    userId: s.userId,
+    terminalId: s.terminalId,
+    state: s.state,
+    target: s.target,
+    payment: s.payment,
+    energyWh: live?.energyWh ?? s.energyMwh / 1000,
+    durationS: live?.durationS ?? Math.floor(s.durationMs / 1000),
+    feeCents: live?.feeCents ?? s.feeCents,
+    heldCents: s.heldCents,
+    stopReason: s.stopReason,
+    createdAt: s.createdAt,
+    startedAt: s.startedAt,
+    endedAt: s.endedAt,
+    tariffVersion: s.tariffVersion,
+  };
+}

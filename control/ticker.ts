@@ -1,0 +1,34 @@
+import type { Logger } from "pino";
+import { claimDue, expireCommand, expiredCommands, type Timing } from "./commands.ts";
+import type { Db } from "./db.ts";
+import type { SessionService } from "./sessions/service.ts";
+
+/**
+ * Repeats due commands and ends those past their deadline. Every control instance runs one;
+ * SKIP LOCKED claims make each repeat and each expiry happen once across instances.
+ */
+export function startTicker(o: { db: Db; sessions: SessionService; clock: () => number; timing: Timing; everyMs: number; log: Logger }) {
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const once = async () => {
+    const now = o.clock();
+    for (const cmd of await claimDue(o.db, now, o.timing)) o.sessions.repeat(cmd);
+    for (const cmd of await expiredCommands(o.db, now)) {
+      await o.sessions.onCommandExpired(cmd, (tx) => expireCommand(tx, cmd.cmdId, now));
+    }
+  };
+  const timer = setInterval(() => {
+    if (running || stopped) return; // a slow round is not overlapped by the next
+    running = once()
+      .catch((err) => o.log.error({ err }, "command tick failed"))
+      .finally(() => (running = null));
+  }, o.everyMs);
+  return {
+    tick: once,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

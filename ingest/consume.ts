@@ -1,0 +1,168 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { isNotFound } from "./streams.ts";
+
+/** A message that can never be valid: dead-lettered and terminated, not retried. */
+export class PoisonMessageError extends Error {
+  override name = "PoisonMessageError";
+}
+
+export interface Reject {
+  reason: string;
+  /** The rejected part as a string: the whole payload, or one reading of a batch. */
+  payload: string;
+  /** Distinguishes parts of one message, so a redelivered message dead-letters each part once. */
+  part: number;
+}
+
+export interface Decoded<T> {
+  items: T[];
+  rejects: Reject[];
+}
+
+export interface ConsumerSpec {
+  stream: string;
+  durable: string;
+  filterSubject?: string;
+  /** Unacknowledged messages in flight; bounds memory (back-pressure). @default 2000 */
+  maxAckPending?: number;
+  /** Seconds before an unacknowledged message is redelivered. @default 30 */
+  ackWaitS?: number;
+}
+
+export interface ConsumeOptions<T> extends ConsumerSpec {
+  nc: NatsConnection;
+  log: Logger;
+  /**
+   * Turns one message into work items and rejected parts (a batch may be partly valid); throws
+   * PoisonMessageError for a message that can never be valid as a whole.
+   */
+  decode(m: JsMsg): Decoded<T>;
+  /** Runs the effects of a batch; the batch is acknowledged only after this resolves. */
+  handle(items: T[], msgs: JsMsg[]): Promise<void>;
+  /** Publishes a dead letter; awaited before the message is acknowledged or terminated. */
+  deadLetter(m: JsMsg, reject: Reject): Promise<void>;
+  /** Largest batch handed to handle(). @default 500 */
+  maxBatch?: number;
+  /** Delay before a failed batch is redelivered. @default 1000 */
+  retryDelayMs?: number;
+}
+
+export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const cfg = {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_ack_pending: spec.maxAckPending ?? 2000,
+    ack_wait: (spec.ackWaitS ?? 30) * 1_000_000_000,
+    ...(spec.filterSubject ? { filter_subject: spec.filterSubject } : {}),
+  };
+  try {
+    await jsm.consumers.info(spec.stream, spec.durable);
+    await jsm.consumers.update(spec.stream, spec.durable, { max_ack_pending: cfg.max_ack_pending, ack_wait: cfg.ack_wait });
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    await jsm.consumers.add(spec.stream, cfg);
+  }
+}
+
+export interface RunningConsumer {
+  /** Stops pulling, finishes the batch in hand, and resolves when nothing is in flight. */
+  stop(): Promise<void>;
+  readonly done: Promise<void>;
+}
+
+/**
+ * The one consume loop of the platform. Messages are pulled continuously and handed over in
+ * batches of whatever has arrived, so a quiet stream costs one message of latency and a busy one
+ * amortises I/O over many. Order is kept: batches run one after another.
+ */
+export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsumer> {
+  await ensureConsumer(o.nc, o);
+  const js = jetstream(o.nc);
+  const consumer = await js.consumers.get(o.stream, o.durable);
+  const maxBatch = o.maxBatch ?? 500;
+  const highWater = o.maxAckPending ?? 2000;
+  const messages = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
+
+  const buf: JsMsg[] = [];
+  // Wake-ups between the reader and the worker (an object, so closures see the latest).
+  const sig: { wake?: () => void; drained?: () => void } = {};
+  let pulling = true;
+
+  const reader = (async () => {
+    for await (const m of messages) {
+      buf.push(m);
+      sig.wake?.();
+      if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
+    }
+    pulling = false;
+    sig.wake?.();
+  })();
+
+  const worker = (async () => {
+    for (;;) {
+      if (buf.length === 0) {
+        if (!pulling) return;
+        await new Promise<void>((r) => (sig.wake = r));
+        sig.wake = undefined;
+        continue;
+      }
+      const batch = buf.splice(0, maxBatch);
+      sig.drained?.();
+      sig.drained = undefined;
+      await processBatch(o, batch);
+    }
+  })();
+
+  const done = Promise.all([reader, worker]).then(() => undefined);
+  return {
+    done,
+    async stop() {
+      await messages.close();
+      pulling = false;
+      sig.wake?.();
+      sig.drained?.();
+      await done;
+    },
+  };
+}
+
+async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[]): Promise<void> {
+  const items: T[] = [];
+  const good: JsMsg[] = [];
+  const poison = new Set<JsMsg>();
+  const letters: Promise<void>[] = [];
+  for (const m of batch) {
+    let d: Decoded<T>;
+    try {
+      d = o.decode(m);
+    } catch (e) {
+      if (!(e instanceof PoisonMessageError)) throw e;
+      d = { items: [], rejects: [{ reason: e.message, payload: new TextDecoder().decode(m.data), part: 0 }] };
+      poison.add(m);
+    }
+    items.push(...d.items);
+    for (const r of d.rejects) letters.push(o.deadLetter(m, r));
+    if (!poison.has(m)) good.push(m);
+  }
+  try {
+    await Promise.all(letters);
+  } catch (e) {
+    // Nothing is acknowledged before its dead letters are stored; all of it comes again.
+    o.log.error({ err: e }, "dead-lettering failed; redelivering");
+    for (const m of batch) m.nak(o.retryDelayMs ?? 1000);
+    return;
+  }
+  for (const m of poison) m.term("dead-lettered");
+  if (good.length === 0) return;
+  try {
+    await o.handle(items, good);
+    for (const m of good) m.ack();
+  } catch (e) {
+    o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
+    for (const m of good) m.nak(o.retryDelayMs ?? 1000);
+  }
+}

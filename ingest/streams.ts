@@ -1,0 +1,68 @@
+import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Subjects } from "../contracts/index.ts";
+
+const DAY_NS = 86_400n * 1_000_000_000n;
+const ns = (days: number) => Number(BigInt(days) * DAY_NS);
+
+/**
+ * The platform's streams. Limits are by age and bytes only: per-subject limits across
+ * terminal subjects would make JetStream track every terminal's subject and cost throughput.
+ */
+export function streamConfigs(s: Subjects): (Partial<StreamConfig> & { name: string })[] {
+  const common = {
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    duplicate_window: 2 * 60 * 1_000_000_000, // ns: a gateway's retry of a reading within 2 min is dropped
+    num_replicas: 1,
+  };
+  return [
+    { ...common, name: s.streams.telemetry, subjects: [s.wild.tel, s.wild.telBatch], max_age: ns(7), max_bytes: 20 * 2 ** 30 },
+    { ...common, name: s.streams.events, subjects: [s.wild.evt], max_age: ns(30), max_bytes: 2 * 2 ** 30 },
+    { ...common, name: s.streams.dlq, subjects: [s.wild.dlq], max_age: ns(30), max_bytes: 2 * 2 ** 30 },
+    { ...common, name: s.streams.control, subjects: [`${s.prefix}.ctl.>`], max_age: ns(7), max_bytes: 2 ** 30 },
+  ];
+}
+
+/** Creates or updates every stream and bucket; safe to run at every start, from every instance. */
+export async function ensureTopology(nc: NatsConnection, s: Subjects): Promise<Buckets> {
+  const jsm = await jetstreamManager(nc);
+  for (const cfg of streamConfigs(s)) {
+    try {
+      await jsm.streams.info(cfg.name);
+      await jsm.streams.update(cfg.name, cfg);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      try {
+        await jsm.streams.add(cfg);
+      } catch (e2) {
+        // Another instance created it meanwhile.
+        if (!/already in use|exists/i.test(String((e2 as Error).message))) throw e2;
+      }
+    }
+  }
+  return openBuckets(nc, s);
+}
+
+export interface Buckets {
+  /** terminalId → the armed session (control writes, cutoff processor reads). */
+  arms: KV;
+  /** terminalId → the cutoff processor's checkpoint of the session meter. */
+  meters: KV;
+  /** terminalId → last reading summary, for offline checks and live state. */
+  live: KV;
+}
+
+export async function openBuckets(nc: NatsConnection, s: Subjects): Promise<Buckets> {
+  const kvm = new Kvm(nc);
+  const open = (name: string) => kvm.create(name, { history: 1, storage: StorageType.File });
+  const [arms, meters, live] = await Promise.all([open(s.buckets.arms), open(s.buckets.meters), open(s.buckets.live)]);
+  return { arms, meters, live };
+}
+
+export function isNotFound(e: unknown): boolean {
+  const msg = String((e as Error)?.message ?? e);
+  return /not found/i.test(msg) || (e as { code?: unknown })?.code === 404 || (e as { api_error?: { code?: number } })?.api_error?.code === 404;
+}

@@ -1,0 +1,71 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import { batchEnvelopeSchema, batchReadingSchema, idSchema, readingSchema, subjectTokens, type Reading } from "../contracts/index.ts";
+import { PoisonMessageError, type Decoded } from "./consume.ts";
+
+export interface TelemetryItem {
+  gatewayId: string;
+  terminalId: string;
+  reading: Reading;
+  /** When the stream stored the message, by the server's clock (ms): the platform's "seen at". */
+  storedAt: number;
+  /** Messages still pending on the consumer after this one: 0 means the reader is caught up. */
+  pending: number;
+}
+
+/** Options for checks that need the platform's view: its clock. */
+export interface TelemetryChecks {
+  now: () => number;
+  /** A reading more than this far ahead of the platform's clock is rejected. @default 300000 */
+  maxFutureMs?: number;
+}
+
+function zodReason(e: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  return e.issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
+}
+
+/**
+ * Decodes `tel.<gw>.<terminal>` and `telb.<gw>` messages into readings. A malformed message as a
+ * whole is poison; in a batch, each bad reading is rejected alone and the rest go on.
+ */
+export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryChecks): Decoded<TelemetryItem> {
+  const tokens = subjectTokens(prefix, m.subject);
+  const kind = tokens[0];
+  const gatewayId = tokens[1] ?? "";
+  if (!idSchema.safeParse(gatewayId).success) throw new PoisonMessageError(`bad gateway id in subject ${m.subject}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(m.data));
+  } catch {
+    throw new PoisonMessageError("payload is not JSON");
+  }
+  const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+  const pending = m.info.pending;
+  const maxAhead = checks.maxFutureMs ?? 300_000;
+  const future = (r: Reading) => r.ts > checks.now() + maxAhead;
+
+  if (kind === "tel" && tokens.length === 3) {
+    const terminalId = tokens[2]!;
+    if (!idSchema.safeParse(terminalId).success) throw new PoisonMessageError(`bad terminal id in subject ${m.subject}`);
+    const r = readingSchema.safeParse(body);
+    if (!r.success) throw new PoisonMessageError(zodReason(r.error));
+    if (future(r.data)) throw new PoisonMessageError(`ts ${r.data.ts} is more than ${maxAhead / 1000} s ahead of the platform clock`);
+    return { items: [{ gatewayId, terminalId, reading: r.data, storedAt, pending }], rejects: [] };
+  }
+  if (kind === "telb" && tokens.length === 2) {
+    const env = batchEnvelopeSchema.safeParse(body);
+    if (!env.success) throw new PoisonMessageError(zodReason(env.error));
+    const out: Decoded<TelemetryItem> = { items: [], rejects: [] };
+    env.data.readings.forEach((raw, part) => {
+      const r = batchReadingSchema.safeParse(raw);
+      const payload = JSON.stringify(raw);
+      if (!r.success) out.rejects.push({ reason: `readings.${part}: ${zodReason(r.error)}`, payload, part });
+      else if (future(r.data)) out.rejects.push({ reason: `readings.${part}: ts is more than ${maxAhead / 1000} s ahead`, payload, part });
+      else {
+        const { terminalId, ...reading } = r.data;
+        out.items.push({ gatewayId, terminalId, reading, storedAt, pending });
+      }
+    });
+    return out;
+  }
+  throw new PoisonMessageError(`unexpected telemetry subject ${m.subject}`);
+}

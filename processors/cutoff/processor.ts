@@ -1,0 +1,160 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { armSchema, type Subjects } from "../../contracts/index.ts";
+import { decodeTelemetry, deadLetterer, runConsumer, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
+import { liveWriter } from "../live.ts";
+import { serialQueue } from "../serial.ts";
+import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { encodeMeterRecord, loadAllMeters } from "./store.ts";
+
+export interface CutoffProcessorOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  buckets: Buckets;
+  log: Logger;
+  registry: Registry;
+  clock: () => number;
+  /** A session whose terminal is silent this long is cut `terminal_offline`. */
+  silenceMs: number;
+  /**
+   * Durable consumer name and filter; a partitioned deployment runs one processor per partition
+   * with its own durable and a filter on the partition's subjects (see docs/scaling.md).
+   * @default durable `<prefix>_cutoff`, no filter
+   */
+  durable?: string;
+  filterSubject?: string;
+  /** @default 1000 */
+  tickMs?: number;
+}
+
+export interface RunningProcessor {
+  stop(): Promise<void>;
+}
+
+/**
+ * The NATS adapter around the cutoff step: restores checkpoints, follows arms, feeds readings and
+ * ticks through `step`, runs the effects, and only then lets the consume loop acknowledge.
+ */
+export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<RunningProcessor> {
+  const { subjects: s, buckets, log } = o;
+  const js = jetstream(o.nc);
+  const serial = serialQueue();
+  const states = new Map<string, TerminalState>();
+  const live = liveWriter(buckets.live);
+  const stepOpts = { silenceMs: o.silenceMs };
+  const cutoffs = new Counter({ name: "vend_cutoffs_total", help: "Cutoffs decided", labelNames: ["reason"], registers: [o.registry] });
+  const batchSeconds = new Histogram({
+    name: "vend_cutoff_batch_seconds",
+    help: "Time to process one batch of telemetry in the cutoff processor",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [o.registry],
+  });
+
+  const now = o.clock();
+  for (const [terminalId, r] of await loadAllMeters(buckets.meters)) {
+    states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
+  }
+
+  const apply = (terminalId: string, e: CutoffEvent, at: number): CutoffEffect[] => {
+    const res = step(terminalId, states.get(terminalId) ?? emptyState(at), e, at, stepOpts);
+    if (res.state.arm || res.state.meter) states.set(terminalId, res.state);
+    else states.delete(terminalId);
+    return res.effects;
+  };
+
+  const run = async (effects: CutoffEffect[]): Promise<void> => {
+    const saves = new Map<string, CutoffEffect & { kind: "save_meter" }>();
+    const work: Promise<unknown>[] = [];
+    for (const e of effects) {
+      switch (e.kind) {
+        case "cutoff":
+          cutoffs.inc({ reason: e.cutoff.reason });
+          work.push(js.publish(s.cutoff(e.cutoff.terminalId), JSON.stringify(e.cutoff), { msgID: `cutoff:${e.cutoff.sessionId}` }));
+          break;
+        case "save_meter":
+          saves.set(e.terminalId, e); // only the last checkpoint of a batch matters
+          break;
+        case "drop_meter":
+          saves.delete(e.terminalId);
+          work.push(buckets.meters.delete(e.terminalId));
+          break;
+        case "progress": {
+          const { kind: _k, ...p } = e;
+          o.nc.publish(s.sessionUpdates(e.sessionId), JSON.stringify({ type: "progress", ...p }));
+          break;
+        }
+      }
+    }
+    for (const e of saves.values()) work.push(buckets.meters.put(e.terminalId, encodeMeterRecord(e)));
+    await Promise.all(work);
+  };
+
+  // Arms: what is armed now, then every change. Re-applying an arm of the same session is a no-op.
+  const armEvent = (key: string, op: string, value: Uint8Array): CutoffEvent | null => {
+    if (op !== "PUT" || value.length === 0) return { kind: "disarm" };
+    const parsed = armSchema.safeParse(JSON.parse(new TextDecoder().decode(value)));
+    if (!parsed.success) {
+      log.error({ key, issues: parsed.error.issues }, "ignoring an invalid arm record");
+      return null;
+    }
+    return { kind: "arm", arm: parsed.data };
+  };
+  const watch = await buckets.arms.watch();
+  const watching = (async () => {
+    for await (const e of watch) {
+      const ev = armEvent(e.key, e.operation, e.value);
+      if (!ev) continue;
+      await serial(() => run(apply(e.key, ev, o.clock()))).catch((err) => log.error({ err, key: e.key }, "arm change failed"));
+    }
+  })();
+
+  let lastPending = 0;
+  const consumer = await runConsumer<TelemetryItem>({
+    nc: o.nc,
+    log,
+    stream: s.streams.telemetry,
+    durable: o.durable ?? s.consumer("cutoff"),
+    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
+    maxAckPending: 5000,
+    maxBatch: 1000,
+    decode: (m) => decodeTelemetry(s.prefix, m, { now: o.clock }),
+    deadLetter: deadLetterer(o.nc, s),
+    handle: (items) =>
+      serial(async () => {
+        const end = batchSeconds.startTimer();
+        const effects: CutoffEffect[] = [];
+        const liveWrites: Promise<unknown>[] = [];
+        for (const it of items) {
+          effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
+          const w = live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt);
+          if (w) liveWrites.push(w);
+          lastPending = it.pending;
+        }
+        await Promise.all([run(effects), ...liveWrites]);
+        end();
+      }),
+  });
+
+  const timer = setInterval(() => {
+    void serial(async () => {
+      const at = o.clock();
+      const effects: CutoffEffect[] = [];
+      for (const [terminalId, st] of states) {
+        if (st.arm) effects.push(...apply(terminalId, { kind: "tick", caughtUp: lastPending === 0 }, at));
+      }
+      await run(effects);
+    }).catch((err) => log.error({ err }, "cutoff tick failed"));
+  }, o.tickMs ?? 1000);
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      await consumer.stop();
+      watch.stop();
+      await watching.catch(() => {});
+      await serial(async () => {});
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import type { KV } from "@nats-io/kv";
+import { z } from "zod";
+import { meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
+
+/** The processor's per-terminal checkpoint, as stored in the meters bucket under the terminalId. */
+const recordSchema = z.object({
+  meter: meterJsonSchema,
+  cutoff: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]).nullable(),
+});
+
+export interface MeterRecord {
+  meter: Meter;
+  cutoff: Cutoff["reason"] | null;
+}
+
+export function encodeMeterRecord(r: MeterRecord): string {
+  return JSON.stringify({ meter: meterToJson(r.meter), cutoff: r.cutoff });
+}
+
+export function decodeMeterRecord(data: Uint8Array | string): MeterRecord {
+  const raw = typeof data === "string" ? data : new TextDecoder().decode(data);
+  const r = recordSchema.parse(JSON.parse(raw));
+  return { meter: meterFromJson(r.meter), cutoff: r.cutoff };
+}
+
+/** Reads a terminal's checkpointed meter (the control service bills from it). */
+export async function readMeter(kv: KV, terminalId: string): Promise<MeterRecord | null> {
+  const e = await kv.get(terminalId);
+  if (!e || e.operation !== "PUT" || e.length === 0) return null;
+  return decodeMeterRecord(e.value);
+}
+
+export async function loadAllMeters(kv: KV): Promise<Map<string, MeterRecord>> {
+  const out = new Map<string, MeterRecord>();
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  await Promise.all(
+    keys.map(async (k) => {
+      const r = await readMeter(kv, k);
+      if (r) out.set(k, r);
+    }),
+  );
+  return out;
+}

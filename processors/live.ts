@@ -1,0 +1,49 @@
+import type { KV } from "@nats-io/kv";
+import { z } from "zod";
+import type { Reading } from "../contracts/index.ts";
+
+export const liveSchema = z.object({
+  terminalId: z.string(),
+  gatewayId: z.string(),
+  ts: z.number(),
+  seenAt: z.number(),
+  state: z.enum(["on", "off"]),
+  currentA: z.number(),
+  voltageV: z.number(),
+  energyWh: z.number(),
+});
+/** A terminal's last reading, as the control service needs it (offline checks, live state). */
+export type Live = z.infer<typeof liveSchema>;
+
+/**
+ * Keeps the live bucket current without writing every reading: a terminal's entry is rewritten
+ * when its relay changes or its entry is older than `everyMs`, so "seen at" is at most that stale.
+ */
+export function liveWriter(kv: KV, everyMs = 5000) {
+  const written = new Map<string, { at: number; state: string }>();
+  return {
+    note(gatewayId: string, terminalId: string, r: Reading, seenAt: number): Promise<unknown> | null {
+      const w = written.get(terminalId);
+      if (w && w.state === r.state && seenAt - w.at < everyMs) return null;
+      written.set(terminalId, { at: seenAt, state: r.state });
+      const live: Live = {
+        terminalId,
+        gatewayId,
+        ts: r.ts,
+        seenAt,
+        state: r.state,
+        currentA: r.currentA,
+        voltageV: r.voltageV,
+        energyWh: r.energyWh,
+      };
+      return kv.put(terminalId, JSON.stringify(live));
+    },
+  };
+}
+
+export async function readLive(kv: KV, terminalId: string): Promise<Live | null> {
+  const e = await kv.get(terminalId);
+  if (!e || e.operation !== "PUT" || e.length === 0) return null;
+  const p = liveSchema.safeParse(e.json());
+  return p.success ? p.data : null;
+}

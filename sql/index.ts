@@ -1,0 +1,1 @@
+export { migrate, ensureDatabase, loadMigrations, MigrationError } from "./migrate.ts";
