@@ -22,7 +22,10 @@ export interface Platform {
   buckets: Buckets;
   log: Logger;
   control: RunningControl | null;
+  /** Replaceable, so that a test can crash and restart the processor alone. */
   cutoff: RunningProcessor | null;
+  /** Starts a cutoff processor on this platform's connection (after a stop of the running one). */
+  startCutoff(): Promise<RunningProcessor>;
   url: string;
   stop(): Promise<void>;
 }
@@ -36,20 +39,20 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
   const subjects = makeSubjects(config.VEND_PREFIX);
-  const buckets = await ensureTopology(nc, subjects);
+  const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS });
   const db = createPool(config.DATABASE_URL);
   const registry = newRegistry(!o.log);
 
-  const cutoff = parts.cutoff
-    ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 })
-    : null;
+  const startCutoff = () =>
+    startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: newRegistry(false), clock, silenceMs: config.SESSION_SILENCE_S * 1000 });
+  const cutoff = parts.cutoff ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }) : null;
   const control = parts.control
     ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
   log.info({ url: control?.url, prefix: config.VEND_PREFIX }, "platform started");
 
   let stopping: Promise<void> | null = null;
-  return {
+  const platform: Platform = {
     config,
     nc,
     db,
@@ -58,15 +61,17 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     log,
     control,
     cutoff,
+    startCutoff,
     url: control?.url ?? "",
     stop() {
       stopping ??= (async () => {
         await control?.stop();
-        await cutoff?.stop();
+        await platform.cutoff?.stop();
         await nc.drain();
         await db.end();
       })();
       return stopping;
     },
   };
+  return platform;
 }

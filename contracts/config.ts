@@ -33,6 +33,13 @@ export const configSchema = z.object({
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often the control service looks for due command repeats and deadlines. @default 200 */
   CONTROL_TICK_MS: int(200),
+  /**
+   * Bytes the telemetry stream may hold before the oldest readings go; the other streams get a
+   * tenth each. JetStream reserves this much of its store per stream. @default 10 GiB
+   */
+  STREAM_MAX_BYTES: z.coerce.number().int().min(1 << 20).default(10 * 2 ** 30),
+  /** Days the telemetry stream keeps readings (the database keeps them longer). @default 7 */
+  TELEMETRY_MAX_AGE_DAYS: int(7),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,5 +1,5 @@
 /** Ingest: the stream topology, the one consume loop, telemetry decoding and dead letters. */
-export { ensureTopology, openBuckets, streamConfigs, isNotFound, type Buckets } from "./streams.ts";
+export { ensureTopology, openBuckets, streamConfigs, isNotFound, type Buckets, type StreamLimits } from "./streams.ts";
 export { runConsumer, ensureConsumer, PoisonMessageError, type RunningConsumer, type Decoded, type Reject } from "./consume.ts";
 export { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";

@@ -10,7 +10,12 @@ const ns = (days: number) => Number(BigInt(days) * DAY_NS);
  * The platform's streams. Limits are by age and bytes only: per-subject limits across
  * terminal subjects would make JetStream track every terminal's subject and cost throughput.
  */
-export function streamConfigs(s: Subjects): (Partial<StreamConfig> & { name: string })[] {
+export interface StreamLimits {
+  maxBytes: number;
+  telemetryMaxAgeDays: number;
+}
+
+export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConfig> & { name: string })[] {
   const common = {
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
@@ -19,17 +24,17 @@ export function streamConfigs(s: Subjects): (Partial<StreamConfig> & { name: str
     num_replicas: 1,
   };
   return [
-    { ...common, name: s.streams.telemetry, subjects: [s.wild.tel, s.wild.telBatch], max_age: ns(7), max_bytes: 20 * 2 ** 30 },
-    { ...common, name: s.streams.events, subjects: [s.wild.evt], max_age: ns(30), max_bytes: 2 * 2 ** 30 },
-    { ...common, name: s.streams.dlq, subjects: [s.wild.dlq], max_age: ns(30), max_bytes: 2 * 2 ** 30 },
-    { ...common, name: s.streams.control, subjects: [`${s.prefix}.ctl.>`], max_age: ns(7), max_bytes: 2 ** 30 },
+    { ...common, name: s.streams.telemetry, subjects: [s.wild.tel, s.wild.telBatch], max_age: ns(l.telemetryMaxAgeDays), max_bytes: l.maxBytes },
+    { ...common, name: s.streams.events, subjects: [s.wild.evt], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
+    { ...common, name: s.streams.dlq, subjects: [s.wild.dlq], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
+    { ...common, name: s.streams.control, subjects: [`${s.prefix}.ctl.>`], max_age: ns(7), max_bytes: Math.ceil(l.maxBytes / 10) },
   ];
 }
 
 /** Creates or updates every stream and bucket; safe to run at every start, from every instance. */
-export async function ensureTopology(nc: NatsConnection, s: Subjects): Promise<Buckets> {
+export async function ensureTopology(nc: NatsConnection, s: Subjects, limits: StreamLimits): Promise<Buckets> {
   const jsm = await jetstreamManager(nc);
-  for (const cfg of streamConfigs(s)) {
+  for (const cfg of streamConfigs(s, limits)) {
     try {
       await jsm.streams.info(cfg.name);
       await jsm.streams.update(cfg.name, cfg);

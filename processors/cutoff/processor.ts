@@ -52,12 +52,28 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     registers: [o.registry],
   });
 
+  const durable = o.durable ?? s.consumer("cutoff");
+  // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
+  const partitioned = o.filterSubject !== undefined;
+  const owned = new Set<string>();
+  const owns = (terminalId: string) => !partitioned || owned.has(terminalId);
+
   const now = o.clock();
   for (const [terminalId, r] of await loadAllMeters(buckets.meters)) {
+    if (partitioned && r.owner !== durable) continue;
+    owned.add(terminalId);
     states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
   }
 
+  // Arms of terminals not (yet) owned wait here until their first reading makes them ours.
+  const waitingArms = new Map<string, CutoffEvent & { kind: "arm" }>();
+
   const apply = (terminalId: string, e: CutoffEvent, at: number): CutoffEffect[] => {
+    if (!owns(terminalId)) {
+      if (e.kind === "arm") waitingArms.set(terminalId, e);
+      if (e.kind === "disarm") waitingArms.delete(terminalId);
+      return [];
+    }
     const res = step(terminalId, states.get(terminalId) ?? emptyState(at), e, at, stepOpts);
     if (res.state.arm || res.state.meter) states.set(terminalId, res.state);
     else states.delete(terminalId);
@@ -87,7 +103,7 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
         }
       }
     }
-    for (const e of saves.values()) work.push(buckets.meters.put(e.terminalId, encodeMeterRecord(e)));
+    for (const e of saves.values()) work.push(buckets.meters.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable })));
     await Promise.all(work);
   };
 
@@ -115,7 +131,7 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     nc: o.nc,
     log,
     stream: s.streams.telemetry,
-    durable: o.durable ?? s.consumer("cutoff"),
+    durable,
     ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
     maxAckPending: 5000,
     maxBatch: 1000,
@@ -127,6 +143,12 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
         const effects: CutoffEffect[] = [];
         const liveWrites: Promise<unknown>[] = [];
         for (const it of items) {
+          if (!owned.has(it.terminalId)) {
+            owned.add(it.terminalId);
+            const arm = waitingArms.get(it.terminalId);
+            waitingArms.delete(it.terminalId);
+            if (arm) effects.push(...apply(it.terminalId, arm, o.clock()));
+          }
           effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
           const w = live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt);
           if (w) liveWrites.push(w);

@@ -6,21 +6,24 @@ import { meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } 
 const recordSchema = z.object({
   meter: meterJsonSchema,
   cutoff: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]).nullable(),
+  /** The durable of the processor that wrote it: a partitioned instance restores only its own. */
+  owner: z.string().optional(),
 });
 
 export interface MeterRecord {
   meter: Meter;
   cutoff: Cutoff["reason"] | null;
+  owner?: string;
 }
 
 export function encodeMeterRecord(r: MeterRecord): string {
-  return JSON.stringify({ meter: meterToJson(r.meter), cutoff: r.cutoff });
+  return JSON.stringify({ meter: meterToJson(r.meter), cutoff: r.cutoff, owner: r.owner });
 }
 
 export function decodeMeterRecord(data: Uint8Array | string): MeterRecord {
   const raw = typeof data === "string" ? data : new TextDecoder().decode(data);
   const r = recordSchema.parse(JSON.parse(raw));
-  return { meter: meterFromJson(r.meter), cutoff: r.cutoff };
+  return { meter: meterFromJson(r.meter), cutoff: r.cutoff, ...(r.owner ? { owner: r.owner } : {}) };
 }
 
 /** Reads a terminal's checkpointed meter (the control service bills from it). */

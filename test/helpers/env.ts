@@ -9,4 +9,4 @@ export function dbUrl(name: string): string {
   return u.toString();
 }
 
-export const rand = () => Math.random().toString(36).slice(2, 10);
+export const rand = () => Math.random().toString(36).slice(2, 10).padEnd(8, "0");

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { migrate } from "../../sql/index.ts";
 import { NATS_URL, PG_ADMIN_URL, TEMPLATE_DB, dbUrl } from "./env.ts";
 
@@ -16,11 +17,19 @@ export default async function setup(): Promise<void> {
   }
   try {
     const nc = await connect({ servers: NATS_URL, timeout: 3000 });
+    // Streams of test files that an earlier, interrupted run could not delete (prefixes t<8 chars>).
+    const jsm = await jetstreamManager(nc);
+    for await (const si of jsm.streams.list()) {
+      if (/^(KV_)?t[a-z0-9]{8}_/.test(si.config.name)) await jsm.streams.delete(si.config.name);
+    }
     await nc.close();
   } catch (e) {
     throw new Error(`NATS is not reachable at ${NATS_URL}: ${(e as Error).message}`);
   }
   await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
+  // Databases of test files that an earlier, interrupted run could not drop.
+  const stale = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%'");
+  for (const r of stale.rows) await admin.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
   await admin.end();
   await migrate(dbUrl(TEMPLATE_DB));
 }

