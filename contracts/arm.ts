@@ -25,7 +25,7 @@ export const cutoffSchema = z.object({
   sessionId: z.string(),
   terminalId: z.string(),
   reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]),
-  /** Reading time of the reading that decided it (or the platform time, for silence). */
+  /** Reading time of the reading that decided it (for silence: of the last reading seen). */
   ts: z.number(),
   /** When the processor decided, by the platform clock; for latency measurement. */
   decidedAt: z.number(),

@@ -6,6 +6,8 @@ export interface SessionCore {
   handshakeOk: boolean;
   stopReason: SessionStopReason | null;
   startedAt: number | null;
+  /** The register at power-on, in mWh. */
+  startMwh: number | null;
 }
 
 export type CommandType = "handshake" | "power_on" | "power_off";
@@ -29,7 +31,7 @@ export type SessionAction =
   | { kind: "disarm" };
 
 export interface Transition {
-  patch: Partial<SessionCore> & { endedAt?: number; stopRequestedAt?: number; startWh?: number };
+  patch: Partial<Omit<SessionCore, "startMwh">> & { endedAt?: number; stopRequestedAt?: number; startWh?: number };
   actions: SessionAction[];
 }
 
@@ -63,8 +65,9 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
             { kind: "arm", ts: input.ts, energyWh: input.energyWh },
           ],
         };
-      if (s.state === "active" && s.startedAt !== null)
-        return { patch: {}, actions: [{ kind: "arm", ts: s.startedAt, energyWh: input.energyWh }] };
+      // A repeat re-arms from the session's own power-on point, whatever register the repeat carries.
+      if (s.state === "active" && s.startedAt !== null && s.startMwh !== null)
+        return { patch: {}, actions: [{ kind: "arm", ts: s.startedAt, energyWh: s.startMwh / 1000 }] };
       // Power came on for a session that already ended (stopped while power_on was in flight):
       // switch it off again, never leave a terminal delivering unbilled power.
       if ((s.state === "failed" || s.state === "completed") && s.handshakeOk)

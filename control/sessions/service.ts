@@ -14,6 +14,7 @@ import {
   type ChargeRequestBody,
   type Command,
   type Cutoff,
+  type Meter,
   type Session,
   type Subjects,
   type TerminalEvent,
@@ -83,6 +84,11 @@ export function sessionService(d: SessionServiceDeps) {
         switch (a.kind) {
           case "send_power_on":
           case "send_power_off": {
+            // A safety power_off for a session that has ended must not switch off a newer session.
+            if (a.kind === "send_power_off" && (cur.state === "failed" || cur.state === "completed")) {
+              const live = await liveSessionOfTerminal(tx, cur.terminalId);
+              if (live && live.sessionId !== sessionId) break;
+            }
             const payload: Command =
               a.kind === "send_power_on"
                 ? { type: "power_on", cmdId: newCmdId(), sessionId, ...powerOnLimits(cur, d.maxSessionS) }
@@ -240,6 +246,18 @@ export function sessionService(d: SessionServiceDeps) {
     });
   }
 
+  /** Whether the fee up to a terminal's own power-off reached the amount target. */
+  async function amountReached(row: SessionRow, checkpoint: Meter | null, end: { ts: number; energyWh: number }): Promise<boolean> {
+    const tv = await tariffVersion(db, row.regionId, row.tariffVersion);
+    const bill = finalBill(
+      { sessionId: row.sessionId, startedAt: row.startedAt!, startWh: (row.startMwh ?? 0) / 1000, capCents: row.capCents },
+      tv.tariff,
+      checkpoint,
+      end,
+    );
+    return "amountCents" in row.target && bill.feeCents >= row.target.amountCents;
+  }
+
   return {
     requestCharge,
     ownSession,
@@ -268,6 +286,10 @@ export function sessionService(d: SessionServiceDeps) {
         return;
       }
       const checkpoint = ev.type === "power_off_ack" ? await readMeter(buckets.meters, terminalId) : undefined;
+      const amountMet =
+        ev.type === "power_off_ack" && "amountCents" in row.target && row.startedAt !== null
+          ? await amountReached(row, checkpoint?.meter ?? null, ev)
+          : false;
       await apply(
         ev.sessionId,
         (cur): SessionInput => {
@@ -277,7 +299,7 @@ export function sessionService(d: SessionServiceDeps) {
             case "power_on_ack":
               return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
             case "power_off_ack":
-              return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: targetMet(cur, ev.ts, ev.energyWh) };
+              return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
           }
         },
         { checkpoint },

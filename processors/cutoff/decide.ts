@@ -22,6 +22,8 @@ export function decideCutoff(arm: Arm, tariff: Tariff, meter: Meter, prevFee: Ra
   if ("durationS" in t && elapsedMs(meter) >= t.durationS * 1000) return "target_reached";
   const fee = exactFee(meter, tariff);
   if ("amountCents" in t && fee.cmp(Rational.of(t.amountCents)) >= 0) return "target_reached";
+  // A cap of 0 comes only from a free tariff (no price, no hold): nothing to exhaust.
+  if (arm.capCents === 0) return null;
   const cap = Rational.of(arm.capCents);
   if (fee.cmp(cap) >= 0) return "credit_exhausted";
   if (arm.capLookahead && fee.add(fee.sub(prevFee)).cmp(cap) > 0) return "credit_exhausted";

@@ -183,8 +183,8 @@ describe("decideCutoff", () => {
 
     it.each([
       // [name, capLookahead, delivered mWh, expected]
-      ["BUG: prepaid, 1000 of 2000 Wh delivered free → runs on", false, 1_000_000n, null],
-      ["BUG: postpaid, 1000 of 2000 Wh delivered free → runs on", true, 1_000_000n, null],
+      ["prepaid, 1000 of 2000 Wh delivered free → runs on", false, 1_000_000n, null],
+      ["postpaid, 1000 of 2000 Wh delivered free → runs on", true, 1_000_000n, null],
       ["prepaid, 2000 of 2000 Wh delivered free → target_reached", false, 2_000_000n, "target_reached"],
     ] as const)("%s", (_, capLookahead, mwh, expected) => {
       const meter = aMeter({ byPeriod: [[1, mwh, 10 * MIN]] });

@@ -15,18 +15,19 @@ const STARTED = T8 - 3_600_000; // power-on ack stamp of a running session
 const ON_TS = T8 + 1_000; // stamp of the power_on_ack fed in
 const OFF_TS = T8 + 2_000; // stamp of the power_off_ack fed in
 const NOW = T8 + 5_000; // the platform clock
+const START_MWH = 120_000_000; // register at power-on of a running session: 120000 Wh
 
 function aSession(override: Partial<SessionCore> = {}): SessionCore {
-  return { state: "authorizing", handshakeOk: false, stopReason: null, startedAt: null, ...override };
+  return { state: "authorizing", handshakeOk: false, stopReason: null, startedAt: null, startMwh: null, ...override };
 }
 
 /** Every state a session can be in, with the handshake flag where it matters. */
 const sessions = {
   authorizing: aSession(),
   authorizing_ok: aSession({ handshakeOk: true }),
-  active: aSession({ state: "active", handshakeOk: true, startedAt: STARTED }),
-  stopping: aSession({ state: "stopping", handshakeOk: true, startedAt: STARTED, stopReason: "user_stop" }),
-  completed: aSession({ state: "completed", handshakeOk: true, startedAt: STARTED, stopReason: "target_reached" }),
+  active: aSession({ state: "active", handshakeOk: true, startedAt: STARTED, startMwh: START_MWH }),
+  stopping: aSession({ state: "stopping", handshakeOk: true, startedAt: STARTED, startMwh: START_MWH, stopReason: "user_stop" }),
+  completed: aSession({ state: "completed", handshakeOk: true, startedAt: STARTED, startMwh: START_MWH, stopReason: "target_reached" }),
   failed_handshake: aSession({ state: "failed", handshakeOk: false, stopReason: "handshake_failed" }),
   failed_after_ok: aSession({ state: "failed", handshakeOk: true, stopReason: "terminal_offline" }),
 } satisfies Record<string, SessionCore>;
@@ -113,8 +114,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     hs_ok: null,
     hs_mismatch: null,
     hs_wrong_code: null,
-    // A duplicate ack re-arms from the session's own power-on time (idempotent), nothing else.
-    on_ack: { patch: {}, actions: [{ kind: "arm", ts: STARTED, energyWh: 125_000 }] },
+    // A duplicate ack re-arms from the session's own power-on point (idempotent), nothing else.
+    on_ack: { patch: {}, actions: [{ kind: "arm", ts: STARTED, energyWh: 120_000 }] },
     off_ack_met: {
       patch: { state: "completed", endedAt: OFF_TS, stopReason: "target_reached" },
       actions: [{ kind: "settle", end: { ts: OFF_TS, energyWh: 127_000 } }, { kind: "disarm" }],
@@ -220,9 +221,9 @@ describe("transition: handshake_result", () => {
 });
 
 describe("transition: power_on_ack", () => {
-  it("re-arms a running session from its power-on time, not from the repeat's stamp", () => {
-    const t = transition(aSession({ state: "active", handshakeOk: true, startedAt: 1_000 }), { kind: "power_on_ack", ts: 9_000, energyWh: 10 }, NOW);
-    expect(t).toStrictEqual({ patch: {}, actions: [{ kind: "arm", ts: 1_000, energyWh: 10 }] });
+  it("re-arms a running session from its power-on point, not from the repeat's stamp or register", () => {
+    const t = transition(aSession({ state: "active", handshakeOk: true, startedAt: 1_000, startMwh: 5_000 }), { kind: "power_on_ack", ts: 9_000, energyWh: 10 }, NOW);
+    expect(t).toStrictEqual({ patch: {}, actions: [{ kind: "arm", ts: 1_000, energyWh: 5 }] });
   });
 
   it("ignores a repeat in an active session that has no power-on time", () => {
