@@ -63,7 +63,11 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
       );
     const dir = join(dataDir, "nats");
     mkdirSync(dir, { recursive: true });
-    const child: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", String(natsPort), "-js", "-sd", dir], { stdio: "ignore" });
+    const child: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", String(natsPort), "-js", "-sd", dir], {
+      stdio: "ignore",
+      // Its own process group: a Ctrl-C reaches the platform, which stops it after draining.
+      detached: true,
+    });
     if (!(await waitFor("127.0.0.1", natsPort, 10_000))) throw new ServiceError(`started ${bin} but it does not answer on ${natsPort}`);
     log.info({ bin, port: natsPort, dir }, "NATS was not running: started a local nats-server with JetStream");
     stops.push(async () => void child.kill("SIGTERM"));

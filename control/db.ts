@@ -11,8 +11,12 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
 export type Db = pg.Pool;
 export type Tx = pg.PoolClient;
 
-export function createPool(databaseUrl: string, max = 10): Db {
-  return new pg.Pool({ connectionString: databaseUrl, max, application_name: "voltvend" });
+export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 10): Db {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: "voltvend" });
+  // An idle connection can die with the server (restart, failover); the pool replaces it, and an
+  // unhandled 'error' event would otherwise end the process.
+  pool.on("error", onIdleError);
+  return pool;
 }
 
 /** Runs fn in a transaction; retries once on serialization failure or deadlock. */

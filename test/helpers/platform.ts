@@ -111,14 +111,14 @@ export async function seedFleet(
   );
 }
 
-/** A simulated gateway G1 on the platform's prefix, its terminals reading every `tickMs`. */
+/** A simulated gateway (G1 unless named) on the platform's prefix, its terminals reading every `tickMs`. */
 export async function simGateway(
   tp: TestPlatform,
   terminals: Record<string, Partial<TerminalOptions>>,
-  o: { tickMs?: number; clock?: () => number; start?: boolean } = {},
+  o: { tickMs?: number; clock?: () => number; start?: boolean; gatewayId?: string } = {},
 ): Promise<Gateway & AsyncDisposable> {
   const nc = await connect({ servers: NATS_URL });
-  const gw = createGateway({ nc, prefix: tp.prefix, gatewayId: "G1", tickMs: o.tickMs ?? 200, ...(o.clock ? { clock: o.clock } : {}) });
+  const gw = createGateway({ nc, prefix: tp.prefix, gatewayId: o.gatewayId ?? "G1", tickMs: o.tickMs ?? 200, ...(o.clock ? { clock: o.clock } : {}) });
   for (const [id, b] of Object.entries(terminals)) gw.addTerminal(id, b);
   await gw.flush();
   if (o.start !== false) gw.start();
