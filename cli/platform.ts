@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { pino, type Logger } from "pino";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
-import { ensureTopology, type Buckets } from "../ingest/index.ts";
+import { ensureTopology, startWriter, type Buckets } from "../ingest/index.ts";
 import { startCutoffProcessor, type RunningProcessor } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
 
@@ -11,7 +11,7 @@ export interface PlatformOptions {
   clock?: () => number;
   log?: Logger;
   /** Which parts run in this process; all by default (`npm start`). */
-  parts?: { control?: boolean; cutoff?: boolean };
+  parts?: { control?: boolean; cutoff?: boolean; writer?: boolean; backup?: boolean };
 }
 
 export interface Platform {
@@ -34,8 +34,8 @@ export interface Platform {
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
   const log = o.log ?? pino({ level: config.LOG_LEVEL });
   const clock = o.clock ?? Date.now;
-  const parts = { control: true, cutoff: true, ...o.parts };
-  await migrate(config.DATABASE_URL, (m) => log.info(m));
+  const parts = { control: true, cutoff: true, writer: true, backup: true, ...o.parts };
+  await migrate(config.DATABASE_URL, (m) => log.info(m), config.VEND_STORAGE);
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
   const subjects = makeSubjects(config.VEND_PREFIX);
@@ -46,6 +46,17 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const startCutoff = () =>
     startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: newRegistry(false), clock, silenceMs: config.SESSION_SILENCE_S * 1000 });
   const cutoff = parts.cutoff ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }) : null;
+  const writer = parts.writer
+    ? await startWriter({
+        nc,
+        db,
+        subjects,
+        log: log.child({ part: "writer" }),
+        registry,
+        clock,
+        policy: { retentionDays: config.READINGS_RETENTION_DAYS, compressAfterDays: config.READINGS_COMPRESS_AFTER_DAYS },
+      })
+    : null;
   const control = parts.control
     ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
@@ -67,6 +78,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
       stopping ??= (async () => {
         await control?.stop();
         await platform.cutoff?.stop();
+        await writer?.stop();
         await nc.drain();
         await db.end();
       })();

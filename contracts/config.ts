@@ -40,6 +40,14 @@ export const configSchema = z.object({
   STREAM_MAX_BYTES: z.coerce.number().int().min(1 << 20).default(10 * 2 ** 30),
   /** Days the telemetry stream keeps readings (the database keeps them longer). @default 7 */
   TELEMETRY_MAX_AGE_DAYS: int(7),
+  /** Telemetry storage path: TimescaleDB when available (auto), or forced. Chosen at first migration. @default auto */
+  VEND_STORAGE: z.enum(["auto", "timescaledb", "plain"]).default("auto"),
+  /** Days readings are kept in PostgreSQL. @default 400 */
+  READINGS_RETENTION_DAYS: int(400),
+  /** TimescaleDB: chunks older than this many days are compressed. @default 2 */
+  READINGS_COMPRESS_AFTER_DAYS: int(2),
+  /** Second, independent NATS server that receives a copy of everything (flow 111); off when unset. */
+  BACKUP_NATS_URL: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -15,7 +15,7 @@ function parseJson(data: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(data));
   } catch {
-    throw new PoisonMessageError("payload is not JSON");
+    throw new PoisonMessageError("payload is not JSON", "not_json");
   }
 }
 
@@ -32,7 +32,7 @@ export async function startControlConsumers(o: {
   sessions: SessionService;
 }): Promise<RunningConsumer[]> {
   const { nc, subjects: s, log, metrics, sessions } = o;
-  const dlq = deadLetterer(nc, s, () => metrics.deadLetters.inc({ source: "events" }));
+  const dlq = deadLetterer(nc, s, (code) => metrics.deadLetters.inc({ source: "events", code }));
 
   const events = await runConsumer<EventItem>({
     nc,

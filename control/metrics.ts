@@ -23,7 +23,7 @@ export function createMetrics(registry: Registry) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
       registers: r,
     }),
-    deadLetters: new Counter({ name: "vend_dead_letters_total", help: "Messages dead-lettered", labelNames: ["source"], registers: r }),
+    deadLetters: new Counter({ name: "vend_dead_letters_total", help: "Messages dead-lettered", labelNames: ["source", "code"], registers: r }),
     sseClients: new Gauge({ name: "vend_sse_clients", help: "Open server-sent event streams", registers: r }),
   };
 }

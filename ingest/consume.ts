@@ -6,14 +6,28 @@ import { isNotFound } from "./streams.ts";
 /** A message that can never be valid: dead-lettered and terminated, not retried. */
 export class PoisonMessageError extends Error {
   override name = "PoisonMessageError";
+  /** A short code for metrics (`invalid`, `not_json`, `future_ts`, ...). */
+  constructor(
+    message: string,
+    readonly code = "invalid",
+  ) {
+    super(message);
+  }
 }
 
 export interface Reject {
+  /** A short code for metrics; the reason says it in words. */
+  code: string;
   reason: string;
   /** The rejected part as a string: the whole payload, or one reading of a batch. */
   payload: string;
   /** Distinguishes parts of one message, so a redelivered message dead-letters each part once. */
   part: number;
+}
+
+export interface LateReject {
+  msg: JsMsg;
+  reject: Reject;
 }
 
 export interface Decoded<T> {
@@ -39,8 +53,11 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
    * PoisonMessageError for a message that can never be valid as a whole.
    */
   decode(m: JsMsg): Decoded<T>;
-  /** Runs the effects of a batch; the batch is acknowledged only after this resolves. */
-  handle(items: T[], msgs: JsMsg[]): Promise<void>;
+  /**
+   * Runs the effects of a batch; the batch is acknowledged only after this resolves. It may
+   * return items it rejected (validation that needs state), which are dead-lettered before the ack.
+   */
+  handle(items: T[], msgs: JsMsg[]): Promise<void | LateReject[]>;
   /** Publishes a dead letter; awaited before the message is acknowledged or terminated. */
   deadLetter(m: JsMsg, reject: Reject): Promise<void>;
   /** Largest batch handed to handle(). @default 500 */
@@ -141,7 +158,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[]): Promise<vo
       d = o.decode(m);
     } catch (e) {
       if (!(e instanceof PoisonMessageError)) throw e;
-      d = { items: [], rejects: [{ reason: e.message, payload: new TextDecoder().decode(m.data), part: 0 }] };
+      d = { items: [], rejects: [{ code: e.code, reason: e.message, payload: new TextDecoder().decode(m.data), part: 0 }] };
       poison.add(m);
     }
     items.push(...d.items);
@@ -159,7 +176,8 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[]): Promise<vo
   for (const m of poison) m.term("dead-lettered");
   if (good.length === 0) return;
   try {
-    await o.handle(items, good);
+    const late = await o.handle(items, good);
+    if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
     for (const m of good) m.ack();
   } catch (e) {
     o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");

@@ -8,13 +8,13 @@ import type { Reject } from "./consume.ts";
  * source stream and sequence plus the part, so redelivery (or two consumers of one stream)
  * stores each dead letter once.
  */
-export function deadLetterer(nc: NatsConnection, s: Subjects, onLetter?: (reason: string) => void) {
+export function deadLetterer(nc: NatsConnection, s: Subjects, onLetter?: (code: string) => void) {
   const js = jetstream(nc);
   return async (m: JsMsg, r: Reject): Promise<void> => {
     const gw = subjectTokens(s.prefix, m.subject)[1] ?? "unknown";
     const letter: DeadLetter = { subject: m.subject, reason: r.reason, payload: r.payload };
     const safeGw = /^[A-Za-z0-9_-]{1,64}$/.test(gw) ? gw : "_invalid";
     await js.publish(s.dlq(safeGw), JSON.stringify(letter), { msgID: `dlq:${m.info.stream}:${m.seq}:${r.part}` });
-    onLetter?.(r.reason);
+    onLetter?.(r.code);
   };
 }

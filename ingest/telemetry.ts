@@ -10,6 +10,9 @@ export interface TelemetryItem {
   storedAt: number;
   /** Messages still pending on the consumer after this one: 0 means the reader is caught up. */
   pending: number;
+  /** The message it came in, and its place in a batch (0 for a single reading). */
+  msg: JsMsg;
+  part: number;
 }
 
 /** Options for checks that need the platform's view: its clock. */
@@ -36,7 +39,7 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
   try {
     body = JSON.parse(new TextDecoder().decode(m.data));
   } catch {
-    throw new PoisonMessageError("payload is not JSON");
+    throw new PoisonMessageError("payload is not JSON", "not_json");
   }
   const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
   const pending = m.info.pending;
@@ -48,8 +51,8 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
     if (!idSchema.safeParse(terminalId).success) throw new PoisonMessageError(`bad terminal id in subject ${m.subject}`);
     const r = readingSchema.safeParse(body);
     if (!r.success) throw new PoisonMessageError(zodReason(r.error));
-    if (future(r.data)) throw new PoisonMessageError(`ts ${r.data.ts} is more than ${maxAhead / 1000} s ahead of the platform clock`);
-    return { items: [{ gatewayId, terminalId, reading: r.data, storedAt, pending }], rejects: [] };
+    if (future(r.data)) throw new PoisonMessageError(`ts ${r.data.ts} is more than ${maxAhead / 1000} s ahead of the platform clock`, "future_ts");
+    return { items: [{ gatewayId, terminalId, reading: r.data, storedAt, pending, msg: m, part: 0 }], rejects: [] };
   }
   if (kind === "telb" && tokens.length === 2) {
     const env = batchEnvelopeSchema.safeParse(body);
@@ -58,11 +61,12 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
     env.data.readings.forEach((raw, part) => {
       const r = batchReadingSchema.safeParse(raw);
       const payload = JSON.stringify(raw);
-      if (!r.success) out.rejects.push({ reason: `readings.${part}: ${zodReason(r.error)}`, payload, part });
-      else if (future(r.data)) out.rejects.push({ reason: `readings.${part}: ts is more than ${maxAhead / 1000} s ahead`, payload, part });
+      if (!r.success) out.rejects.push({ code: "invalid", reason: `readings.${part}: ${zodReason(r.error)}`, payload, part });
+      else if (future(r.data))
+        out.rejects.push({ code: "future_ts", reason: `readings.${part}: ts is more than ${maxAhead / 1000} s ahead of the platform clock`, payload, part });
       else {
         const { terminalId, ...reading } = r.data;
-        out.items.push({ gatewayId, terminalId, reading, storedAt, pending });
+        out.items.push({ gatewayId, terminalId, reading, storedAt, pending, msg: m, part });
       }
     });
     return out;

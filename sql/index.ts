@@ -1,1 +1,1 @@
-export { migrate, ensureDatabase, loadMigrations, MigrationError } from "./migrate.ts";
+export { migrate, ensureDatabase, loadMigrations, MigrationError, type StorageEngine } from "./migrate.ts";

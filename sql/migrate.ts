@@ -59,7 +59,9 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
  * that several instances starting together migrate once. An applied file that changed since is
  * an error: migrations are append-only.
  */
-export async function migrate(databaseUrl: string, log: (msg: string) => void = () => {}): Promise<number[]> {
+export type StorageEngine = "auto" | "timescaledb" | "plain";
+
+export async function migrate(databaseUrl: string, log: (msg: string) => void = () => {}, storage: StorageEngine = "auto"): Promise<number[]> {
   await ensureDatabase(databaseUrl);
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -67,6 +69,8 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
   const applied: number[] = [];
   try {
     await client.query("SELECT pg_advisory_lock(hashtext('voltvend_migrate'))");
+    // Read by 004_readings.sql to choose the storage path.
+    await client.query("SELECT set_config('voltvend.storage', $1::text, false)", [storage]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now())`);

@@ -9,7 +9,10 @@ import {
   topupBodySchema,
   userBodySchema,
 } from "../../contracts/index.ts";
+import { readingsOf } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
+import { notFound } from "../errors.ts";
+import { terminalById } from "../registry.ts";
 import { upsertFranchisee, upsertGateway, upsertRegion, upsertTerminal } from "../registry.ts";
 import { addTariffVersion } from "../tariffs.ts";
 import { topUp, upsertUser } from "../wallet.ts";
@@ -56,6 +59,21 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
   app.put("/v1/admin/users/:userId", { ...base, schema: { tags, ...p("userId"), body: userBodySchema } }, async (req) => {
     const { userId } = req.params as { userId: string };
     return upsertUser(db, userId, req.body.creditLimitCents);
+  });
+
+  const readingsQuery = z.object({
+    from: z.coerce.number().int().nonnegative().default(0),
+    to: z.coerce.number().int().positive().default(8_640_000_000_000_000),
+    limit: z.coerce.number().int().positive().max(10_000).default(1000),
+  });
+  app.get("/v1/admin/terminals/:terminalId/readings", { ...base, schema: { tags, ...p("terminalId"), querystring: readingsQuery } }, async (req) => {
+    const { terminalId } = req.params as { terminalId: string };
+    if (!(await terminalById(db, terminalId))) throw notFound("terminal", terminalId);
+    const { from, to, limit } = req.query;
+    const readings = await readingsOf(db, terminalId, from, to, limit);
+    // A full page says where the next one starts.
+    const nextFrom = readings.length === limit ? readings.at(-1)!.ts + 1 : null;
+    return { terminalId, readings, nextFrom };
   });
 
   app.post("/v1/admin/users/:userId/topups", { ...base, schema: { tags, ...p("userId"), body: topupBodySchema } }, async (req, reply) => {

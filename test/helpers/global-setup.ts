@@ -31,5 +31,6 @@ export default async function setup(): Promise<void> {
   const stale = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%'");
   for (const r of stale.rows) await admin.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
   await admin.end();
-  await migrate(dbUrl(TEMPLATE_DB));
+  // The plain-PostgreSQL path; the TimescaleDB tests migrate databases of their own.
+  await migrate(dbUrl(TEMPLATE_DB), () => {}, "plain");
 }

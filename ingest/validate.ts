@@ -1,0 +1,32 @@
+import { whToMwh, type Reading } from "../contracts/index.ts";
+
+/** What the writer remembers of a terminal's newest stored reading. */
+export interface Mark {
+  ts: number;
+  seq: number;
+  mwh: bigint;
+}
+
+export type Verdict = { ok: true; mark: Mark | null } | { ok: false; code: string; reason: string };
+
+/**
+ * Checks a reading against the terminal's newest stored one. The register never decreases, except
+ * across a reboot, which shows as the sequence restarting (seq lower than before) at a later time.
+ * A reading older than the newest is late, not wrong: stored, and the mark stays. Returns the new
+ * mark when the reading is the newest.
+ */
+export function checkReading(last: Mark | undefined, r: Reading): Verdict {
+  const mwh = whToMwh(r.energyWh);
+  const mark = { ts: r.ts, seq: r.seq, mwh };
+  if (!last || r.ts > last.ts) {
+    const rebooted = last !== undefined && r.seq < last.seq;
+    if (last && mwh < last.mwh && !rebooted)
+      return {
+        ok: false,
+        code: "register_backwards",
+        reason: `energyWh ${r.energyWh} is below the previous ${Number(last.mwh) / 1000} without a boot (seq ${r.seq} after ${last.seq})`,
+      };
+    return { ok: true, mark };
+  }
+  return { ok: true, mark: null };
+}

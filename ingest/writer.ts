@@ -1,0 +1,129 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { Subjects } from "../contracts/index.ts";
+import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
+import { deadLetterer } from "./deadletter.ts";
+import { maintainStorage, type StoragePolicy } from "./storage.ts";
+import { insertReadings, loadMarks, registeredTerminals, upsertLastReadings } from "./store.ts";
+import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
+import { checkReading, type Mark } from "./validate.ts";
+
+export interface WriterOptions {
+  nc: NatsConnection;
+  db: pg.Pool;
+  subjects: Subjects;
+  log: Logger;
+  registry: Registry;
+  clock: () => number;
+  policy: StoragePolicy;
+  /** Largest batch per transaction. @default 2000 */
+  maxBatch?: number;
+}
+
+/**
+ * The telemetry writer: validates every reading, dead-letters the invalid ones with their reason,
+ * and stores the rest in PostgreSQL in one transaction per batch, acknowledging only after commit.
+ * Unacknowledged messages are bounded (max_ack_pending), which is the back-pressure: when the
+ * database is slow or down, JetStream keeps the readings, not this process's memory.
+ */
+export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<void> }> {
+  const { db, subjects: s, log } = o;
+  const r = [o.registry];
+  const stored = new Counter({ name: "vend_readings_stored_total", help: "Readings stored", registers: r });
+  const duplicates = new Counter({ name: "vend_readings_duplicate_total", help: "Readings already stored (redelivery or repeats)", registers: r });
+  const letters = new Counter({ name: "vend_readings_dead_lettered_total", help: "Readings and messages dead-lettered", labelNames: ["code"], registers: r });
+  const batchSeconds = new Histogram({
+    name: "vend_writer_batch_seconds",
+    help: "Time to validate and commit one batch",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: r,
+  });
+
+  const maintain = () =>
+    maintainStorage(db, o.policy, o.clock())
+      .then((m) => log.debug(m, "storage maintained"))
+      .catch((err) => log.error({ err }, "storage maintenance failed"));
+  await maintainStorage(db, o.policy, o.clock());
+  const hourly = setInterval(maintain, 3_600_000);
+
+  // Per-terminal state, loaded on first sight: the registered gateway (looked up again after a
+  // minute, so a re-homed terminal is followed) and the newest stored reading.
+  const gatewayOf = new Map<string, { gw: string; at: number }>();
+  const marks = new Map<string, Mark>();
+
+  const consumer: RunningConsumer = await runConsumer<TelemetryItem>({
+    nc: o.nc,
+    log,
+    stream: s.streams.telemetry,
+    durable: s.consumer("writer"),
+    maxAckPending: 20_000,
+    maxBatch: o.maxBatch ?? 2000,
+    decode: (m) => decodeTelemetry(s.prefix, m, { now: o.clock }),
+    deadLetter: deadLetterer(o.nc, s, (code) => letters.inc({ code })),
+    handle: async (items) => {
+      const end = batchSeconds.startTimer();
+      const now = o.clock();
+      const unseen = [...new Set(items.map((i) => i.terminalId))].filter((t) => !(now - (gatewayOf.get(t)?.at ?? -Infinity) < 60_000));
+      if (unseen.length) {
+        for (const t of unseen) gatewayOf.delete(t);
+        for (const [t, gw] of await registeredTerminals(db, unseen)) gatewayOf.set(t, { gw, at: now });
+        for (const [t, m] of await loadMarks(db, unseen)) if (!marks.has(t)) marks.set(t, m);
+      }
+      const rejects: LateReject[] = [];
+      const accepted: TelemetryItem[] = [];
+      const next = new Map<string, { it: TelemetryItem; mark: Mark }>();
+      for (const it of items) {
+        const reject = (code: string, reason: string) =>
+          rejects.push({ msg: it.msg, reject: { code, reason, part: it.part, payload: rawOf(s.prefix, it) } });
+        const gw = gatewayOf.get(it.terminalId)?.gw;
+        if (gw === undefined) {
+          reject("unknown_terminal", `terminal ${it.terminalId} is not registered`);
+          continue;
+        }
+        if (gw !== it.gatewayId) {
+          reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
+          continue;
+        }
+        const v = checkReading(next.get(it.terminalId)?.mark ?? marks.get(it.terminalId), it.reading);
+        if (!v.ok) {
+          reject(v.code, v.reason);
+          continue;
+        }
+        accepted.push(it);
+        if (v.mark) next.set(it.terminalId, { it, mark: v.mark });
+      }
+      const client = await db.connect();
+      try {
+        await client.query("BEGIN");
+        const n = await insertReadings(client, accepted);
+        await upsertLastReadings(client, next);
+        await client.query("COMMIT");
+        stored.inc(n);
+        duplicates.inc(accepted.length - n);
+      } catch (e) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+      // Only after commit does the writer's memory move on, so a failed batch is checked again.
+      for (const [t, x] of next) marks.set(t, x.mark);
+      end();
+      return rejects;
+    },
+  });
+  return {
+    async stop() {
+      clearInterval(hourly);
+      await consumer.stop();
+    },
+  };
+}
+
+/** The dead letter's payload: the original message of a single reading, or the reading of a batch. */
+function rawOf(prefix: string, it: TelemetryItem): string {
+  if (it.msg.subject.startsWith(`${prefix}.tel.`)) return new TextDecoder().decode(it.msg.data);
+  return JSON.stringify({ terminalId: it.terminalId, ...it.reading });
+}
