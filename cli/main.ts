@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { makeLogger } from "./log.ts";
 import { ConfigError, loadConfig } from "../contracts/index.ts";
 import { migrate } from "../sql/index.ts";
 import { startPlatform } from "./platform.ts";
@@ -12,7 +12,7 @@ async function main(argv: string[]): Promise<void> {
   const command = argv.find((a) => !a.startsWith("-")) ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
   const config = loadConfig(process.env, { demo });
-  const log = pino({ level: config.LOG_LEVEL });
+  const log = makeLogger(config.LOG_LEVEL);
   const services = await ensureServices(config, log);
 
   if (command === "migrate") {

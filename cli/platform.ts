@@ -1,6 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
+import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startWriter, type Buckets } from "../ingest/index.ts";
@@ -22,6 +23,7 @@ export interface Platform {
   buckets: Buckets;
   log: Logger;
   control: RunningControl | null;
+  writer: { stop(): Promise<void> } | null;
   /** Replaceable, so that a test can crash and restart the processor alone. */
   cutoff: RunningProcessor | null;
   /** Starts a cutoff processor on this platform's connection (after a stop of the running one). */
@@ -32,7 +34,7 @@ export interface Platform {
 
 /** Migrates, creates the NATS topology, and starts the processors and the control service. */
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
-  const log = o.log ?? pino({ level: config.LOG_LEVEL });
+  const log = o.log ?? makeLogger(config.LOG_LEVEL);
   const clock = o.clock ?? Date.now;
   const parts = { control: true, cutoff: true, writer: true, backup: true, ...o.parts };
   await migrate(config.DATABASE_URL, (m) => log.info(m), config.VEND_STORAGE);
@@ -40,7 +42,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS });
-  const db = createPool(config.DATABASE_URL, (err) => log.warn({ err }, "idle database connection lost"));
+  const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
   const registry = newRegistry(!o.log);
 
   const startCutoff = () =>
@@ -71,6 +73,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     buckets,
     log,
     control,
+    writer,
     cutoff,
     startCutoff,
     url: control?.url ?? "",

@@ -20,6 +20,8 @@ export interface WriterOptions {
   policy: StoragePolicy;
   /** Largest batch per transaction. @default 2000 */
   maxBatch?: number;
+  /** Seconds before an unacknowledged batch is redelivered (after a crash). @default 30 */
+  ackWaitS?: number;
 }
 
 /**
@@ -59,6 +61,7 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
     stream: s.streams.telemetry,
     durable: s.consumer("writer"),
     maxAckPending: 20_000,
+    ackWaitS: o.ackWaitS ?? 30,
     maxBatch: o.maxBatch ?? 2000,
     decode: (m) => decodeTelemetry(s.prefix, m, { now: o.clock }),
     deadLetter: deadLetterer(o.nc, s, (code) => letters.inc({ code })),

@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { pino } from "pino";
+import { makeLogger } from "../../cli/log.ts";
 import { loadConfig, type Config } from "../../contracts/index.ts";
 import { signToken, type Role } from "../../control/index.ts";
 import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
@@ -36,7 +36,7 @@ export async function testPlatform(env: Record<string, string> = {}, o: Platform
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
     ...env,
   });
-  const log = pino({ level: config.LOG_LEVEL });
+  const log = makeLogger(config.LOG_LEVEL);
   let p: Platform;
   try {
     p = await startPlatform(config, { log, ...o });
