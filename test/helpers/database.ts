@@ -22,3 +22,33 @@ export async function testDatabase(): Promise<{ url: string; name: string } & As
     },
   };
 }
+
+/** A database name of its own, not yet created (the platform's migration creates it); dropped on dispose. */
+export async function namedDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
+  const name = `vt_${rand()}`;
+  return {
+    name,
+    url: dbUrl(name),
+    async [Symbol.asyncDispose]() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Whether the server can run the TimescaleDB path: extension installed and preloaded. */
+export async function timescaleAvailable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    const r = await c.query<{ ok: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+          AND coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%' AS ok`,
+    );
+    return r.rows[0]!.ok;
+  } finally {
+    await c.end();
+  }
+}

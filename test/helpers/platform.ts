@@ -5,7 +5,7 @@ import { loadConfig, type Config } from "../../contracts/index.ts";
 import { signToken, type Role } from "../../control/index.ts";
 import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
 import { createGateway, type Gateway, type TerminalOptions } from "../../cli/sim/index.ts";
-import { testDatabase } from "./database.ts";
+import { namedDatabase, testDatabase } from "./database.ts";
 import { NATS_URL, rand } from "./env.ts";
 
 export const SECRET = "test-secret-0123456789abcdef";
@@ -22,8 +22,13 @@ export interface TestPlatform extends AsyncDisposable {
 }
 
 /** A whole platform on the real servers, isolated by its own database and subject prefix. */
-export async function testPlatform(env: Record<string, string> = {}, o: PlatformOptions = {}): Promise<TestPlatform> {
-  const db = await testDatabase();
+export async function testPlatform(
+  env: Record<string, string> = {},
+  o: PlatformOptions & { freshDatabase?: boolean } = {},
+): Promise<TestPlatform> {
+  // A fresh database is migrated by the platform itself (the TimescaleDB path cannot be cloned
+  // from a template while its background workers hold connections to it).
+  const db = o.freshDatabase ? await namedDatabase() : await testDatabase();
   const prefix = `t${rand()}`;
   const config = loadConfig({
     NATS_URL,

@@ -1,0 +1,85 @@
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { maintainStorage, storageEngine } from "../../ingest/index.ts";
+import { timescaleAvailable } from "../helpers/database.ts";
+import { NATS_URL } from "../helpers/env.ts";
+import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+
+const DAY = 86_400_000;
+const hasTimescale = await timescaleAvailable();
+if (!hasTimescale) console.warn("SKIPPED: the TimescaleDB storage tests — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+
+const reading = (ts: number, i: number) => ({ ts, seq: i, state: "on", currentA: 16.5, voltageV: 220, energyWh: 100 + i });
+
+/** The same behaviour, whichever storage path: what the API and everything above the schema see. */
+function storageSuite(engine: "plain" | "timescaledb") {
+  let tp: TestPlatform;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    tp = await testPlatform({ VEND_STORAGE: engine, READINGS_RETENTION_DAYS: "30" }, { parts: { cutoff: false }, freshDatabase: engine === "timescaledb" });
+    await seedFleet(tp, { terminals: ["T1"] });
+    nc = await connect({ servers: NATS_URL });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await tp?.[Symbol.asyncDispose]();
+  });
+
+  it(`runs on the ${engine} path`, async () => {
+    expect(await storageEngine(tp.p.db)).toBe(engine);
+  });
+
+  it("stores readings once and serves them, also after old data is compressed or moved", async () => {
+    const now = Date.now();
+    const times = [now - 3 * DAY, now - 3 * DAY + 1000, now - 60_000, now - 59_000];
+    times.forEach((ts, i) => nc.publish(`${tp.prefix}.tel.G1.T1`, JSON.stringify(reading(ts, i))));
+    await until(async () => (await tp.api("GET", "/v1/admin/terminals/T1/readings")).body.readings.length === 4);
+    if (engine === "timescaledb") {
+      const c = await tp.p.db.query("SELECT count(compress_chunk(c, true))::int AS n FROM show_chunks('readings', older_than => now() - interval '2 days') c");
+      expect(c.rows[0].n).toBeGreaterThanOrEqual(1);
+    }
+    // Repeats of the old, possibly compressed readings are still counted once.
+    times.forEach((ts, i) => nc.publish(`${tp.prefix}.tel.G1.T1`, JSON.stringify(reading(ts, i))));
+    nc.publish(`${tp.prefix}.tel.G1.T1`, JSON.stringify(reading(now - 1000, 9)));
+    await until(async () => (await tp.api("GET", "/v1/admin/terminals/T1/readings")).body.readings.length >= 5);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = (await tp.api("GET", "/v1/admin/terminals/T1/readings")).body.readings;
+    expect(got.map((r: { ts: number }) => r.ts)).toEqual([...times, now - 1000]);
+  });
+
+  it("drops readings past retention and keeps the rest", async () => {
+    const old = Date.now() - 40 * DAY;
+    nc.publish(`${tp.prefix}.tel.G1.T1`, JSON.stringify(reading(old, 0)));
+    await until(async () => (await tp.p.db.query("SELECT count(*)::int AS n FROM readings WHERE ts < now() - interval '35 days'")).rows[0].n === 1);
+    if (engine === "timescaledb") {
+      await maintainStorage(tp.p.db, { retentionDays: 30, compressAfterDays: 2 }, Date.now());
+      const jobs = await tp.p.db.query(
+        "SELECT proc_name, config FROM timescaledb_information.jobs WHERE hypertable_name = 'readings' ORDER BY proc_name",
+      );
+      expect(jobs.rows.map((j) => [j.proc_name, j.config.drop_after ?? j.config.compress_after])).toEqual([
+        ["policy_compression", "2 days"],
+        ["policy_retention", "30 days"],
+      ]);
+      // Background jobs can fail on PostgreSQL 15.20 ("cannot drop portal"): run the policy by hand.
+      const job = await tp.p.db.query("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' AND hypertable_name = 'readings'");
+      await tp.p.db.query(`CALL run_job(${job.rows[0].job_id})`);
+    } else {
+      const m = await maintainStorage(tp.p.db, { retentionDays: 30, compressAfterDays: 2 }, Date.now());
+      expect(m.engine).toBe("plain");
+      const parts = await tp.p.db.query(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'readings'::regclass ORDER BY 1",
+      );
+      const names = parts.rows.map((r) => r.relname as string);
+      // Days made ahead: today and three more.
+      for (let d = 0; d <= 3; d++) expect(names).toContain(`readings_p${new Date(Date.now() + d * DAY).toISOString().slice(0, 10).replace(/-/g, "")}`);
+      expect(names).toContain("readings_default");
+    }
+    const left = await tp.p.db.query("SELECT count(*)::int AS n FROM readings WHERE ts < now() - interval '35 days'");
+    expect(left.rows[0].n).toBe(0);
+    expect((await tp.api("GET", "/v1/admin/terminals/T1/readings")).body.readings.length).toBe(5);
+  });
+}
+
+describe("plain PostgreSQL storage (day partitions)", () => storageSuite("plain"));
+describe.skipIf(!hasTimescale)("TimescaleDB storage (hypertable, compression, retention)", () => storageSuite("timescaledb"));
