@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
-import { ensureTopology, startWriter, type Buckets } from "../ingest/index.ts";
+import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { startCutoffProcessor, type RunningProcessor } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
 
@@ -59,6 +59,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
         policy: { retentionDays: config.READINGS_RETENTION_DAYS, compressAfterDays: config.READINGS_COMPRESS_AFTER_DAYS },
       })
     : null;
+  const backup = parts.backup && config.BACKUP_NATS_URL ? startBackupInBackground(config.BACKUP_NATS_URL, { nc, subjects, log: log.child({ part: "backup" }), registry }) : null;
   const control = parts.control
     ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
@@ -82,6 +83,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
         await control?.stop();
         await platform.cutoff?.stop();
         await writer?.stop();
+        await backup?.stop();
         await nc.drain();
         await db.end();
       })();
@@ -89,4 +91,36 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     },
   };
   return platform;
+}
+
+/**
+ * The backup store is independent: the platform runs without it, and the sink starts (and
+ * catches up from its durable consumers) whenever the backup server can be reached.
+ */
+function startBackupInBackground(url: string, o: { nc: NatsConnection; subjects: Subjects; log: Logger; registry: import("prom-client").Registry }) {
+  let stopped = false;
+  let running: { stop(): Promise<void> } | null = null;
+  let backupNc: NatsConnection | null = null;
+  const attempt = async (): Promise<void> => {
+    while (!stopped && !running) {
+      try {
+        backupNc = await connect({ servers: url, name: "voltvend-backup", noAsyncTraces: true, maxReconnectAttempts: -1 });
+        running = await startBackupSink({ ...o, backupNc });
+      } catch (err) {
+        o.log.warn({ err, url }, "backup store not reachable; retrying in 5 s");
+        await backupNc?.close().catch(() => {});
+        backupNc = null;
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+  };
+  const started = attempt();
+  return {
+    async stop() {
+      stopped = true;
+      await started;
+      await running?.stop();
+      await backupNc?.drain().catch(() => {});
+    },
+  };
 }

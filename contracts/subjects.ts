@@ -12,6 +12,10 @@ export interface Subjects {
   dlq(gatewayId: string): string;
   /** Internal: a cutoff decided by the cutoff processor for the control service. */
   cutoff(terminalId: string): string;
+  /** Results: a finished session's record (flow 111 copies it to the backup store). */
+  sessionRecord(terminalId: string): string;
+  /** The backup store's copy of a subject. */
+  backup(subject: string): string;
   /** Internal, core NATS: live updates of one session (state changes, progress) for SSE. */
   sessionUpdates(sessionId: string): string;
   readonly wild: {
@@ -22,8 +26,8 @@ export interface Subjects {
     fault: string;
     cutoff: string;
   };
-  readonly streams: { telemetry: string; events: string; dlq: string; control: string };
-  readonly buckets: { arms: string; meters: string; live: string };
+  readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string };
+  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string };
   consumer(name: string): string;
 }
 
@@ -44,6 +48,8 @@ export function subjects(prefix: string): Subjects {
     fault: (f, t) => `${prefix}.fault.${f}.${t}`,
     dlq: (g) => `${prefix}.dlq.${g}`,
     cutoff: (t) => `${prefix}.ctl.cutoff.${t}`,
+    sessionRecord: (t) => `${prefix}.rec.session.${t}`,
+    backup: (subject) => `${prefix}.bak.${subject}`,
     sessionUpdates: (s) => `${prefix}.int.session.${s}`,
     wild: {
       tel: `${prefix}.tel.*.*`,
@@ -58,8 +64,11 @@ export function subjects(prefix: string): Subjects {
       events: `${up}_EVENTS`,
       dlq: `${up}_DLQ`,
       control: `${up}_CONTROL`,
+      faults: `${up}_FAULTS`,
+      results: `${up}_RESULTS`,
+      backup: `${up}_BACKUP`,
     },
-    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live` },
+    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress` },
     consumer: (c) => `${name}_${c}`,
   };
 }

@@ -69,7 +69,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 
   const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions });
-  const ticker = startTicker({ db: o.db, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
+  const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
 
   return {

@@ -1,13 +1,17 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { relayOutbox } from "./outbox.ts";
 import { claimDue, expireCommand, expiredCommands, type Timing } from "./commands.ts";
 import type { Db } from "./db.ts";
 import type { SessionService } from "./sessions/service.ts";
 
 /**
- * Repeats due commands and ends those past their deadline. Every control instance runs one;
+ * Repeats due commands, ends those past their deadline, and relays the outbox. Every control instance runs one;
  * SKIP LOCKED claims make each repeat and each expiry happen once across instances.
  */
-export function startTicker(o: { db: Db; sessions: SessionService; clock: () => number; timing: Timing; everyMs: number; log: Logger }) {
+export function startTicker(o: { db: Db; nc: NatsConnection; sessions: SessionService; clock: () => number; timing: Timing; everyMs: number; log: Logger }) {
+  const js = jetstream(o.nc);
   let running: Promise<void> | null = null;
   let stopped = false;
   const once = async () => {
@@ -16,6 +20,7 @@ export function startTicker(o: { db: Db; sessions: SessionService; clock: () => 
     for (const cmd of await expiredCommands(o.db, now)) {
       await o.sessions.onCommandExpired(cmd, (tx) => expireCommand(tx, cmd.cmdId, now));
     }
+    while ((await relayOutbox(o.db, js)) === 200);
   };
   const timer = setInterval(() => {
     if (running || stopped) return; // a slow round is not overlapped by the next

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { isNotFound } from "./streams.ts";
@@ -62,8 +62,13 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
   deadLetter(m: JsMsg, reject: Reject): Promise<void>;
   /** Largest batch handed to handle(). @default 500 */
   maxBatch?: number;
-  /** Delay before a failed batch is redelivered. @default 1000 */
+  /** Delay before a failed batch is redelivered (or retried). @default 1000 */
   retryDelayMs?: number;
+  /**
+   * Retry a failed batch here, in order, keeping its messages in progress, instead of handing it
+   * back to the server; for consumers whose effects must happen in stream order. @default false
+   */
+  retryInPlace?: boolean;
 }
 
 export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Promise<void> {
@@ -99,21 +104,33 @@ export interface RunningConsumer {
 export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsumer> {
   await ensureConsumer(o.nc, o);
   const js = jetstream(o.nc);
-  const consumer = await js.consumers.get(o.stream, o.durable);
   const maxBatch = o.maxBatch ?? 500;
   const highWater = o.maxAckPending ?? 2000;
-  const messages = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
 
   const buf: JsMsg[] = [];
   // Wake-ups between the reader and the worker (an object, so closures see the latest).
   const sig: { wake?: () => void; drained?: () => void } = {};
   let pulling = true;
+  let stopping = false;
+  let current: ConsumerMessages | null = null;
 
+  // The pull subscription can end under us (a server restart it could not ride out, the consumer
+  // recreated); the reader then subscribes again, until stop() is called.
   const reader = (async () => {
-    for await (const m of messages) {
-      buf.push(m);
-      sig.wake?.();
-      if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
+    while (!stopping) {
+      try {
+        const consumer = await js.consumers.get(o.stream, o.durable);
+        current = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
+        for await (const m of current) {
+          buf.push(m);
+          sig.wake?.();
+          if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
+        }
+        if (!stopping) o.log.warn({ stream: o.stream, durable: o.durable }, "pull subscription ended; subscribing again");
+      } catch (e) {
+        if (!stopping) o.log.warn({ err: e, stream: o.stream, durable: o.durable }, "consumer failed; subscribing again");
+      }
+      if (!stopping) await new Promise((r) => setTimeout(r, 500));
     }
     pulling = false;
     sig.wake?.();
@@ -130,7 +147,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       const batch = buf.splice(0, maxBatch);
       sig.drained?.();
       sig.drained = undefined;
-      await processBatch(o, batch);
+      await processBatch(o, batch, () => stopping);
     }
   })();
 
@@ -138,7 +155,8 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   return {
     done,
     async stop() {
-      await messages.close();
+      stopping = true;
+      await current?.close();
       pulling = false;
       sig.wake?.();
       sig.drained?.();
@@ -147,7 +165,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   };
 }
 
-async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[]): Promise<void> {
+async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean): Promise<void> {
   const items: T[] = [];
   const good: JsMsg[] = [];
   const poison = new Set<JsMsg>();
@@ -175,12 +193,23 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[]): Promise<vo
   }
   for (const m of poison) m.term("dead-lettered");
   if (good.length === 0) return;
-  try {
-    const late = await o.handle(items, good);
-    if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
-    for (const m of good) m.ack();
-  } catch (e) {
-    o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
-    for (const m of good) m.nak(o.retryDelayMs ?? 1000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const late = await o.handle(items, good);
+      if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
+      for (const m of good) m.ack();
+      return;
+    } catch (e) {
+      const delay = o.retryDelayMs ?? 1000;
+      if (!o.retryInPlace || isStopping()) {
+        o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
+        for (const m of good) m.nak(delay);
+        return;
+      }
+      if (attempt === 1 || attempt % 30 === 0)
+        o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length, attempt }, "batch failed; retrying in order");
+      for (const m of good) m.working();
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }

@@ -7,3 +7,4 @@ export { startWriter, type WriterOptions } from "./writer.ts";
 export { maintainStorage, storageEngine, type StoragePolicy } from "./storage.ts";
 export { readingsOf, type StoredReading } from "./store.ts";
 export { checkReading, type Mark } from "./validate.ts";
+export { startBackupSink, backedUpStreams, type BackupOptions } from "./backup.ts";

@@ -28,6 +28,9 @@ export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConf
     { ...common, name: s.streams.events, subjects: [s.wild.evt], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
     { ...common, name: s.streams.dlq, subjects: [s.wild.dlq], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
     { ...common, name: s.streams.control, subjects: [`${s.prefix}.ctl.>`], max_age: ns(7), max_bytes: Math.ceil(l.maxBytes / 10) },
+    // Fault history, so a franchisee that reconnects catches up.
+    { ...common, name: s.streams.faults, subjects: [s.wild.fault], max_age: ns(365), max_bytes: Math.ceil(l.maxBytes / 10) },
+    { ...common, name: s.streams.results, subjects: [`${s.prefix}.rec.>`], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
   ];
 }
 

@@ -27,6 +27,7 @@ import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../err
 import type { Metrics } from "../metrics.ts";
 import { terminalByQr } from "../registry.ts";
 import { tariffInForce, tariffVersion } from "../tariffs.ts";
+import { enqueue } from "../outbox.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
 import { finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
@@ -141,7 +142,10 @@ export function sessionService(d: SessionServiceDeps) {
             break;
         }
       }
-      return updateSession(tx, sessionId, patch);
+      const next = await updateSession(tx, sessionId, patch);
+      if ((next.state === "completed" || next.state === "failed") && cur.state !== next.state)
+        await enqueue(tx, s.sessionRecord(next.terminalId), `session:${sessionId}`, sessionRecord(next));
+      return next;
     });
     if (!row) return null;
     for (const f of after) await f();
@@ -316,6 +320,18 @@ export function sessionService(d: SessionServiceDeps) {
       publishCommand(nc, s, cmd);
       metrics.commandsSent.inc({ type: cmd.type, repeat: "true" });
     },
+  };
+}
+
+/** A finished session as the results stream (and the backup store) keep it. */
+function sessionRecord(row: SessionRow) {
+  return {
+    ...toApi(row),
+    regionId: row.regionId,
+    franchiseeId: row.franchiseeId,
+    gatewayId: row.gatewayId,
+    energyMwh: row.energyMwh,
+    durationMs: row.durationMs,
   };
 }
 

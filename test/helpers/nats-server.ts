@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(existsSync) ?? "nats-server";
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function waitPort(port: number, up: boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const open = await new Promise<boolean>((r) => {
+      const c = createConnection({ host: "127.0.0.1", port });
+      c.once("connect", () => (c.destroy(), r(true)));
+      c.once("error", () => r(false));
+    });
+    if (open === up) return;
+    if (Date.now() > end) throw new Error(`port ${port} did not become ${up ? "open" : "closed"}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface TestNatsServer extends AsyncDisposable {
+  url: string;
+  port: number;
+  mqttPort: number | null;
+  /** Stops the server (SIGTERM, as an operator's restart) and starts it again on the same store. */
+  restart(downMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A nats-server of the test's own, with JetStream on a fresh store; optionally MQTT. */
+export async function natsServer(o: { mqtt?: boolean; extra?: string } = {}): Promise<TestNatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), "vv-nats-"));
+  const port = await freePort();
+  const mqttPort = o.mqtt ? await freePort() : null;
+  const conf = join(dir, "nats.conf");
+  writeFileSync(
+    conf,
+    [
+      `listen: 127.0.0.1:${port}`,
+      `server_name: vv_test_${port}`,
+      `jetstream { store_dir: "${join(dir, "js")}" }`,
+      mqttPort ? `mqtt { listen: 127.0.0.1:${mqttPort} }` : "",
+      o.extra ?? "",
+    ].join("\n"),
+  );
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn(BIN, ["-c", conf], { stdio: "ignore" });
+    await waitPort(port, true);
+    if (mqttPort) await waitPort(mqttPort, true);
+  };
+  const halt = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+    await waitPort(port, false);
+  };
+  await start();
+  const server: TestNatsServer = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    mqttPort,
+    async restart(downMs = 500) {
+      await halt();
+      await new Promise((r) => setTimeout(r, downMs));
+      await start();
+    },
+    async stop() {
+      await halt();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    [Symbol.asyncDispose]() {
+      return server.stop();
+    },
+  };
+  return server;
+}
