@@ -75,6 +75,8 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
   const jsm = await jetstreamManager(nc);
   const cfg = {
     durable_name: spec.durable,
+    // Explicit, never AckPolicy.All: after a crash, a new subscriber's ack-all would acknowledge
+    // the messages the dead one held unstored (measured: readings lost in the crash test).
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     max_ack_pending: spec.maxAckPending ?? 2000,
@@ -170,6 +172,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
   const good: JsMsg[] = [];
   const poison = new Set<JsMsg>();
   const letters: Promise<void>[] = [];
+  const rejected: [JsMsg, Reject][] = [];
   for (const m of batch) {
     let d: Decoded<T>;
     try {
@@ -180,16 +183,29 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       poison.add(m);
     }
     items.push(...d.items);
-    for (const r of d.rejects) letters.push(o.deadLetter(m, r));
+    for (const r of d.rejects) {
+      rejected.push([m, r]);
+      letters.push(o.deadLetter(m, r));
+    }
     if (!poison.has(m)) good.push(m);
   }
-  try {
-    await Promise.all(letters);
-  } catch (e) {
-    // Nothing is acknowledged before its dead letters are stored; all of it comes again.
-    o.log.error({ err: e }, "dead-lettering failed; redelivering");
-    for (const m of batch) m.nak(o.retryDelayMs ?? 1000);
-    return;
+  const inPlace = o.retryInPlace === true;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await Promise.all(letters);
+      break;
+    } catch (e) {
+      // Nothing is acknowledged before its dead letters are stored.
+      if (!inPlace || isStopping()) {
+        o.log.error({ err: e }, "dead-lettering failed; redelivering");
+        for (const m of batch) m.nak(o.retryDelayMs ?? 1000);
+        return;
+      }
+      if (attempt === 1) o.log.error({ err: e }, "dead-lettering failed; retrying");
+      for (const m of batch) m.working();
+      await new Promise((r) => setTimeout(r, o.retryDelayMs ?? 1000));
+      letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
+    }
   }
   for (const m of poison) m.term("dead-lettered");
   if (good.length === 0) return;
@@ -201,7 +217,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       return;
     } catch (e) {
       const delay = o.retryDelayMs ?? 1000;
-      if (!o.retryInPlace || isStopping()) {
+      if (!inPlace || isStopping()) {
         o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
         for (const m of good) m.nak(delay);
         return;

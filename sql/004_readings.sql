@@ -37,6 +37,8 @@ BEGIN
       energy_mwh  bigint NOT NULL,
       session_id  text,
       received_at timestamptz NOT NULL,
+      -- When the row was written: stored_at - received_at is the ingest lag (measured, monitored).
+      stored_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
       PRIMARY KEY (terminal_id, ts)
     );
     PERFORM create_hypertable('readings', 'ts', chunk_time_interval => interval '1 day');
@@ -56,6 +58,8 @@ BEGIN
       energy_mwh  bigint NOT NULL,
       session_id  text,
       received_at timestamptz NOT NULL,
+      -- When the row was written: stored_at - received_at is the ingest lag (measured, monitored).
+      stored_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
       PRIMARY KEY (terminal_id, ts)
     ) PARTITION BY RANGE (ts);
     -- Catches readings outside the days made so far (late or early); moved out when their day is made.

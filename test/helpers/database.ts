@@ -7,7 +7,16 @@ export async function testDatabase(): Promise<{ url: string; name: string } & As
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+        break;
+      } catch (e) {
+        // Another session on the template (a concurrent clone): try again shortly.
+        if ((e as { code?: string }).code !== "55006" || attempt >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   } finally {
     await admin.end();
   }

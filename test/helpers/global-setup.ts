@@ -26,11 +26,21 @@ export default async function setup(): Promise<void> {
   } catch (e) {
     throw new Error(`NATS is not reachable at ${NATS_URL}: ${(e as Error).message}`);
   }
-  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
+  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`).catch(async (e) => {
+    // A template that forbids connections is dropped after allowing them again.
+    if (!/ALLOW_CONNECTIONS|not currently accepting/i.test(String(e))) throw e;
+  });
   // Databases of test files that an earlier, interrupted run could not drop.
   const stale = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%'");
   for (const r of stale.rows) await admin.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
   await admin.end();
   // The plain-PostgreSQL path; the TimescaleDB tests migrate databases of their own.
   await migrate(dbUrl(TEMPLATE_DB), () => {}, "plain");
+  // Nobody connects to the template from now on (TimescaleDB's launcher visits every database
+  // that allows connections, which would make CREATE DATABASE ... TEMPLATE fail now and then).
+  const a2 = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await a2.connect();
+  await a2.query(`ALTER DATABASE ${TEMPLATE_DB} WITH ALLOW_CONNECTIONS false`);
+  await a2.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [TEMPLATE_DB]);
+  await a2.end();
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSums } from "../../control/index.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { streamMessages } from "../helpers/streams.ts";
 
 let tp: TestPlatform;
 let gw: Awaited<ReturnType<typeof simGateway>>;
@@ -57,6 +58,16 @@ describe("a prepaid charge to an energy target", () => {
     expect(me.body).toMatchObject({ balanceCents: 999, heldCents: 0, debtCents: 0 });
     const sums = await ledgerSums(tp.p.db, "U1");
     expect(sums).toEqual({ balance: 999, held: 0, debt: 0 });
+
+    // The finished session reaches the results stream (for the backup store) through the outbox.
+    const records = await until(async () => {
+      const r = await streamMessages<{ sessionId: string; feeCents: number; franchiseeId: string }>(tp.p.nc, tp.p.subjects.streams.results);
+      return r.find((x) => x.data.sessionId === id) ? r : null;
+    });
+    const rec = records.find((x) => x.data.sessionId === id)!;
+    expect(rec.subject).toBe(tp.p.subjects.sessionRecord("T1"));
+    expect(rec.data).toMatchObject({ feeCents: 1, franchiseeId: "FR1", state: "completed" });
+    expect((await tp.p.db.query("SELECT count(*)::int AS n FROM outbox")).rows[0].n).toBe(0);
   });
 
   it("answers terminal_busy while a session runs and accepts the terminal again after", async () => {
