@@ -18,13 +18,22 @@ export interface PlatformProcess {
 }
 
 /** The platform in a process of its own (as `npm start` runs it), so the load generator does not share its event loop. */
-export async function startPlatformProcess(name: string, port: number, env: Record<string, string> = {}): Promise<PlatformProcess> {
+export async function startPlatformProcess(
+  name: string,
+  port: number,
+  env: Record<string, string> = {},
+  /** Parts per process, as an operator splits them across cores; the first must include control. */
+  split: string[] = ["control,cutoff,writer"],
+): Promise<PlatformProcess> {
   const prefix = `bench_${name}_${Date.now().toString(36)}`;
   const db = prefix;
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cli/main.ts"], {
-    env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(2 ** 30), ...env },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const spawnPart = (parts: string) =>
+    spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "--parts", parts], {
+      env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(256 * 2 ** 20), ...env },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+  const children: ChildProcess[] = [spawnPart(split[0]!)];
+  const child = children[0]!;
   const url = `http://127.0.0.1:${port}`;
   const end = Date.now() + 60_000;
   for (;;) {
@@ -36,6 +45,9 @@ export async function startPlatformProcess(name: string, port: number, env: Reco
     if (Date.now() > end || child.exitCode !== null) throw new Error("platform did not start");
     await new Promise((r) => setTimeout(r, 200));
   }
+  // The other processes start once the first has migrated and made the topology.
+  for (const parts of split.slice(1)) children.push(spawnPart(parts));
+  await new Promise((r) => setTimeout(r, 3000));
   const admin = await signToken(SECRET, "bench-admin", "admin", 86_400);
   return {
     url,
@@ -52,8 +64,14 @@ export async function startPlatformProcess(name: string, port: number, env: Reco
       return { status: r.status, body: text ? JSON.parse(text) : undefined };
     },
     async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
+      await Promise.all(
+        children.map(async (c) => {
+          if (c.exitCode !== null) return;
+          const exited = new Promise((r) => c.once("exit", r));
+          c.kill("SIGTERM");
+          await exited;
+        }),
+      );
       const nc = await connect({ servers: NATS_URL });
       const jsm = await jetstreamManager(nc);
       for await (const si of jsm.streams.list()) {

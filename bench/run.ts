@@ -1,16 +1,62 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchCutoff } from "./cutoff.ts";
+import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
+import { NATS_URL } from "./harness.ts";
+import { syncedNats } from "./servers.ts";
 
-/** `npm run bench`: runs each benchmark and writes its figures to bench/results/<name>.json. */
+/**
+ * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
+ * `npm run bench -- cutoff` or `-- ingest` runs one; `--quick` shortens them.
+ */
 async function main() {
-  const quick = process.argv.includes("--quick");
+  const args = process.argv.slice(2);
+  const quick = args.includes("--quick");
+  const only = args.find((a) => !a.startsWith("-"));
   mkdirSync("bench/results", { recursive: true });
   const env = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, at: new Date().toISOString() };
-  const cutoff = await benchCutoff({ terminals: 1000, seconds: quick ? 15 : 60, concurrent: 200, port: 18_080 });
-  const out = { ...cutoff, env };
-  writeFileSync("bench/results/cutoff.json", JSON.stringify(out, null, 2) + "\n");
-  console.log(JSON.stringify(out, null, 2));
+  const write = (name: string, out: object) => {
+    writeFileSync(`bench/results/${name}.json`, JSON.stringify({ ...out, env }, null, 2) + "\n");
+    console.log(name, JSON.stringify(out, null, 2));
+  };
+
+  if (!only || only === "cutoff") write("cutoff", await benchCutoff({ terminals: 1000, seconds: quick ? 15 : 60, concurrent: 200, port: 18_080 }));
+
+  if (!only || only === "ingest") {
+    const total = quick ? 50_000 : 200_000;
+    const raw = { copyRowsPerSecond: await rawCopy(total * 2), jetstreamPublishPerSecond: await rawPublish(NATS_URL, total * 2) };
+    // The writer in a process of its own, the rest in another: how the parts spread over two cores.
+    const split = ["control,cutoff", "writer"];
+    const oneProcess = await benchPlatformIngest({ port: 18_083, total, withVisibility: false });
+    const platform = await benchPlatformIngest({ port: 18_081, total, withVisibility: true, split });
+    let synced: object;
+    try {
+      const server = await syncedNats(14_222);
+      try {
+        const rawSync = await rawPublish(server.url, total);
+        const p2 = await benchPlatformIngest({ port: 18_082, natsUrl: server.url, total, withVisibility: false, split });
+        synced = { mode: server.mode, jetstreamPublishPerSecond: rawSync, ...p2 };
+      } finally {
+        await server.stop();
+      }
+    } catch (e) {
+      synced = { notMeasured: String((e as Error).message ?? e) };
+    }
+    const ratio = (x: number) => ({ ofCopy: x / raw.copyRowsPerSecond, ofJetStream: x / raw.jetstreamPublishPerSecond });
+    write("ingest", {
+      readingsPerRun: total,
+      raw,
+      processes: split,
+      oneProcess: { singlesPerSecond: oneProcess.singlesPerSecond, batch50PerSecond: oneProcess.batch50PerSecond },
+      platform: {
+        ...platform,
+        singlesRatio: ratio(platform.singlesPerSecond),
+        batch50Ratio: ratio(platform.batch50PerSecond),
+      },
+      syncAlways: synced,
+      goals: { singlesPerSecond: 20_000, batch50PerSecond: 60_000, visibilityP99Ms: 2000 },
+    });
+  }
 }
 
 main().catch((e) => {

@@ -5,11 +5,24 @@ import { startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
 
 const usage = `usage: npm start [-- --demo [--terminals N]]   run the platform (with a simulated fleet)
+       npm start -- --parts writer,cutoff          run only some parts (control, cutoff, writer, backup)
        npm run db:migrate                          apply the SQL migrations`;
+
+const PARTS = ["control", "cutoff", "writer", "backup"] as const;
+
+function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], boolean>> | undefined {
+  const i = argv.indexOf("--parts");
+  if (i < 0) return undefined;
+  const want = (argv[i + 1] ?? "").split(",").filter(Boolean);
+  const bad = want.filter((w) => !(PARTS as readonly string[]).includes(w));
+  if (bad.length || want.length === 0) throw new ConfigError(`--parts takes a list of ${PARTS.join(", ")}; got ${argv[i + 1] ?? "nothing"}`);
+  return Object.fromEntries(PARTS.map((p) => [p, want.includes(p)]));
+}
 
 async function main(argv: string[]): Promise<void> {
   const demo = argv.includes("--demo");
-  const command = argv.find((a) => !a.startsWith("-")) ?? "start";
+  const parts = parseParts(argv);
+  const command = argv.find((a, i) => !a.startsWith("-") && argv[i - 1] !== "--parts" && argv[i - 1] !== "--terminals") ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
   const config = loadConfig(process.env, { demo });
   const log = makeLogger(config.LOG_LEVEL);
@@ -22,8 +35,9 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command !== "start") throw new ConfigError(`unknown command ${command}\n${usage}`);
 
-  const platform = await startPlatform(config, { log });
+  const platform = await startPlatform(config, { log, ...(parts ? { parts } : {}) });
   let stopDemo: (() => Promise<void>) | undefined;
+  if (demo && !platform.control) throw new ConfigError("--demo needs the control part");
   if (demo) {
     const { startDemo } = await import("./demo.ts");
     const n = Number(argv[argv.indexOf("--terminals") + 1]) || 20;

@@ -65,6 +65,11 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
   /** Delay before a failed batch is redelivered (or retried). @default 1000 */
   retryDelayMs?: number;
   /**
+   * Batches in flight at once (decoded in order, handled overlapping): lets a writer keep the
+   * database busy while it decodes the next batch. @default 1
+   */
+  concurrency?: number;
+  /**
    * Retry a failed batch here, in order, keeping its messages in progress, instead of handing it
    * back to the server; for consumers whose effects must happen in stream order. @default false
    */
@@ -138,6 +143,8 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
     sig.wake?.();
   })();
 
+  const concurrency = o.concurrency ?? 1;
+  const inflight = new Set<Promise<void>>();
   const worker = (async () => {
     for (;;) {
       if (buf.length === 0) {
@@ -149,9 +156,11 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       const batch = buf.splice(0, maxBatch);
       sig.drained?.();
       sig.drained = undefined;
-      await processBatch(o, batch, () => stopping);
+      const p = processBatch(o, batch, () => stopping).finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= concurrency) await Promise.race(inflight);
     }
-  })();
+  })().then(() => Promise.all(inflight));
 
   const done = Promise.all([reader, worker]).then(() => undefined);
   return {

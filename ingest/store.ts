@@ -50,35 +50,15 @@ export async function insertReadings(q: Q, items: TelemetryItem[]): Promise<numb
   return res.rowCount ?? 0;
 }
 
-/** Moves each terminal's checkpoint forward (never back) to its newest reading of the batch. */
-export async function upsertLastReadings(q: Q, latest: Map<string, { it: TelemetryItem; mark: Mark }>): Promise<void> {
-  if (latest.size === 0) return;
-  const v = [...latest.values()];
-  await q.query(
-    `INSERT INTO terminal_last_reading (terminal_id, ts, seq, relay_on, current_a, voltage_v, energy_mwh, received_at)
-     SELECT t, vv_ms_to_ts(ts), seq, o, c, vo, e, vv_ms_to_ts(rcv)
-     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[], $5::real[], $6::real[], $7::bigint[], $8::bigint[])
-       AS u(t, ts, seq, o, c, vo, e, rcv)
-     ON CONFLICT (terminal_id) DO UPDATE SET ts = EXCLUDED.ts, seq = EXCLUDED.seq, relay_on = EXCLUDED.relay_on,
-       current_a = EXCLUDED.current_a, voltage_v = EXCLUDED.voltage_v, energy_mwh = EXCLUDED.energy_mwh,
-       received_at = EXCLUDED.received_at
-     WHERE EXCLUDED.ts > terminal_last_reading.ts`,
-    [
-      v.map((x) => x.it.terminalId),
-      v.map((x) => x.mark.ts),
-      v.map((x) => x.mark.seq),
-      v.map((x) => x.it.reading.state === "on"),
-      v.map((x) => x.it.reading.currentA),
-      v.map((x) => x.it.reading.voltageV),
-      v.map((x) => x.mark.mwh.toString()),
-      v.map((x) => x.it.storedAt),
-    ],
-  );
-}
-
+/**
+ * The newest stored reading of each terminal: the writer's per-terminal state, restored from the
+ * readings themselves (one backward index probe per terminal), so nothing extra is written per batch.
+ */
 export async function loadMarks(q: Q, terminalIds: string[]): Promise<Map<string, Mark>> {
   const r = await q.query<{ terminal_id: string; ts: number; seq: number; energy_mwh: number }>(
-    `SELECT terminal_id, vv_ts_to_ms(ts) AS ts, seq, energy_mwh FROM terminal_last_reading WHERE terminal_id = ANY($1::text[])`,
+    `SELECT t.id AS terminal_id, vv_ts_to_ms(r.ts) AS ts, r.seq, r.energy_mwh
+     FROM unnest($1::text[]) AS t(id)
+     CROSS JOIN LATERAL (SELECT ts, seq, energy_mwh FROM readings WHERE terminal_id = t.id ORDER BY ts DESC LIMIT 1) r`,
     [terminalIds],
   );
   return new Map(r.rows.map((x) => [x.terminal_id, { ts: Number(x.ts), seq: Number(x.seq), mwh: BigInt(x.energy_mwh) }]));

@@ -20,6 +20,11 @@ export interface TelemetryChecks {
   now: () => number;
   /** A reading more than this far ahead of the platform's clock is rejected. @default 300000 */
   maxFutureMs?: number;
+  /**
+   * For readers that need only some terminals: readings of other terminals are skipped before
+   * they are parsed or validated (they are neither items nor rejects). @default all wanted
+   */
+  want?: (terminalId: string, seenAt: number) => boolean;
 }
 
 function zodReason(e: { issues: { path: PropertyKey[]; message: string }[] }): string {
@@ -35,13 +40,14 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
   const kind = tokens[0];
   const gatewayId = tokens[1] ?? "";
   if (!idSchema.safeParse(gatewayId).success) throw new PoisonMessageError(`bad gateway id in subject ${m.subject}`);
+  const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+  if (checks.want && kind === "tel" && tokens.length === 3 && !checks.want(tokens[2]!, storedAt)) return { items: [], rejects: [] };
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder().decode(m.data));
   } catch {
     throw new PoisonMessageError("payload is not JSON", "not_json");
   }
-  const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
   const pending = m.info.pending;
   const maxAhead = checks.maxFutureMs ?? 300_000;
   const future = (r: Reading) => r.ts > checks.now() + maxAhead;
@@ -59,6 +65,10 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
     if (!env.success) throw new PoisonMessageError(zodReason(env.error));
     const out: Decoded<TelemetryItem> = { items: [], rejects: [] };
     env.data.readings.forEach((raw, part) => {
+      if (checks.want) {
+        const id = (raw as { terminalId?: unknown } | null)?.terminalId;
+        if (typeof id !== "string" || !checks.want(id, storedAt)) return;
+      }
       const r = batchReadingSchema.safeParse(raw);
       const payload = JSON.stringify(raw);
       if (!r.success) out.rejects.push({ code: "invalid", reason: `readings.${part}: ${zodReason(r.error)}`, payload, part });

@@ -6,7 +6,7 @@ import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
 import { maintainStorage, type StoragePolicy } from "./storage.ts";
-import { insertReadings, loadMarks, registeredTerminals, upsertLastReadings } from "./store.ts";
+import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
 import { checkReading, type Mark } from "./validate.ts";
 
@@ -26,7 +26,7 @@ export interface WriterOptions {
 
 /**
  * The telemetry writer: validates every reading, dead-letters the invalid ones with their reason,
- * and stores the rest in PostgreSQL in one transaction per batch, acknowledging only after commit.
+ * and stores the rest in PostgreSQL with one statement per batch, acknowledging only after commit.
  * Unacknowledged messages are bounded (max_ack_pending), which is the back-pressure: when the
  * database is slow or down, JetStream keeps the readings, not this process's memory.
  */
@@ -55,6 +55,43 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
   const gatewayOf = new Map<string, { gw: string; at: number }>();
   const marks = new Map<string, Mark>();
 
+  let checked: Promise<unknown> = Promise.resolve();
+  const check = async (items: TelemetryItem[]): Promise<{ accepted: TelemetryItem[]; rejects: LateReject[] }> => {
+    const now = o.clock();
+    const unseen = [...new Set(items.map((i) => i.terminalId))].filter((t) => !(now - (gatewayOf.get(t)?.at ?? -Infinity) < 60_000));
+    if (unseen.length) {
+      for (const t of unseen) gatewayOf.delete(t);
+      for (const [t, gw] of await registeredTerminals(db, unseen)) gatewayOf.set(t, { gw, at: now });
+      for (const [t, m] of await loadMarks(db, unseen)) if (!marks.has(t)) marks.set(t, m);
+    }
+    // Marks move on as readings are checked, before their batch commits: with two batches in
+    // flight the second is checked against the first. A batch that then fails comes again and
+    // finds its readings already marked, so they are taken as late (stored, register unchecked).
+    const rejects: LateReject[] = [];
+    const accepted: TelemetryItem[] = [];
+    for (const it of items) {
+      const reject = (code: string, reason: string) =>
+        rejects.push({ msg: it.msg, reject: { code, reason, part: it.part, payload: rawOf(s.prefix, it) } });
+      const gw = gatewayOf.get(it.terminalId)?.gw;
+      if (gw === undefined) {
+        reject("unknown_terminal", `terminal ${it.terminalId} is not registered`);
+        continue;
+      }
+      if (gw !== it.gatewayId) {
+        reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
+        continue;
+      }
+      const v = checkReading(marks.get(it.terminalId), it.reading);
+      if (!v.ok) {
+        reject(v.code, v.reason);
+        continue;
+      }
+      accepted.push(it);
+      if (v.mark) marks.set(it.terminalId, v.mark);
+    }
+    return { accepted, rejects };
+  };
+
   const consumer: RunningConsumer = await runConsumer<TelemetryItem>({
     nc: o.nc,
     log,
@@ -63,56 +100,22 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
     maxAckPending: 20_000,
     ackWaitS: o.ackWaitS ?? 30,
     maxBatch: o.maxBatch ?? 2000,
+    concurrency: 2,
     decode: (m) => decodeTelemetry(s.prefix, m, { now: o.clock }),
     deadLetter: deadLetterer(o.nc, s, (code) => letters.inc({ code })),
     handle: async (items) => {
       const end = batchSeconds.startTimer();
-      const now = o.clock();
-      const unseen = [...new Set(items.map((i) => i.terminalId))].filter((t) => !(now - (gatewayOf.get(t)?.at ?? -Infinity) < 60_000));
-      if (unseen.length) {
-        for (const t of unseen) gatewayOf.delete(t);
-        for (const [t, gw] of await registeredTerminals(db, unseen)) gatewayOf.set(t, { gw, at: now });
-        for (const [t, m] of await loadMarks(db, unseen)) if (!marks.has(t)) marks.set(t, m);
-      }
-      const rejects: LateReject[] = [];
-      const accepted: TelemetryItem[] = [];
-      const next = new Map<string, { it: TelemetryItem; mark: Mark }>();
-      for (const it of items) {
-        const reject = (code: string, reason: string) =>
-          rejects.push({ msg: it.msg, reject: { code, reason, part: it.part, payload: rawOf(s.prefix, it) } });
-        const gw = gatewayOf.get(it.terminalId)?.gw;
-        if (gw === undefined) {
-          reject("unknown_terminal", `terminal ${it.terminalId} is not registered`);
-          continue;
-        }
-        if (gw !== it.gatewayId) {
-          reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
-          continue;
-        }
-        const v = checkReading(next.get(it.terminalId)?.mark ?? marks.get(it.terminalId), it.reading);
-        if (!v.ok) {
-          reject(v.code, v.reason);
-          continue;
-        }
-        accepted.push(it);
-        if (v.mark) next.set(it.terminalId, { it, mark: v.mark });
-      }
-      const client = await db.connect();
-      try {
-        await client.query("BEGIN");
-        const n = await insertReadings(client, accepted);
-        await upsertLastReadings(client, next);
-        await client.query("COMMIT");
-        stored.inc(n);
-        duplicates.inc(accepted.length - n);
-      } catch (e) {
-        await client.query("ROLLBACK").catch(() => {});
-        throw e;
-      } finally {
-        client.release();
-      }
-      // Only after commit does the writer's memory move on, so a failed batch is checked again.
-      for (const [t, x] of next) marks.set(t, x.mark);
+      // Checks run one batch after another, in stream order; only the inserts overlap.
+      const checking = checked.then(() => check(items));
+      checked = checking.then(
+        () => undefined,
+        () => undefined,
+      );
+      const { accepted, rejects } = await checking;
+      // One statement: committed on its own, no transaction round trips.
+      const n = await insertReadings(db, accepted);
+      stored.inc(n);
+      duplicates.inc(accepted.length - n);
       end();
       return rejects;
     },

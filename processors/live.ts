@@ -22,6 +22,11 @@ export type Live = z.infer<typeof liveSchema>;
 export function liveWriter(kv: KV, everyMs = 5000) {
   const written = new Map<string, { at: number; state: string }>();
   return {
+    /** Whether a reading seen at `seenAt` must be looked at to keep the entry fresh. */
+    due(terminalId: string, seenAt: number): boolean {
+      const w = written.get(terminalId);
+      return !w || seenAt - w.at >= everyMs;
+    },
     note(gatewayId: string, terminalId: string, r: Reading, seenAt: number): Promise<unknown> | null {
       const w = written.get(terminalId);
       if (w && w.state === r.state && seenAt - w.at < everyMs) return null;

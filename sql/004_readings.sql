@@ -3,7 +3,7 @@
 -- Otherwise: declarative range partitioning by UTC day, partitions made ahead and dropped by the
 -- platform (vv_ensure_reading_partitions / vv_drop_reading_partitions_before). Retention and
 -- compression policies are applied at start by ingest/storage.ts, from the configuration.
--- Everything above this file uses `readings` and `terminal_last_reading` only.
+-- Everything above this file uses the table `readings` only.
 
 CREATE TABLE vv_storage (
   engine     text NOT NULL CHECK (engine IN ('timescaledb', 'plain')),
@@ -67,18 +67,6 @@ BEGIN
     INSERT INTO vv_storage (engine) VALUES ('plain');
   END IF;
 END $$;
-
--- The writer's per-terminal checkpoint: the newest reading stored (register checks, live state).
-CREATE TABLE terminal_last_reading (
-  terminal_id text PRIMARY KEY,
-  ts          timestamptz NOT NULL,
-  seq         bigint NOT NULL,
-  relay_on    boolean NOT NULL,
-  current_a   real NOT NULL,
-  voltage_v   real NOT NULL,
-  energy_mwh  bigint NOT NULL,
-  received_at timestamptz NOT NULL
-);
 
 CREATE FUNCTION vv_storage_engine() RETURNS text
   LANGUAGE sql STABLE AS $$ SELECT engine FROM vv_storage LIMIT 1 $$;
