@@ -41,7 +41,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
   const subjects = makeSubjects(config.VEND_PREFIX);
-  const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS });
+  const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
   const registry = newRegistry(!o.log);
 

@@ -38,6 +38,8 @@ export const configSchema = z.object({
    * tenth each. JetStream reserves this much of its store per stream. @default 10 GiB
    */
   STREAM_MAX_BYTES: z.coerce.number().int().min(1 << 20).default(10 * 2 ** 30),
+  /** Replicas of every stream and bucket: 3 in a three-server cluster (see docs/durability.md). @default 1 */
+  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** Days the telemetry stream keeps readings (the database keeps them longer). @default 7 */
   TELEMETRY_MAX_AGE_DAYS: int(7),
   /** Telemetry storage path: TimescaleDB when available (auto), or forced. Chosen at first migration. @default auto */

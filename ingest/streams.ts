@@ -13,6 +13,8 @@ const ns = (days: number) => Number(BigInt(days) * DAY_NS);
 export interface StreamLimits {
   maxBytes: number;
   telemetryMaxAgeDays: number;
+  /** @default 1 */
+  replicas?: number;
 }
 
 export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConfig> & { name: string })[] {
@@ -21,7 +23,7 @@ export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConf
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     duplicate_window: 2 * 60 * 1_000_000_000, // ns: a gateway's retry of a reading within 2 min is dropped
-    num_replicas: 1,
+    num_replicas: l.replicas ?? 1,
   };
   return [
     { ...common, name: s.streams.telemetry, subjects: [s.wild.tel, s.wild.telBatch], max_age: ns(l.telemetryMaxAgeDays), max_bytes: l.maxBytes },
@@ -51,7 +53,7 @@ export async function ensureTopology(nc: NatsConnection, s: Subjects, limits: St
       }
     }
   }
-  return openBuckets(nc, s);
+  return openBuckets(nc, s, limits.replicas ?? 1);
 }
 
 export interface Buckets {
@@ -63,9 +65,9 @@ export interface Buckets {
   live: KV;
 }
 
-export async function openBuckets(nc: NatsConnection, s: Subjects): Promise<Buckets> {
+export async function openBuckets(nc: NatsConnection, s: Subjects, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const open = (name: string) => kvm.create(name, { history: 1, storage: StorageType.File });
+  const open = (name: string) => kvm.create(name, { history: 1, storage: StorageType.File, replicas });
   const [arms, meters, live] = await Promise.all([open(s.buckets.arms), open(s.buckets.meters), open(s.buckets.live)]);
   return { arms, meters, live };
 }
