@@ -14,8 +14,13 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
     await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
-    const user = await signToken(SECRET, "BU", "user", 86_400);
-    await p.call("POST", "/v1/admin/users/BU/topups", { amountCents: 10_000_000, reference: "bench" });
+    // Many users, as in the field: one wallet for every session would serialise them all on its lock.
+    const users: string[] = [];
+    for (let u = 0; u < 200; u++) {
+      users.push(await signToken(SECRET, `BU${u}`, "user", 86_400));
+      await p.call("POST", `/v1/admin/users/BU${u}/topups`, { amountCents: 1_000_000, reference: "bench" });
+    }
+    let nextUser = 0;
 
     const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
     const perGateway = 50;
@@ -86,6 +91,7 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
           if (!t) return;
           const targetWh = 2 + Math.random() * 3;
           sessions.set(t, { sessionId: "", targetWh, cut: true });
+          const user = users[nextUser++ % users.length]!;
           const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: Number(targetWh.toFixed(3)) }, payment: "prepaid" }, user);
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
           if (r.status === 201) {

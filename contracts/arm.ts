@@ -9,6 +9,8 @@ import { tariffPeriodSchema } from "./billing/tariff.ts";
 export const armSchema = z.object({
   sessionId: z.string(),
   terminalId: z.string(),
+  /** The terminal's gateway: where its readings arrive (`tel.<gatewayId>.<terminalId>`). */
+  gatewayId: z.string().optional(),
   startTs: z.number(),
   startWh: z.number(),
   target: targetSchema,

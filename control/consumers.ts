@@ -5,6 +5,9 @@ import { deadLetterer, PoisonMessageError, runConsumer, type RunningConsumer } f
 import type { Metrics } from "./metrics.ts";
 import type { SessionService } from "./sessions/service.ts";
 
+/** Sessions whose events are handled side by side. */
+const EVENT_LANES = 4;
+
 interface EventItem {
   gatewayId: string;
   terminalId: string;
@@ -49,9 +52,22 @@ export async function startControlConsumers(o: {
       return { items: [{ gatewayId, terminalId, event: p.data }], rejects: [] };
     },
     deadLetter: dlq,
-    // Events of one batch are handled in order; a failure redelivers the batch, and handling is idempotent.
+    // Events of one session are handled in order, sessions side by side (a batch holds many
+    // terminals' events; one at a time would let power_on_ack wait behind others and arm late).
+    // A failure redelivers the batch; handling is idempotent.
     handle: async (items) => {
-      for (const it of items) await sessions.onEvent(it.gatewayId, it.terminalId, it.event);
+      const bySession = new Map<string, EventItem[]>();
+      for (const it of items) {
+        const key = "sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`;
+        bySession.set(key, [...(bySession.get(key) ?? []), it]);
+      }
+      // At most a few sessions at once: the database pool is shared with the cutoff path, whose
+      // latency matters more.
+      const groups = [...bySession.values()];
+      const lane = async () => {
+        for (let g = groups.shift(); g; g = groups.shift()) for (const it of g) await sessions.onEvent(it.gatewayId, it.terminalId, it.event);
+      };
+      await Promise.all(Array.from({ length: Math.min(EVENT_LANES, groups.length) }, lane));
     },
   });
 

@@ -11,7 +11,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
 export type Db = pg.Pool;
 export type Tx = pg.PoolClient;
 
-export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 10): Db {
+export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 20): Db {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: "voltvend" });
   // An idle connection can die with the server (restart, failover); the pool replaces it, and an
   // unhandled 'error' event would otherwise end the process.

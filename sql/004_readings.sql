@@ -15,6 +15,23 @@ DECLARE
   wanted    text := coalesce(nullif(current_setting('voltvend.storage', true), ''), 'auto');
   available boolean := EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb');
   preloaded boolean := coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%';
+  -- One column list for both paths.
+  columns   text := $cols$
+      terminal_id text NOT NULL,
+      ts          timestamptz NOT NULL,
+      gateway_id  text NOT NULL,
+      seq         bigint NOT NULL,
+      relay_on    boolean NOT NULL,
+      current_a   real NOT NULL,
+      voltage_v   real NOT NULL,
+      power_w     real NOT NULL,
+      energy_mwh  bigint NOT NULL,
+      session_id  text,
+      received_at timestamptz NOT NULL,
+      -- When the row was written: stored_at - received_at is the ingest lag (measured, monitored).
+      stored_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+      PRIMARY KEY (terminal_id, ts)
+  $cols$;
 BEGIN
   IF wanted NOT IN ('auto', 'timescaledb', 'plain') THEN
     RAISE EXCEPTION 'voltvend.storage must be auto, timescaledb or plain, not %', wanted;
@@ -25,43 +42,13 @@ BEGIN
 
   IF wanted <> 'plain' AND available AND preloaded THEN
     CREATE EXTENSION IF NOT EXISTS timescaledb;
-    CREATE TABLE readings (
-      terminal_id text NOT NULL,
-      ts          timestamptz NOT NULL,
-      gateway_id  text NOT NULL,
-      seq         bigint NOT NULL,
-      relay_on    boolean NOT NULL,
-      current_a   real NOT NULL,
-      voltage_v   real NOT NULL,
-      power_w     real NOT NULL,
-      energy_mwh  bigint NOT NULL,
-      session_id  text,
-      received_at timestamptz NOT NULL,
-      -- When the row was written: stored_at - received_at is the ingest lag (measured, monitored).
-      stored_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-      PRIMARY KEY (terminal_id, ts)
-    );
+    EXECUTE format('CREATE TABLE readings (%s)', columns);
     PERFORM create_hypertable('readings', 'ts', chunk_time_interval => interval '1 day');
     ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'terminal_id',
                               timescaledb.compress_orderby = 'ts');
     INSERT INTO vv_storage (engine) VALUES ('timescaledb');
   ELSE
-    CREATE TABLE readings (
-      terminal_id text NOT NULL,
-      ts          timestamptz NOT NULL,
-      gateway_id  text NOT NULL,
-      seq         bigint NOT NULL,
-      relay_on    boolean NOT NULL,
-      current_a   real NOT NULL,
-      voltage_v   real NOT NULL,
-      power_w     real NOT NULL,
-      energy_mwh  bigint NOT NULL,
-      session_id  text,
-      received_at timestamptz NOT NULL,
-      -- When the row was written: stored_at - received_at is the ingest lag (measured, monitored).
-      stored_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-      PRIMARY KEY (terminal_id, ts)
-    ) PARTITION BY RANGE (ts);
+    EXECUTE format('CREATE TABLE readings (%s) PARTITION BY RANGE (ts)', columns);
     -- Catches readings outside the days made so far (late or early); moved out when their day is made.
     CREATE TABLE readings_default PARTITION OF readings DEFAULT;
     INSERT INTO vv_storage (engine) VALUES ('plain');

@@ -127,6 +127,7 @@ export function sessionService(d: SessionServiceDeps) {
             const arm: Arm = {
               sessionId,
               terminalId: cur.terminalId,
+              gatewayId: cur.gatewayId,
               startTs: a.ts,
               startWh: a.energyWh,
               target: cur.target,

@@ -1,8 +1,8 @@
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { armSchema, type Subjects } from "../../contracts/index.ts";
+import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
 import { decodeTelemetry, PoisonMessageError, runConsumer, type Buckets, type Decoded, type TelemetryItem } from "../../ingest/index.ts";
 import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
@@ -117,12 +117,28 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     }
     return { kind: "arm", arm: parsed.data };
   };
+  const jsm = await jetstreamManager(o.nc);
+  const newestReading = async (terminalId: string, gatewayId: string): Promise<CutoffEffect[]> => {
+    const m = await jsm.streams.getMessage(s.streams.telemetry, { last_by_subj: s.tel(gatewayId, terminalId) }).catch(() => null);
+    if (!m) return [];
+    const r = readingSchema.safeParse(m.json());
+    if (!r.success) return [];
+    return apply(terminalId, { kind: "reading", reading: r.data, seenAt: m.time.getTime() }, o.clock());
+  };
+
   const watch = await buckets.arms.watch();
   const watching = (async () => {
     for await (const e of watch) {
       const ev = armEvent(e.key, e.operation, e.value);
       if (!ev) continue;
-      await serial(() => run(apply(e.key, ev, o.clock()))).catch((err) => log.error({ err, key: e.key }, "arm change failed"));
+      await serial(async () => {
+        const fresh = ev.kind === "arm" && states.get(e.key)?.meter?.sessionId !== ev.arm.sessionId;
+        const effects = apply(e.key, ev, o.clock());
+        // The arm can come after the reading that already reached the target (the control service
+        // was busy): look at the terminal's newest single reading at once rather than wait a second.
+        if (fresh && ev.kind === "arm" && ev.arm.gatewayId) effects.push(...(await newestReading(e.key, ev.arm.gatewayId)));
+        await run(effects);
+      }).catch((err) => log.error({ err, key: e.key }, "arm change failed"));
     }
   })();
 

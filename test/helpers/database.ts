@@ -20,21 +20,15 @@ export async function testDatabase(): Promise<{ url: string; name: string } & As
   } finally {
     await admin.end();
   }
-  return {
-    name,
-    url: dbUrl(name),
-    async [Symbol.asyncDispose]() {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return disposable(name);
 }
 
 /** A database name of its own, not yet created (the platform's migration creates it); dropped on dispose. */
 export async function namedDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
-  const name = `vt_${rand()}`;
+  return disposable(`vt_${rand()}`);
+}
+
+function disposable(name: string): { url: string; name: string } & AsyncDisposable {
   return {
     name,
     url: dbUrl(name),

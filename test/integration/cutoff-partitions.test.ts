@@ -16,27 +16,28 @@ beforeAll(async () => {
   await seedFleet(tp, { terminals: ["T1"] });
   await tp.api("PUT", "/v1/admin/gateways/G2", { regionId: "R1" });
   await tp.api("PUT", "/v1/admin/terminals/T2", { qr: "qr-T2", gatewayId: "G2", regionId: "R1", franchiseeId: "FR1" });
-  const { nc, subjects: s, buckets } = tp.p;
-  for (const [i, gw] of ["G1", "G2"].entries()) {
-    procs.push(
-      await startCutoffProcessor({
-        nc,
-        subjects: s,
-        buckets,
-        log: pino({ level: "warn" }),
-        registry: newRegistry(false),
-        clock: Date.now,
-        silenceMs: 2000,
-        durable: s.consumer(`cutoff_p${i}`),
-        filterSubject: s.tel(gw, "*"),
-      }),
-    );
-  }
+  for (const [i, gw] of ["G1", "G2"].entries()) procs.push(await partition(i, gw));
   gws.push(await simGateway(tp, { T1: {} }, { tickMs: 100 }));
   gws.push(await simGateway(tp, { T2: {} }, { tickMs: 100, gatewayId: "G2" }));
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "seed" });
   await new Promise((r) => setTimeout(r, 300));
 });
+
+/** Partition i: its own durable, and only the readings of gateway gw. */
+function partition(i: number, gw: string): Promise<RunningProcessor> {
+  const { nc, subjects: s, buckets } = tp.p;
+  return startCutoffProcessor({
+    nc,
+    subjects: s,
+    buckets,
+    log: pino({ level: "warn" }),
+    registry: newRegistry(false),
+    clock: Date.now,
+    silenceMs: 2000,
+    durable: s.consumer(`cutoff_p${i}`),
+    filterSubject: s.tel(gw, "*"),
+  });
+}
 
 afterAll(async () => {
   for (const g of gws) await g.stop();
@@ -76,18 +77,7 @@ describe("partitioned cutoff processors", () => {
     const id = r.body.sessionId;
     await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, user)).body.energyWh > 0.5);
     await procs[1]!.stop();
-    const { nc, subjects: s, buckets } = tp.p;
-    procs[1] = await startCutoffProcessor({
-      nc,
-      subjects: s,
-      buckets,
-      log: pino({ level: "warn" }),
-      registry: newRegistry(false),
-      clock: Date.now,
-      silenceMs: 2000,
-      durable: s.consumer("cutoff_p1"),
-      filterSubject: s.tel("G2", "*"),
-    });
+    procs[1] = await partition(1, "G2");
     const done = await until(async () => {
       const x = await tp.api("GET", `/v1/sessions/${id}`, undefined, user);
       return x.body.state === "completed" ? x.body : null;
