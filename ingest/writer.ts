@@ -99,8 +99,8 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
     durable: s.consumer("writer"),
     maxAckPending: 20_000,
     ackWaitS: o.ackWaitS ?? 30,
-    maxBatch: o.maxBatch ?? 2000,
-    concurrency: 2,
+    maxBatch: o.maxBatch ?? 5000,
+    concurrency: 3,
     decode: (m) => decodeTelemetry(s.prefix, m, { now: o.clock }),
     deadLetter: deadLetterer(o.nc, s, (code) => letters.inc({ code })),
     handle: async (items) => {
