@@ -106,7 +106,8 @@ export interface RunningConsumer {
 /**
  * The one consume loop of the platform. Messages are pulled continuously and handed over in
  * batches of whatever has arrived, so a quiet stream costs one message of latency and a busy one
- * amortises I/O over many. Order is kept: batches run one after another.
+ * amortises I/O over many. Batches are decoded in stream order and, unless `concurrency` says
+ * otherwise, handled one after another.
  */
 export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsumer> {
   await ensureConsumer(o.nc, o);
