@@ -31,7 +31,7 @@ import { enqueue } from "../outbox.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
 import { finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
-import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
+import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
 export interface SessionServiceDeps {
   db: Db;
@@ -67,7 +67,10 @@ export function sessionService(d: SessionServiceDeps) {
   async function apply(
     sessionId: string,
     makeInput: (row: SessionRow) => SessionInput | null,
-    o: { checkpoint?: MeterRecord | null; guard?: (tx: Tx) => Promise<boolean> } = {},
+    o: {
+      checkpoint?: MeterRecord | null;
+      guard?: (tx: Tx) => Promise<boolean>;
+    } = {},
   ): Promise<SessionRow | null> {
     const now = clock();
     const after: After[] = [];
@@ -278,9 +281,19 @@ export function sessionService(d: SessionServiceDeps) {
       await apply(sessionId, () => ({ kind: "stop", reason: principal.role === "admin" ? "admin" : "user_stop" }));
     },
 
+    /**
+     * A cutoff is the machine's `active + stop` transition, done in one statement (stopActive)
+     * so that a single round trip stands between the decision and power_off on the wire.
+     */
     async onCutoff(c: Cutoff): Promise<void> {
-      const row = await apply(c.sessionId, (cur) => (cur.state === "active" ? { kind: "stop", reason: c.reason } : null));
-      if (row) metrics.cutoffLatency.observe((clock() - c.decidedAt) / 1000);
+      const now = clock();
+      const cmdId = newCmdId();
+      const payload: Command = { type: "power_off", cmdId, sessionId: c.sessionId, reason: c.reason };
+      const row = await stopActive(db, { sessionId: c.sessionId, terminalId: c.terminalId, reason: c.reason, cmdId, payload, now, ...d.timing });
+      if (!row) return; // no longer active: stopped, ended, or a repeat of this cutoff
+      send({ gatewayId: row.gatewayId, terminalId: row.terminalId, payload });
+      metrics.cutoffLatency.observe((clock() - c.decidedAt) / 1000);
+      publishUpdate(row);
     },
 
     async onEvent(gatewayId: string, terminalId: string, ev: TerminalEvent): Promise<void> {

@@ -136,3 +136,28 @@ export function toApi(s: SessionRow, live?: { energyWh: number; durationS: numbe
     tariffVersion: s.tariffVersion,
   };
 }
+
+/**
+ * The machine's `active + stop` transition (to stopping, with a power_off command) as one
+ * statement, for the cutoff path where every round trip is latency: the session moves only if it
+ * is still active on that terminal, and the command is recorded with it, atomically.
+ */
+export async function stopActive(
+  db: Q,
+  o: { sessionId: string; terminalId: string; reason: string; cmdId: string; payload: unknown; now: number; retryMs: number; timeoutMs: number },
+): Promise<SessionRow | null> {
+  const r = await db.query<SessionRow>(
+    `WITH s AS (
+       UPDATE sessions SET state = 'stopping', stop_reason = $3::text, stop_requested_at = vv_ms_to_ts($6::bigint), updated_at = now()
+       WHERE session_id = $1::text AND terminal_id = $2::text AND state = 'active'
+       RETURNING *),
+     c AS (
+       INSERT INTO commands (cmd_id, session_id, terminal_id, gateway_id, type, payload, created_at, next_at, deadline_at)
+       SELECT $4::text, s.session_id, s.terminal_id, s.gateway_id, 'power_off', $5::jsonb, vv_ms_to_ts($6::bigint),
+              vv_ms_to_ts($6::bigint + $7::bigint), vv_ms_to_ts($6::bigint + $8::bigint)
+       FROM s)
+     SELECT ${cols} FROM s`,
+    [o.sessionId, o.terminalId, o.reason, o.cmdId, JSON.stringify(o.payload), o.now, o.retryMs, o.timeoutMs],
+  );
+  return r.rows[0] ?? null;
+}
