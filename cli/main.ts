@@ -5,10 +5,12 @@ import { startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
 
 const usage = `usage: npm start [-- --demo [--terminals N]]   run the platform (with a simulated fleet)
-       npm start -- --parts writer,cutoff          run only some parts (control, cutoff, writer, backup)
-       npm run db:migrate                          apply the SQL migrations`;
+       npm start -- --parts writer,cutoff          run only some parts (control, cutoff, faults, writer, backup)
+       npm run db:migrate                          apply the SQL migrations
+       npm run nats:config -- --out FILE [--franchisee-history]
+                                                   write the NATS authorization from the registry`;
 
-const PARTS = ["control", "cutoff", "writer", "backup"] as const;
+const PARTS = ["control", "cutoff", "faults", "writer", "backup"] as const;
 
 function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], boolean>> | undefined {
   const i = argv.indexOf("--parts");
@@ -22,16 +24,34 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
 async function main(argv: string[]): Promise<void> {
   const demo = argv.includes("--demo");
   const parts = parseParts(argv);
-  const command = argv.find((a, i) => !a.startsWith("-") && argv[i - 1] !== "--parts" && argv[i - 1] !== "--terminals") ?? "start";
+  const command = argv.find((a, i) => !a.startsWith("-") && argv[i - 1] !== "--parts" && argv[i - 1] !== "--terminals" && argv[i - 1] !== "--out") ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
   const config = loadConfig(process.env, { demo });
   const log = makeLogger(config.LOG_LEVEL);
+  let natsConfig: { out: string; secret: string; platformPassword: string } | undefined;
+  if (command === "nats-config") {
+    const out = argv[argv.indexOf("--out") + 1];
+    if (!argv.includes("--out") || !out || out.startsWith("-")) throw new ConfigError(`nats-config needs --out FILE\n${usage}`);
+    if (!config.VEND_NATS_SECRET || !config.VEND_NATS_PASSWORD)
+      throw new ConfigError("nats-config needs VEND_NATS_SECRET (franchisees' and gateways' passwords derive from it) and VEND_NATS_PASSWORD (the platform user's)");
+    natsConfig = { out, secret: config.VEND_NATS_SECRET, platformPassword: config.VEND_NATS_PASSWORD };
+  }
   const services = await ensureServices(config, log);
 
   if (command === "migrate") {
     const applied = await migrate(config.DATABASE_URL, (m) => log.info(m));
     log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
     return services.stop();
+  }
+  if (command === "nats-config" && natsConfig) {
+    const { writeNatsConfig } = await import("./nats-config.ts");
+    try {
+      const r = await writeNatsConfig(config.DATABASE_URL, { ...natsConfig, prefix: config.VEND_PREFIX, franchiseeHistory: argv.includes("--franchisee-history") });
+      log.info(r, "NATS authorization written: include it in the server's configuration and reload the server");
+    } finally {
+      await services.stop();
+    }
+    return;
   }
   if (command !== "start") throw new ConfigError(`unknown command ${command}\n${usage}`);
 

@@ -5,14 +5,14 @@ import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
-import { startCutoffProcessor, type RunningProcessor } from "../processors/index.ts";
+import { startCutoffProcessor, startFaultProcessor, type RunningProcessor } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
 
 export interface PlatformOptions {
   clock?: () => number;
   log?: Logger;
   /** Which parts run in this process; all by default (`npm start`). */
-  parts?: { control?: boolean; cutoff?: boolean; writer?: boolean; backup?: boolean };
+  parts?: { control?: boolean; cutoff?: boolean; faults?: boolean; writer?: boolean; backup?: boolean };
 }
 
 export interface Platform {
@@ -36,10 +36,17 @@ export interface Platform {
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
   const log = o.log ?? makeLogger(config.LOG_LEVEL);
   const clock = o.clock ?? Date.now;
-  const parts = { control: true, cutoff: true, writer: true, backup: true, ...o.parts };
+  const parts = { control: true, cutoff: true, faults: true, writer: true, backup: true, ...o.parts };
   await migrate(config.DATABASE_URL, (m) => log.info(m), config.VEND_STORAGE);
   // Async stack traces cost a capture per request; the platform does not need them.
-  const nc = await connect({ servers: config.NATS_URL, name: `voltvend-${config.VEND_PREFIX}`, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  const nc = await connect({
+    servers: config.NATS_URL,
+    name: `voltvend-${config.VEND_PREFIX}`,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    // Under the generated authorization (npm run nats:config) the platform logs in as `platform`.
+    ...(config.VEND_NATS_PASSWORD ? { user: "platform", pass: config.VEND_NATS_PASSWORD } : {}),
+  });
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
@@ -48,6 +55,9 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const startCutoff = () =>
     startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: newRegistry(false), clock, silenceMs: config.SESSION_SILENCE_S * 1000 });
   const cutoff = parts.cutoff ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }) : null;
+  const faults = parts.faults
+    ? await startFaultProcessor({ nc, subjects, buckets, log: log.child({ part: "faults" }), registry, clock, offlineMs: config.TERMINAL_OFFLINE_S * 1000 })
+    : null;
   const writer = parts.writer
     ? await startWriter({
         nc,
@@ -82,6 +92,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
       stopping ??= (async () => {
         await control?.stop();
         await platform.cutoff?.stop();
+        await faults?.stop();
         await writer?.stop();
         await backup?.stop();
         await nc.drain();

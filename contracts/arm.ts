@@ -26,10 +26,36 @@ export type Arm = z.infer<typeof armSchema>;
 export const cutoffSchema = z.object({
   sessionId: z.string(),
   terminalId: z.string(),
-  reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]),
+  reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline", "fault"]),
   /** Reading time of the reading that decided it (for silence: of the last reading seen). */
   ts: z.number(),
   /** When the processor decided, by the platform clock; for latency measurement. */
   decidedAt: z.number(),
 });
 export type Cutoff = z.infer<typeof cutoffSchema>;
+
+/** What the control service tells the fault processor about a terminal (KV bucket `<p>_terminals`). */
+export const terminalInfoSchema = z.object({
+  terminalId: z.string(),
+  gatewayId: z.string(),
+  franchiseeId: z.string(),
+  regionId: z.string(),
+  profile: z.object({
+    onCurrentA: z.tuple([z.number(), z.number()]),
+    offCurrentMaxA: z.number(),
+    voltageV: z.tuple([z.number(), z.number()]),
+    faultDebounceS: z.number(),
+    faultClearS: z.number(),
+  }),
+});
+export type TerminalInfo = z.infer<typeof terminalInfoSchema>;
+
+/** A fault change decided by the fault processor, for the control service to store and publish. */
+export const faultChangeSchema = z.object({
+  terminalId: z.string(),
+  kind: z.string(),
+  change: z.enum(["open", "repeat", "resolve"]),
+  at: z.number(),
+  evidence: z.record(z.string(), z.unknown()).optional(),
+});
+export type FaultChange = z.infer<typeof faultChangeSchema>;

@@ -27,6 +27,8 @@ export const configSchema = z.object({
   SESSION_SILENCE_S: int(30),
   /** A terminal silent this long answers charge requests with `terminal_offline`. @default 60 */
   TERMINAL_OFFLINE_S: int(60),
+  /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */
+  SCAN_FAILURE_WINDOW_S: int(600),
   /** The longest a session may run; bounds the prepaid hold of energy targets. @default 43200 */
   MAX_SESSION_S: int(12 * 3600),
   /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
@@ -50,6 +52,13 @@ export const configSchema = z.object({
   READINGS_COMPRESS_AFTER_DAYS: int(2),
   /** Second, independent NATS server that receives a copy of everything (flow 111); off when unset. */
   BACKUP_NATS_URL: z.string().optional(),
+  /**
+   * Secret from which `npm run nats:config` derives the NATS passwords of franchisees and gateways
+   * (docs/operations.md, "NATS authorization"); at least 16 characters. Only that command reads it.
+   */
+  VEND_NATS_SECRET: z.string().min(16, "VEND_NATS_SECRET must be at least 16 characters").optional(),
+  /** Password of the platform's own NATS user `platform` in the authorization `npm run nats:config` writes; at least 16 characters. */
+  VEND_NATS_PASSWORD: z.string().min(16, "VEND_NATS_PASSWORD must be at least 16 characters").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type Config = z.infer<typeof configSchema>;

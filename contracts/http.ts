@@ -29,8 +29,13 @@ export const terminalProfileSchema = z
     maxPowerW: z.number().positive().default(4000),
     faultDebounceS: z.number().int().positive().default(2),
     faultClearS: z.number().int().positive().default(10),
+    /** Extension: supply voltage outside this range is a fault (220 V ± 10 %). */
+    voltageV: z
+      .tuple([z.number().nonnegative(), z.number().nonnegative()])
+      .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
+      .default([198, 242]),
   })
-  .default({ onCurrentA: [16, 18], offCurrentMaxA: 0.1, maxPowerW: 4000, faultDebounceS: 2, faultClearS: 10 });
+  .default({ onCurrentA: [16, 18], offCurrentMaxA: 0.1, maxPowerW: 4000, faultDebounceS: 2, faultClearS: 10, voltageV: [198, 242] });
 export type TerminalProfile = z.infer<typeof terminalProfileSchema>;
 
 export const terminalBodySchema = z.object({

@@ -12,6 +12,8 @@ export interface Subjects {
   dlq(gatewayId: string): string;
   /** Internal: a cutoff decided by the cutoff processor for the control service. */
   cutoff(terminalId: string): string;
+  /** Internal: a fault change decided by the fault processor for the control service. */
+  faultChange(terminalId: string): string;
   /** Results: a finished session's record (flow 111 copies it to the backup store). */
   sessionRecord(terminalId: string): string;
   /** The backup store's copy of a subject. */
@@ -25,9 +27,10 @@ export interface Subjects {
     dlq: string;
     fault: string;
     cutoff: string;
+    faultChange: string;
   };
   readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string };
-  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string };
+  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string };
   consumer(name: string): string;
 }
 
@@ -48,6 +51,7 @@ export function subjects(prefix: string): Subjects {
     fault: (f, t) => `${prefix}.fault.${f}.${t}`,
     dlq: (g) => `${prefix}.dlq.${g}`,
     cutoff: (t) => `${prefix}.ctl.cutoff.${t}`,
+    faultChange: (t) => `${prefix}.ctl.fault.${t}`,
     sessionRecord: (t) => `${prefix}.rec.session.${t}`,
     backup: (subject) => `${prefix}.bak.${subject}`,
     sessionUpdates: (s) => `${prefix}.int.session.${s}`,
@@ -58,6 +62,7 @@ export function subjects(prefix: string): Subjects {
       dlq: `${prefix}.dlq.*`,
       fault: `${prefix}.fault.*.*`,
       cutoff: `${prefix}.ctl.cutoff.*`,
+      faultChange: `${prefix}.ctl.fault.*`,
     },
     streams: {
       telemetry: `${up}_TELEMETRY`,
@@ -68,7 +73,7 @@ export function subjects(prefix: string): Subjects {
       results: `${up}_RESULTS`,
       backup: `${up}_BACKUP`,
     },
-    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress` },
+    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress`, terminals: `${name}_terminals`, faultState: `${name}_faultstate` },
     consumer: (c) => `${name}_${c}`,
   };
 }

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { cutoffSchema, idSchema, subjectTokens, terminalEventSchema, type Cutoff, type Subjects, type TerminalEvent } from "../contracts/index.ts";
+import { cutoffSchema, faultChangeSchema, idSchema, subjectTokens, terminalEventSchema, type Cutoff, type FaultChange, type Subjects, type TerminalEvent } from "../contracts/index.ts";
+import type { FaultService } from "./faults/service.ts";
 import { deadLetterer, PoisonMessageError, runConsumer, type RunningConsumer } from "../ingest/index.ts";
 import type { Metrics } from "./metrics.ts";
 import type { SessionService } from "./sessions/service.ts";
@@ -33,8 +34,9 @@ export async function startControlConsumers(o: {
   log: Logger;
   metrics: Metrics;
   sessions: SessionService;
+  faults: FaultService;
 }): Promise<RunningConsumer[]> {
-  const { nc, subjects: s, log, metrics, sessions } = o;
+  const { nc, subjects: s, log, metrics, sessions, faults } = o;
   const dlq = deadLetterer(nc, s, (code) => metrics.deadLetters.inc({ source: "events", code }));
 
   const events = await runConsumer<EventItem>({
@@ -88,5 +90,23 @@ export async function startControlConsumers(o: {
       await Promise.all(items.map((c) => sessions.onCutoff(c)));
     },
   });
-  return [events, cutoffs];
+  // Fault changes, in order per terminal (one terminal's open comes before its resolve).
+  const faultChanges = await runConsumer<FaultChange>({
+    nc,
+    log,
+    stream: s.streams.control,
+    durable: s.consumer("control_faults"),
+    filterSubject: s.wild.faultChange,
+    maxBatch: 100,
+    decode: (m) => {
+      const p = faultChangeSchema.safeParse(parseJson(m.data));
+      if (!p.success) throw new PoisonMessageError("invalid fault change");
+      return { items: [p.data], rejects: [] };
+    },
+    deadLetter: dlq,
+    handle: async (items) => {
+      for (const c of items) await faults.onChange(c);
+    },
+  });
+  return [events, cutoffs, faultChanges];
 }

@@ -10,6 +10,8 @@ import { adminRoutes } from "./http/admin.ts";
 import { opsRoutes } from "./http/ops.ts";
 import { createApp, type App } from "./http/server.ts";
 import { userRoutes } from "./http/user.ts";
+import { franchiseeRoutes } from "./http/franchisee.ts";
+import { faultService } from "./faults/service.ts";
 import { createMetrics } from "./metrics.ts";
 import { sessionService, type SessionService } from "./sessions/service.ts";
 import { startTicker } from "./ticker.ts";
@@ -54,21 +56,36 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     maxSessionS: c.MAX_SESSION_S,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
   });
+  const faults = faultService({ db: o.db, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000 });
   const { app, auth } = await createApp({ log: o.log, metrics, authenticate: authenticator(c.VEND_JWT_SECRET!) });
   let draining = false;
-  adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin") });
+  adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
+  franchiseeRoutes(app, {
+    db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
+    buckets: o.buckets,
+    metrics,
+    faults,
+    clock: o.clock,
+    offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    onRequest: auth("franchisee"),
+  });
   userRoutes(app, {
     db: o.db,
     nc: o.nc,
     subjects: o.subjects,
     metrics,
     sessions,
+    faults,
     user: auth("user"),
     userOrAdmin: auth("user", "admin"),
   });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 
-  const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions });
+  const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions, faults });
+  // Terminals registered before the fault processor existed (or while the bucket was lost).
+  void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
   const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
 

@@ -63,13 +63,23 @@ export interface Buckets {
   meters: KV;
   /** terminalId → last reading summary, for offline checks and live state. */
   live: KV;
+  /** terminalId → registration and fault thresholds (control writes, fault processor reads). */
+  terminals: KV;
+  /** terminalId → the fault processor's open faults (its checkpoint). */
+  faultState: KV;
 }
 
 export async function openBuckets(nc: NatsConnection, s: Subjects, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = (name: string) => kvm.create(name, { history: 1, storage: StorageType.File, replicas });
-  const [arms, meters, live] = await Promise.all([open(s.buckets.arms), open(s.buckets.meters), open(s.buckets.live)]);
-  return { arms, meters, live };
+  const [arms, meters, live, terminals, faultState] = await Promise.all([
+    open(s.buckets.arms),
+    open(s.buckets.meters),
+    open(s.buckets.live),
+    open(s.buckets.terminals),
+    open(s.buckets.faultState),
+  ]);
+  return { arms, meters, live, terminals, faultState };
 }
 
 export function isNotFound(e: unknown): boolean {

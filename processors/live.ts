@@ -20,7 +20,7 @@ export type Live = z.infer<typeof liveSchema>;
  * when its relay changes or its entry is older than `everyMs`, so "seen at" is at most that stale.
  */
 export function liveWriter(kv: KV, everyMs = 5000) {
-  const written = new Map<string, { at: number; state: string }>();
+  const written = new Map<string, { at: number; state: string; ts: number }>();
   return {
     /** Whether a reading seen at `seenAt` must be looked at to keep the entry fresh. */
     due(terminalId: string, seenAt: number): boolean {
@@ -29,8 +29,9 @@ export function liveWriter(kv: KV, everyMs = 5000) {
     },
     note(gatewayId: string, terminalId: string, r: Reading, seenAt: number): Promise<unknown> | null {
       const w = written.get(terminalId);
-      if (w && w.state === r.state && seenAt - w.at < everyMs) return null;
-      written.set(terminalId, { at: seenAt, state: r.state });
+      // Never back in time (a redelivered or late reading), and not more often than needed.
+      if (w && (r.ts <= w.ts || (w.state === r.state && seenAt - w.at < everyMs))) return null;
+      written.set(terminalId, { at: seenAt, state: r.state, ts: r.ts });
       const live: Live = {
         terminalId,
         gatewayId,

@@ -21,7 +21,7 @@ import type { App } from "./server.ts";
 const p = (name: string) => ({ params: z.object({ [name]: idSchema }) });
 
 /** The admin calls of the protocol that manage the registry, tariffs and wallets. */
-export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any) => Promise<void> }) {
+export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any) => Promise<void>; onTerminal: (terminalId: string) => Promise<void> }) {
   const { db } = o;
   const base = { onRequest: o.onRequest };
   const tags = ["admin"];
@@ -47,6 +47,7 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
   app.put("/v1/admin/terminals/:terminalId", { ...base, schema: { tags, ...p("terminalId"), body: terminalBodySchema } }, async (req) => {
     const { terminalId } = req.params as { terminalId: string };
     await upsertTerminal(db, terminalId, req.body);
+    await o.onTerminal(terminalId);
     return { terminalId, ...req.body };
   });
 

@@ -1,4 +1,5 @@
-import { chargeRequestBodySchema, sessionParamsSchema } from "../../contracts/index.ts";
+import { chargeRequestBodySchema, scanFailureBodySchema, sessionParamsSchema } from "../../contracts/index.ts";
+import type { FaultService } from "../faults/service.ts";
 import type { Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { SessionService } from "../sessions/service.ts";
@@ -17,6 +18,7 @@ export function userRoutes(
     subjects: Subjects;
     metrics: Metrics;
     sessions: SessionService;
+    faults: FaultService;
     user: (req: any) => Promise<void>;
     userOrAdmin: (req: any) => Promise<void>;
   },
@@ -42,6 +44,10 @@ export function userRoutes(
     const row = await o.sessions.ownSession(who(req), req.params.sessionId);
     await sessionEvents(req, reply, { nc: o.nc, subjects: o.subjects, metrics: o.metrics, initial: await o.sessions.view(row) });
   });
+
+  app.post("/v1/scan-failures", { onRequest: o.user, schema: { tags, body: scanFailureBodySchema } }, async (req, reply) =>
+    reply.status(202).send(await o.faults.reportScanFailure(who(req).sub, req.body)),
+  );
 
   app.get("/v1/me", { onRequest: o.user, schema: { tags } }, async (req) => {
     await ensureUser(o.db, who(req).sub);

@@ -28,6 +28,7 @@ import type { Metrics } from "../metrics.ts";
 import { terminalByQr } from "../registry.ts";
 import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
+import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
 import { finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
@@ -139,6 +140,8 @@ export function sessionService(d: SessionServiceDeps) {
               tariff: { version: tv.version, timezone: tv.tariff.timezone, periods: periodInputs(tv.tariff) },
             };
             after.push(async () => void (await buckets.arms.put(cur.terminalId, JSON.stringify(arm))));
+            // A charge started after a scan: the code scans again, so reports of it are resolved.
+            if (cur.state === "authorizing") await resolveFault(tx, s, { terminalId: cur.terminalId, kind: "scan_failure", at: now });
             break;
           }
           case "disarm":
@@ -170,6 +173,8 @@ export function sessionService(d: SessionServiceDeps) {
     const live = await readLive(buckets.live, terminal.terminalId);
     if (!live || now - live.seenAt > d.offlineMs)
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
+    if (await hasSafetyFault(db, terminal.terminalId))
+      throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);
     const tv = await tariffInForce(db, terminal.regionId, now);
     if (!tv) throw conflict("no_tariff", `region ${terminal.regionId} has no tariff in force`);
     const maxCost = maxCostCents(body.target, tv.tariff, { maxSessionS: d.maxSessionS, maxPowerW: terminal.profile.maxPowerW });

@@ -4,7 +4,6 @@ import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
 import { decodeTelemetry, PoisonMessageError, runConsumer, type Buckets, type Decoded, type TelemetryItem } from "../../ingest/index.ts";
-import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
@@ -42,7 +41,6 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
   const js = jetstream(o.nc);
   const serial = serialQueue();
   const states = new Map<string, TerminalState>();
-  const live = liveWriter(buckets.live);
   const stepOpts = { silenceMs: o.silenceMs };
   const cutoffs = new Counter({ name: "vend_cutoffs_total", help: "Cutoffs decided", labelNames: ["reason"], registers: [o.registry] });
   const batchSeconds = new Histogram({
@@ -143,9 +141,9 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
   })();
 
   let lastPending = 0;
-  // Readings of terminals with no session whose live entry is fresh need no parsing at all: most
-  // of the fleet, most of the time.
-  const want = (id: string, seenAt: number) => states.has(id) || waitingArms.has(id) || !owned.has(id) || live.due(id, seenAt);
+  // Readings of terminals with no session need no parsing at all: most of the fleet, most of the
+  // time. (The live bucket is the fault processor's, which reads every reading anyway.)
+  const want = (id: string) => states.has(id) || waitingArms.has(id) || !owned.has(id);
   const consumer = await runConsumer<TelemetryItem>({
     nc: o.nc,
     log,
@@ -165,11 +163,12 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
       }
     },
     deadLetter: async () => {},
+    // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
+    retryInPlace: true,
     handle: (items) =>
       serial(async () => {
         const end = batchSeconds.startTimer();
         const effects: CutoffEffect[] = [];
-        const liveWrites: Promise<unknown>[] = [];
         for (const it of items) {
           if (!owned.has(it.terminalId)) {
             owned.add(it.terminalId);
@@ -179,10 +178,8 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
           }
           // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
           if (states.has(it.terminalId)) effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
-          const w = live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt);
-          if (w) liveWrites.push(w);
         }
-        await Promise.all([run(effects), ...liveWrites]);
+        await run(effects);
         end();
       }),
   });

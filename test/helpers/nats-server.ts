@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, createConnection } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(existsSync) ?? "nats-server";
 
@@ -40,8 +40,12 @@ export interface TestNatsServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-/** A nats-server of the test's own, with JetStream on a fresh store; optionally MQTT. */
-export async function natsServer(o: { mqtt?: boolean; extra?: string } = {}): Promise<TestNatsServer> {
+/**
+ * A nats-server of the test's own, with JetStream on a fresh store; optionally MQTT, extra
+ * configuration text, and configuration files to include (nats-server 2.9 resolves an include
+ * relative to the including file, even when absolute, so they are written relative here).
+ */
+export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: string[] } = {}): Promise<TestNatsServer> {
   const dir = mkdtempSync(join(tmpdir(), "vv-nats-"));
   const port = await freePort();
   const mqttPort = o.mqtt ? await freePort() : null;
@@ -54,6 +58,7 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string } = {}): Pr
       `jetstream { store_dir: "${join(dir, "js")}" }`,
       mqttPort ? `mqtt { listen: 127.0.0.1:${mqttPort} }` : "",
       o.extra ?? "",
+      ...(o.include ?? []).map((f) => `include "${relative(dir, f)}"`),
     ].join("\n"),
   );
   let child: ChildProcess;

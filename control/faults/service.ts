@@ -1,0 +1,63 @@
+import type { FaultChange, Subjects, TerminalInfo } from "../../contracts/index.ts";
+import type { Buckets } from "../../ingest/index.ts";
+import { inTx, type Db } from "../db.ts";
+import { ApiError, forbidden, notFound } from "../errors.ts";
+import { terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
+import { acknowledge, faultById, openOrRepeat, reportScanFailure, resolve, toEvent } from "./store.ts";
+
+export function terminalInfo(t: TerminalRecord): TerminalInfo {
+  const p = t.profile;
+  return {
+    terminalId: t.terminalId,
+    gatewayId: t.gatewayId,
+    franchiseeId: t.franchiseeId,
+    regionId: t.regionId,
+    profile: { onCurrentA: p.onCurrentA, offCurrentMaxA: p.offCurrentMaxA, voltageV: p.voltageV, faultDebounceS: p.faultDebounceS, faultClearS: p.faultClearS },
+  };
+}
+
+/** Fault use cases of the control service: storing the processor's decisions, users' reports, acknowledgements. */
+export function faultService(d: { db: Db; subjects: Subjects; buckets: Buckets; clock: () => number; scanWindowMs: number }) {
+  const { db, subjects: s } = d;
+  return {
+    /** A change decided by the fault processor; idempotent (a redelivered open is a repeat of an open fault, so it is skipped). */
+    async onChange(c: FaultChange): Promise<void> {
+      await inTx(db, async (tx) => {
+        if (c.change === "resolve") return void (await resolve(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at }));
+        await openOrRepeat(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at, evidence: c.evidence ?? {} });
+      });
+    },
+
+    async reportScanFailure(userId: string, b: { qr?: string | undefined; terminalId?: string | undefined; reason: string }): Promise<{ faultId: string }> {
+      const t = b.terminalId ? await terminalById(db, b.terminalId) : await terminalByQr(db, b.qr!);
+      if (!t) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code or id");
+      const f = await inTx(db, (tx) => reportScanFailure(tx, s, { terminalId: t.terminalId, at: d.clock(), reason: b.reason, userId, windowMs: d.scanWindowMs }));
+      return { faultId: f!.faultId };
+    },
+
+    async acknowledge(franchiseeId: string, faultId: string): Promise<ReturnType<typeof toEvent>> {
+      const f = await faultById(db, faultId);
+      if (!f) throw notFound("fault", faultId);
+      if (f.franchiseeId !== franchiseeId) throw forbidden("this fault is on another franchisee's terminal");
+      if (f.status !== "open") throw new ApiError(409, "fault_not_open", `fault ${faultId} is ${f.status}`);
+      const r = await inTx(db, (tx) => acknowledge(tx, s, { faultId, franchiseeId, at: d.clock() }));
+      if (!r) throw new ApiError(409, "fault_not_open", `fault ${faultId} changed meanwhile`);
+      return toEvent(r);
+    },
+
+    /** Keeps the fault processor's view of a terminal (thresholds, franchisee) current. */
+    async publishTerminal(terminalId: string): Promise<void> {
+      const t = await terminalById(db, terminalId);
+      if (t) await d.buckets.terminals.put(terminalId, JSON.stringify(terminalInfo(t)));
+    },
+
+    /** At start: every registered terminal into the bucket (idempotent, cheap next to a restart). */
+    async publishAllTerminals(): Promise<number> {
+      const r = await db.query<{ terminal_id: string }>("SELECT terminal_id FROM terminals");
+      const ids = r.rows.map((x) => x.terminal_id);
+      for (let i = 0; i < ids.length; i += 200) await Promise.all(ids.slice(i, i + 200).map((id) => this.publishTerminal(id)));
+      return ids.length;
+    },
+  };
+}
+export type FaultService = ReturnType<typeof faultService>;

@@ -1,0 +1,124 @@
+import { randomUUID } from "node:crypto";
+import type { FaultEvent, Subjects } from "../../contracts/index.ts";
+import type { Db, Tx } from "../db.ts";
+import { enqueue } from "../outbox.ts";
+
+type Q = Db | Tx;
+
+interface FaultRow extends FaultEvent {
+  acknowledgedAt: number | null;
+  lastSeenAt: number;
+}
+
+const cols = `fault_id AS "faultId", kind, status, terminal_id AS "terminalId", franchisee_id AS "franchiseeId",
+  region_id AS "regionId", vv_ts_to_ms(opened_at) AS "openedAt", vv_ts_to_ms(resolved_at) AS "resolvedAt", count, evidence,
+  vv_ts_to_ms(acknowledged_at) AS "acknowledgedAt", vv_ts_to_ms(last_seen_at) AS "lastSeenAt"`;
+
+/** The protocol's fault event (plus `acknowledgedAt`, an extension). */
+export function toEvent(r: FaultRow): FaultEvent & { acknowledgedAt: number | null } {
+  return {
+    faultId: r.faultId,
+    kind: r.kind,
+    status: r.status,
+    terminalId: r.terminalId,
+    franchiseeId: r.franchiseeId,
+    regionId: r.regionId,
+    openedAt: Number(r.openedAt),
+    resolvedAt: r.resolvedAt === null ? null : Number(r.resolvedAt),
+    count: r.count,
+    evidence: r.evidence,
+    acknowledgedAt: r.acknowledgedAt === null ? null : Number(r.acknowledgedAt),
+  };
+}
+
+/** Every change is published to the franchisee's subject through the outbox, in its transaction. */
+async function announce(tx: Tx, s: Subjects, r: FaultRow): Promise<FaultRow> {
+  await enqueue(tx, s.fault(r.franchiseeId, r.terminalId), `fault:${r.faultId}:${r.status}:${r.count}`, toEvent(r));
+  return r;
+}
+
+/**
+ * Opens a fault of a kind on a terminal, or, when one is already unresolved, counts a repeat
+ * (the partial unique index makes the two one statement). The franchisee and region are the
+ * terminal's now.
+ */
+export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number; evidence: Record<string, unknown> }): Promise<FaultRow | null> {
+  const r = await tx.query<FaultRow>(
+    `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
+     SELECT $1::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $3::jsonb, vv_ms_to_ts($4::bigint), vv_ms_to_ts($4::bigint)
+     FROM terminals t WHERE t.terminal_id = $5::text
+     ON CONFLICT (terminal_id, kind) WHERE status <> 'resolved'
+     DO UPDATE SET count = faults.count + 1, evidence = EXCLUDED.evidence, last_seen_at = EXCLUDED.last_seen_at, updated_at = now()
+     RETURNING ${cols}`,
+    [`F-${randomUUID()}`, o.kind, JSON.stringify(o.evidence), o.at, o.terminalId],
+  );
+  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+}
+
+export async function resolve(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number }): Promise<FaultRow | null> {
+  const r = await tx.query<FaultRow>(
+    `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), updated_at = now()
+     WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved' RETURNING ${cols}`,
+    [o.terminalId, o.kind, o.at],
+  );
+  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+}
+
+/** Acknowledges an open fault of the franchisee's; null when there is no such fault of theirs. */
+export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; at: number }): Promise<FaultRow | null> {
+  const r = await tx.query<FaultRow>(
+    `UPDATE faults SET status = 'acknowledged', acknowledged_at = vv_ms_to_ts($3::bigint), acknowledged_by = $2::text, updated_at = now()
+     WHERE fault_id = $1::text AND franchisee_id = $2::text AND status = 'open' RETURNING ${cols}`,
+    [o.faultId, o.franchiseeId, o.at],
+  );
+  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+}
+
+export async function faultById(q: Q, faultId: string): Promise<FaultRow | null> {
+  const r = await q.query<FaultRow>(`SELECT ${cols} FROM faults WHERE fault_id = $1::text`, [faultId]);
+  return r.rows[0] ?? null;
+}
+
+export async function faultsOf(q: Q, franchiseeId: string, statuses: string[] | null, limit: number): Promise<FaultRow[]> {
+  const r = await q.query<FaultRow>(
+    `SELECT ${cols} FROM faults WHERE franchisee_id = $1::text AND ($2::text[] IS NULL OR status = ANY($2::text[]))
+     ORDER BY opened_at DESC LIMIT $3::int`,
+    [franchiseeId, statuses, limit],
+  );
+  return r.rows;
+}
+
+export async function unresolvedOfTerminals(q: Q, terminalIds: string[]): Promise<FaultRow[]> {
+  const r = await q.query<FaultRow>(`SELECT ${cols} FROM faults WHERE terminal_id = ANY($1::text[]) AND status <> 'resolved' ORDER BY opened_at`, [terminalIds]);
+  return r.rows;
+}
+
+/**
+ * Whether the terminal has an open safety fault: a leak, or current above its range (current
+ * below the range is a fault for the franchisee, not a danger).
+ */
+export async function hasSafetyFault(q: Q, terminalId: string): Promise<boolean> {
+  const r = await q.query(
+    `SELECT 1 FROM faults WHERE terminal_id = $1::text AND status <> 'resolved'
+       AND (kind = 'off_current_leak'
+            OR (kind = 'on_current_out_of_range' AND (evidence ->> 'currentA')::float8 > (evidence -> 'rangeA' ->> 1)::float8))
+     LIMIT 1`,
+    [terminalId],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/**
+ * A user's report that a QR code did not scan. Reports within `windowMs` of the last one add to
+ * the open scan_failure fault's count; later ones open a new fault after the old resolves.
+ */
+export async function reportScanFailure(tx: Tx, s: Subjects, o: { terminalId: string; at: number; reason: string; userId: string; windowMs: number }): Promise<FaultRow | null> {
+  // A stale open report (no report for a whole window) is resolved first: a new episode begins.
+  const stale = await tx.query(
+    `SELECT 1 FROM faults WHERE terminal_id = $1::text AND kind = 'scan_failure' AND status <> 'resolved'
+       AND last_seen_at < vv_ms_to_ts($2::bigint - $3::bigint)`,
+    [o.terminalId, o.at, o.windowMs],
+  );
+  if (stale.rowCount) await resolve(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at });
+  return openOrRepeat(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at, evidence: { reason: o.reason, userId: o.userId } });
+}

@@ -1,0 +1,176 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
+import { z } from "zod";
+import { armSchema, terminalInfoSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
+import { decodeTelemetry, PoisonMessageError, runConsumer, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
+import { liveWriter } from "../live.ts";
+import { serialQueue } from "../serial.ts";
+import type { FaultKind, FaultProfile } from "./rules.ts";
+import { emptyFaultState, faultStep, type FaultEffect, type FaultState } from "./step.ts";
+
+export const defaultFaultProfile: FaultProfile = { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 };
+
+const checkpointSchema = z.object({ open: z.array(z.string()) });
+
+export interface FaultProcessorOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  buckets: Buckets;
+  log: Logger;
+  registry: Registry;
+  clock: () => number;
+  /** No telemetry for this long opens terminal_offline. */
+  offlineMs: number;
+  durable?: string;
+  filterSubject?: string;
+  tickMs?: number;
+}
+
+/**
+ * The NATS adapter around the fault step: every reading of every terminal goes through the rules
+ * with that terminal's thresholds; changes go to the control service (which stores and routes
+ * them to the franchisee), over-current in a session goes out as a cutoff at once. Which faults
+ * are open is checkpointed per terminal, so a restart resolves what it opened before. It also
+ * keeps the live bucket (last reading per terminal), since it reads every reading anyway.
+ */
+export async function startFaultProcessor(o: FaultProcessorOptions) {
+  const { subjects: s, buckets, log } = o;
+  const js = jetstream(o.nc);
+  const serial = serialQueue();
+  const states = new Map<string, FaultState>();
+  const profiles = new Map<string, FaultProfile>();
+  const sessions = new Map<string, string>();
+  const live = liveWriter(buckets.live);
+  const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
+
+  const now0 = o.clock();
+  for await (const key of await buckets.faultState.keys()) {
+    const e = await buckets.faultState.get(key);
+    if (!e || e.operation !== "PUT" || e.length === 0) continue;
+    const c = checkpointSchema.safeParse(e.json());
+    if (!c.success) continue;
+    const st = emptyFaultState(now0);
+    for (const k of c.data.open) st.tracks[k as FaultKind] = { since: null, clearSince: null, open: true, holding: true };
+    states.set(key, st);
+  }
+
+  // Registrations and sessions, first as they are, then every change.
+  const follow = async (kv: Buckets["terminals"], on: (key: string, value: unknown | null) => void) => {
+    const w = await kv.watch();
+    void (async () => {
+      for await (const e of w) {
+        try {
+          on(e.key, e.operation === "PUT" && e.length ? e.json() : null);
+        } catch (err) {
+          log.warn({ err, key: e.key }, "ignoring an unreadable entry");
+        }
+      }
+    })();
+    return w;
+  };
+  const watches = [
+    await follow(buckets.terminals, (k, v) => {
+      const t = v === null ? null : terminalInfoSchema.safeParse(v);
+      if (t?.success) profiles.set(k, t.data.profile);
+      else profiles.delete(k);
+    }),
+    await follow(buckets.arms, (k, v) => {
+      const a = v === null ? null : armSchema.safeParse(v);
+      if (a?.success) sessions.set(k, a.data.sessionId);
+      else sessions.delete(k);
+    }),
+  ];
+
+  const checkpoint = (terminalId: string, st: FaultState) => {
+    const open = Object.entries(st.tracks)
+      .filter(([, t]) => t?.open)
+      .map(([k]) => k);
+    return open.length ? buckets.faultState.put(terminalId, JSON.stringify({ open })) : buckets.faultState.delete(terminalId);
+  };
+
+  const run = async (terminalId: string, effects: FaultEffect[], st: FaultState): Promise<void> => {
+    const work: Promise<unknown>[] = [];
+    let transitions = false;
+    for (const e of effects) {
+      if (e.kind === "safety_stop") {
+        const c: Cutoff = { sessionId: e.sessionId, terminalId, reason: "fault", ts: e.at, decidedAt: o.clock() };
+        work.push(js.publish(s.cutoff(terminalId), JSON.stringify(c), { msgID: `cutoff-fault:${e.sessionId}` }));
+        continue;
+      }
+      transitions ||= e.kind !== "repeat";
+      changes.inc({ kind: e.fault, change: e.kind });
+      const change: FaultChange = { terminalId, kind: e.fault, change: e.kind, at: e.at, ...(e.kind === "resolve" ? {} : { evidence: e.evidence }) };
+      work.push(js.publish(s.faultChange(terminalId), JSON.stringify(change), { msgID: `fault:${terminalId}:${e.fault}:${e.kind}:${e.at}` }));
+    }
+    if (transitions) work.push(checkpoint(terminalId, st));
+    await Promise.all(work);
+  };
+
+  let lastPending = 0;
+  const consumer = await runConsumer<TelemetryItem>({
+    nc: o.nc,
+    log,
+    stream: s.streams.telemetry,
+    durable: o.durable ?? s.consumer("faults"),
+    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
+    maxAckPending: 20_000,
+    maxBatch: 2000,
+    decode: (m) => {
+      lastPending = m.info.pending;
+      try {
+        // Invalid readings are the writer's to dead-letter; here they are only skipped.
+        return { items: decodeTelemetry(s.prefix, m, { now: o.clock }).items, rejects: [] };
+      } catch (e) {
+        if (e instanceof PoisonMessageError) return { items: [], rejects: [] };
+        throw e;
+      }
+    },
+    deadLetter: async () => {},
+    // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
+    retryInPlace: true,
+    handle: (items) =>
+      serial(async () => {
+        const at = o.clock();
+        const work: Promise<void>[] = [];
+        for (const it of items) {
+          const st = states.get(it.terminalId) ?? emptyFaultState(at);
+          const res = faultStep(
+            st,
+            { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null },
+            at,
+            profiles.get(it.terminalId) ?? defaultFaultProfile,
+            o.offlineMs,
+          );
+          states.set(it.terminalId, res.state);
+          if (res.effects.length) work.push(run(it.terminalId, res.effects, res.state));
+          const w = live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt);
+          if (w) work.push(w.then(() => undefined));
+        }
+        await Promise.all(work);
+      }),
+  });
+
+  const timer = setInterval(() => {
+    void serial(async () => {
+      const at = o.clock();
+      const work: Promise<void>[] = [];
+      for (const [terminalId, st] of states) {
+        const res = faultStep(st, { kind: "tick", caughtUp: lastPending === 0 }, at, profiles.get(terminalId) ?? defaultFaultProfile, o.offlineMs);
+        states.set(terminalId, res.state);
+        if (res.effects.length) work.push(run(terminalId, res.effects, res.state));
+      }
+      await Promise.all(work);
+    }).catch((err) => log.error({ err }, "fault tick failed"));
+  }, o.tickMs ?? 1000);
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      await consumer.stop();
+      for (const w of watches) w.stop();
+      await serial(async () => {});
+    },
+  };
+}
