@@ -23,7 +23,7 @@ export async function startPlatformProcess(
   port: number,
   env: Record<string, string> = {},
   /** Parts per process, as an operator splits them across cores; the first must include control. */
-  split: string[] = ["control,cutoff,writer"],
+  split: string[] = ["control,cutoff,faults,writer"],
 ): Promise<PlatformProcess> {
   const prefix = `bench_${name}_${Date.now().toString(36)}`;
   const db = prefix;

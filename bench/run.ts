@@ -1,13 +1,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchCutoff } from "./cutoff.ts";
+import { benchFaults } from "./faults.ts";
 import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
 import { NATS_URL } from "./harness.ts";
 import { syncedNats } from "./servers.ts";
 
 /**
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
- * `npm run bench -- cutoff` or `-- ingest` runs one; `--quick` shortens them.
+ * `npm run bench -- cutoff`, `-- faults` or `-- ingest` runs one; `--quick` shortens them.
  */
 async function main() {
   const args = process.argv.slice(2);
@@ -22,11 +23,15 @@ async function main() {
 
   if (!only || only === "cutoff") write("cutoff", await benchCutoff({ terminals: 1000, seconds: quick ? 15 : 60, concurrent: 200, port: 18_080 }));
 
+  if (!only || only === "faults")
+    // The control service in a process of its own: its latency does not wait on the processors' batches.
+    write("faults", await benchFaults({ port: 18_084, rate: 10_000, seconds: quick ? 15 : 40, split: ["control", "cutoff,faults", "writer"] }));
+
   if (!only || only === "ingest") {
     const total = quick ? 50_000 : 200_000;
     const raw = { copyRowsPerSecond: await rawCopy(total * 2), jetstreamPublishPerSecond: await rawPublish(NATS_URL, total * 2) };
     // The writer in a process of its own, the rest in another: how the parts spread over two cores.
-    const split = ["control,cutoff", "writer"];
+    const split = ["control,cutoff,faults", "writer"];
     const oneProcess = await benchPlatformIngest({ port: 18_083, total, withVisibility: false });
     const platform = await benchPlatformIngest({ port: 18_081, total, withVisibility: true, split });
     let synced: object;

@@ -57,5 +57,7 @@ export const faultChangeSchema = z.object({
   change: z.enum(["open", "repeat", "resolve"]),
   at: z.number(),
   evidence: z.record(z.string(), z.unknown()).optional(),
+  /** When the processor decided, by the platform clock; for latency measurement. */
+  decidedAt: z.number().optional(),
 });
 export type FaultChange = z.infer<typeof faultChangeSchema>;

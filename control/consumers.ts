@@ -6,8 +6,24 @@ import { deadLetterer, PoisonMessageError, runConsumer, type RunningConsumer } f
 import type { Metrics } from "./metrics.ts";
 import type { SessionService } from "./sessions/service.ts";
 
-/** Sessions whose events are handled side by side. */
+/** Sessions (or terminals) whose messages are handled side by side. */
 const EVENT_LANES = 4;
+
+/** Runs items grouped by key: each group in order, up to `lanes` groups at once. */
+async function inLanes<T>(items: T[], key: (t: T) => string, lanes: number, run: (t: T) => Promise<void>): Promise<void> {
+  const groups = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const g = groups.get(k);
+    if (g) g.push(it);
+    else groups.set(k, [it]);
+  }
+  const queue = [...groups.values()];
+  const lane = async () => {
+    for (let g = queue.shift(); g; g = queue.shift()) for (const it of g) await run(it);
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+}
 
 interface EventItem {
   gatewayId: string;
@@ -58,18 +74,11 @@ export async function startControlConsumers(o: {
     // terminals' events; one at a time would let power_on_ack wait behind others and arm late).
     // A failure redelivers the batch; handling is idempotent.
     handle: async (items) => {
-      const bySession = new Map<string, EventItem[]>();
-      for (const it of items) {
-        const key = "sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`;
-        bySession.set(key, [...(bySession.get(key) ?? []), it]);
-      }
       // At most a few sessions at once: the database pool is shared with the cutoff path, whose
       // latency matters more.
-      const groups = [...bySession.values()];
-      const lane = async () => {
-        for (let g = groups.shift(); g; g = groups.shift()) for (const it of g) await sessions.onEvent(it.gatewayId, it.terminalId, it.event);
-      };
-      await Promise.all(Array.from({ length: Math.min(EVENT_LANES, groups.length) }, lane));
+      await inLanes(items, (it) => ("sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`), EVENT_LANES, (it) =>
+        sessions.onEvent(it.gatewayId, it.terminalId, it.event),
+      );
     },
   });
 
@@ -104,9 +113,9 @@ export async function startControlConsumers(o: {
       return { items: [p.data], rejects: [] };
     },
     deadLetter: dlq,
-    handle: async (items) => {
-      for (const c of items) await faults.onChange(c);
-    },
+    // One terminal's changes in order, terminals side by side: a burst of faults (a storm, a
+    // gateway back online) is not handled one after another.
+    handle: (items) => inLanes(items, (c) => c.terminalId, EVENT_LANES, (c) => faults.onChange(c)),
   });
   return [events, cutoffs, faultChanges];
 }

@@ -15,6 +15,7 @@ import { faultService } from "./faults/service.ts";
 import { createMetrics } from "./metrics.ts";
 import { sessionService, type SessionService } from "./sessions/service.ts";
 import { startTicker } from "./ticker.ts";
+import { startWebhookSender } from "./webhooks.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -56,7 +57,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     maxSessionS: c.MAX_SESSION_S,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
   });
-  const faults = faultService({ db: o.db, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000 });
+  const faults = faultService({ db: o.db, nc: o.nc, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000, log: o.log });
   const { app, auth } = await createApp({ log: o.log, metrics, authenticate: authenticator(c.VEND_JWT_SECRET!) });
   let draining = false;
   adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
@@ -86,6 +87,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions, faults });
   // Terminals registered before the fault processor existed (or while the bucket was lost).
   void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
+  const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock });
   const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
 
@@ -98,6 +100,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
       await app.close();
       await Promise.all(consumers.map((x) => x.stop()));
       await ticker.stop();
+      await webhooks.stop();
     },
   };
 }

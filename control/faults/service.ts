@@ -1,9 +1,13 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
 import type { FaultChange, Subjects, TerminalInfo } from "../../contracts/index.ts";
+import { publishNow } from "../outbox.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { ApiError, forbidden, notFound } from "../errors.ts";
 import { terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
-import { acknowledge, faultById, openOrRepeat, reportScanFailure, resolve, toEvent } from "./store.ts";
+import { acknowledge, faultById, openOrRepeat, reportScanFailure, resolve, toEvent, type Out } from "./store.ts";
 
 export function terminalInfo(t: TerminalRecord): TerminalInfo {
   const p = t.profile;
@@ -17,21 +21,33 @@ export function terminalInfo(t: TerminalRecord): TerminalInfo {
 }
 
 /** Fault use cases of the control service: storing the processor's decisions, users' reports, acknowledgements. */
-export function faultService(d: { db: Db; subjects: Subjects; buckets: Buckets; clock: () => number; scanWindowMs: number }) {
+export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; clock: () => number; scanWindowMs: number; log: Logger }) {
   const { db, subjects: s } = d;
+  const js = jetstream(d.nc);
+  // The outbox is the guarantee; publishing right after the commit is the speed. What fails here
+  // is left for the ticker's relay.
+  const flush = (out: Out) => publishNow(db, js, out).catch((err) => d.log.warn({ err }, "fault publish deferred to the outbox relay"));
   return {
     /** A change decided by the fault processor; idempotent (a redelivered open is a repeat of an open fault, so it is skipped). */
     async onChange(c: FaultChange): Promise<void> {
+      const out: Out = [];
       await inTx(db, async (tx) => {
-        if (c.change === "resolve") return void (await resolve(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at }));
-        await openOrRepeat(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at, evidence: c.evidence ?? {} });
+        out.length = 0; // a retried transaction starts over
+        if (c.change === "resolve") return void (await resolve(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at }, out));
+        await openOrRepeat(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at, evidence: c.evidence ?? {} }, out);
       });
+      await flush(out);
     },
 
     async reportScanFailure(userId: string, b: { qr?: string | undefined; terminalId?: string | undefined; reason: string }): Promise<{ faultId: string }> {
       const t = b.terminalId ? await terminalById(db, b.terminalId) : await terminalByQr(db, b.qr!);
       if (!t) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code or id");
-      const f = await inTx(db, (tx) => reportScanFailure(tx, s, { terminalId: t.terminalId, at: d.clock(), reason: b.reason, userId, windowMs: d.scanWindowMs }));
+      const out: Out = [];
+      const f = await inTx(db, (tx) => {
+        out.length = 0;
+        return reportScanFailure(tx, s, { terminalId: t.terminalId, at: d.clock(), reason: b.reason, userId, windowMs: d.scanWindowMs }, out);
+      });
+      await flush(out);
       return { faultId: f!.faultId };
     },
 
@@ -40,8 +56,13 @@ export function faultService(d: { db: Db; subjects: Subjects; buckets: Buckets; 
       if (!f) throw notFound("fault", faultId);
       if (f.franchiseeId !== franchiseeId) throw forbidden("this fault is on another franchisee's terminal");
       if (f.status !== "open") throw new ApiError(409, "fault_not_open", `fault ${faultId} is ${f.status}`);
-      const r = await inTx(db, (tx) => acknowledge(tx, s, { faultId, franchiseeId, at: d.clock() }));
+      const out: Out = [];
+      const r = await inTx(db, (tx) => {
+        out.length = 0;
+        return acknowledge(tx, s, { faultId, franchiseeId, at: d.clock() }, out);
+      });
       if (!r) throw new ApiError(409, "fault_not_open", `fault ${faultId} changed meanwhile`);
+      await flush(out);
       return toEvent(r);
     },
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { FaultEvent, Subjects } from "../../contracts/index.ts";
 import type { Db, Tx } from "../db.ts";
-import { enqueue } from "../outbox.ts";
+import { enqueue, type Outgoing } from "../outbox.ts";
+import { enqueueWebhook } from "../webhooks.ts";
 
 type Q = Db | Tx;
 
@@ -32,8 +33,12 @@ export function toEvent(r: FaultRow): FaultEvent & { acknowledgedAt: number | nu
 }
 
 /** Every change is published to the franchisee's subject through the outbox, in its transaction. */
-async function announce(tx: Tx, s: Subjects, r: FaultRow): Promise<FaultRow> {
-  await enqueue(tx, s.fault(r.franchiseeId, r.terminalId), `fault:${r.faultId}:${r.status}:${r.count}`, toEvent(r));
+/** Messages to publish once the transaction commits; the caller passes it to publishNow. */
+export type Out = Outgoing[];
+
+async function announce(tx: Tx, s: Subjects, r: FaultRow, out: Out): Promise<FaultRow> {
+  out.push(await enqueue(tx, s.fault(r.franchiseeId, r.terminalId), `fault:${r.faultId}:${r.status}:${r.count}`, toEvent(r)));
+  await enqueueWebhook(tx, r.franchiseeId, toEvent(r));
   return r;
 }
 
@@ -42,7 +47,7 @@ async function announce(tx: Tx, s: Subjects, r: FaultRow): Promise<FaultRow> {
  * (the partial unique index makes the two one statement). The franchisee and region are the
  * terminal's now.
  */
-export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number; evidence: Record<string, unknown> }): Promise<FaultRow | null> {
+export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number; evidence: Record<string, unknown> }, out: Out): Promise<FaultRow | null> {
   const r = await tx.query<FaultRow>(
     `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
      SELECT $1::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $3::jsonb, vv_ms_to_ts($4::bigint), vv_ms_to_ts($4::bigint)
@@ -52,26 +57,26 @@ export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string;
      RETURNING ${cols}`,
     [`F-${randomUUID()}`, o.kind, JSON.stringify(o.evidence), o.at, o.terminalId],
   );
-  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
-export async function resolve(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number }): Promise<FaultRow | null> {
+export async function resolve(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number }, out: Out): Promise<FaultRow | null> {
   const r = await tx.query<FaultRow>(
     `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), updated_at = now()
      WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved' RETURNING ${cols}`,
     [o.terminalId, o.kind, o.at],
   );
-  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
 /** Acknowledges an open fault of the franchisee's; null when there is no such fault of theirs. */
-export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; at: number }): Promise<FaultRow | null> {
+export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; at: number }, out: Out): Promise<FaultRow | null> {
   const r = await tx.query<FaultRow>(
     `UPDATE faults SET status = 'acknowledged', acknowledged_at = vv_ms_to_ts($3::bigint), acknowledged_by = $2::text, updated_at = now()
      WHERE fault_id = $1::text AND franchisee_id = $2::text AND status = 'open' RETURNING ${cols}`,
     [o.faultId, o.franchiseeId, o.at],
   );
-  return r.rows[0] ? announce(tx, s, r.rows[0]) : null;
+  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
 export async function faultById(q: Q, faultId: string): Promise<FaultRow | null> {
@@ -112,13 +117,18 @@ export async function hasSafetyFault(q: Q, terminalId: string): Promise<boolean>
  * A user's report that a QR code did not scan. Reports within `windowMs` of the last one add to
  * the open scan_failure fault's count; later ones open a new fault after the old resolves.
  */
-export async function reportScanFailure(tx: Tx, s: Subjects, o: { terminalId: string; at: number; reason: string; userId: string; windowMs: number }): Promise<FaultRow | null> {
+export async function reportScanFailure(
+  tx: Tx,
+  s: Subjects,
+  o: { terminalId: string; at: number; reason: string; userId: string; windowMs: number },
+  out: Out,
+): Promise<FaultRow | null> {
   // A stale open report (no report for a whole window) is resolved first: a new episode begins.
   const stale = await tx.query(
     `SELECT 1 FROM faults WHERE terminal_id = $1::text AND kind = 'scan_failure' AND status <> 'resolved'
        AND last_seen_at < vv_ms_to_ts($2::bigint - $3::bigint)`,
     [o.terminalId, o.at, o.windowMs],
   );
-  if (stale.rowCount) await resolve(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at });
-  return openOrRepeat(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at, evidence: { reason: o.reason, userId: o.userId } });
+  if (stale.rowCount) await resolve(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at }, out);
+  return openOrRepeat(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at, evidence: { reason: o.reason, userId: o.userId } }, out);
 }

@@ -13,6 +13,7 @@ import { readingsOf } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { notFound } from "../errors.ts";
 import { terminalById } from "../registry.ts";
+import { setWebhook } from "../webhooks.ts";
 import { upsertFranchisee, upsertGateway, upsertRegion, upsertTerminal } from "../registry.ts";
 import { addTariffVersion } from "../tariffs.ts";
 import { topUp, upsertUser } from "../wallet.ts";
@@ -37,6 +38,18 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
     await upsertFranchisee(db, franchiseeId, req.body);
     return { franchiseeId, ...req.body };
   });
+
+  app.put(
+    "/v1/admin/franchisees/:franchiseeId/webhook",
+    { ...base, schema: { tags, ...p("franchiseeId"), body: z.object({ url: z.url({ protocol: /^https?$/ }), secret: z.string().min(16).max(200) }) } },
+    async (req) => {
+      const { franchiseeId } = req.params as { franchiseeId: string };
+      const exists = await db.query("SELECT 1 FROM franchisees WHERE franchisee_id = $1::text", [franchiseeId]);
+      if (!exists.rowCount) throw notFound("franchisee", franchiseeId);
+      await setWebhook(db, franchiseeId, req.body.url, req.body.secret);
+      return { franchiseeId, url: req.body.url };
+    },
+  );
 
   app.put("/v1/admin/gateways/:gatewayId", { ...base, schema: { tags, ...p("gatewayId"), body: gatewayBodySchema } }, async (req) => {
     const { gatewayId } = req.params as { gatewayId: string };

@@ -141,7 +141,8 @@ export function sessionService(d: SessionServiceDeps) {
             };
             after.push(async () => void (await buckets.arms.put(cur.terminalId, JSON.stringify(arm))));
             // A charge started after a scan: the code scans again, so reports of it are resolved.
-            if (cur.state === "authorizing") await resolveFault(tx, s, { terminalId: cur.terminalId, kind: "scan_failure", at: now });
+            // (Published by the outbox relay: no one waits on this one.)
+            if (cur.state === "authorizing") await resolveFault(tx, s, { terminalId: cur.terminalId, kind: "scan_failure", at: now }, []);
             break;
           }
           case "disarm":

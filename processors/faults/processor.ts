@@ -101,7 +101,7 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
       }
       transitions ||= e.kind !== "repeat";
       changes.inc({ kind: e.fault, change: e.kind });
-      const change: FaultChange = { terminalId, kind: e.fault, change: e.kind, at: e.at, ...(e.kind === "resolve" ? {} : { evidence: e.evidence }) };
+      const change: FaultChange = { terminalId, kind: e.fault, change: e.kind, at: e.at, ...(e.kind === "resolve" ? {} : { evidence: e.evidence }), decidedAt: o.clock() };
       work.push(js.publish(s.faultChange(terminalId), JSON.stringify(change), { msgID: `fault:${terminalId}:${e.fault}:${e.kind}:${e.at}` }));
     }
     if (transitions) work.push(checkpoint(terminalId, st));
@@ -116,7 +116,8 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
     durable: o.durable ?? s.consumer("faults"),
     ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
     maxAckPending: 20_000,
-    maxBatch: 2000,
+    // Small batches: a fault waits behind at most this many readings of other terminals.
+    maxBatch: 500,
     decode: (m) => {
       lastPending = m.info.pending;
       try {

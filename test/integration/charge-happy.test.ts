@@ -67,7 +67,7 @@ describe("a prepaid charge to an energy target", () => {
     const rec = records.find((x) => x.data.sessionId === id)!;
     expect(rec.subject).toBe(tp.p.subjects.sessionRecord("T1"));
     expect(rec.data).toMatchObject({ feeCents: 1, franchiseeId: "FR1", state: "completed" });
-    expect((await tp.p.db.query("SELECT count(*)::int AS n FROM outbox")).rows[0].n).toBe(0);
+    await until(async () => (await tp.p.db.query("SELECT count(*)::int AS n FROM outbox")).rows[0].n === 0);
   });
 
   it("answers terminal_busy while a session runs and accepts the terminal again after", async () => {

@@ -187,3 +187,49 @@ describe("a terminal that falls silent", () => {
     await until(async () => !(await openFaults(fr1)).some((x) => x.faultId === f.faultId), 15_000);
   });
 });
+
+describe("webhooks", () => {
+  it("each fault change is POSTed to the franchisee's own webhook, signed, retried until acknowledged", async () => {
+    const { createServer } = await import("node:http");
+    const { createHmac } = await import("node:crypto");
+    const got: { fr: string; status: number; headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+    const receiver = (fr: string, failFirst: number) => {
+      let n = 0;
+      const server = createServer((req, res) => {
+        let body = "";
+        req.on("data", (c) => (body += c));
+        req.on("end", () => {
+          const status = n++ < failFirst ? 500 : 200;
+          got.push({ fr, status, headers: req.headers, body });
+          res.writeHead(status).end();
+        });
+      });
+      return new Promise<{ url: string; close: () => void }>((r) =>
+        server.listen(0, "127.0.0.1", () => r({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, close: () => server.close() })),
+      );
+    };
+    const one = await receiver("FR1", 2);
+    const two = await receiver("FR2", 0);
+    const secret = "fr1-webhook-secret-0123";
+    expect((await tp.api("PUT", "/v1/admin/franchisees/FR1/webhook", { url: one.url, secret })).status).toBe(200);
+    expect((await tp.api("PUT", "/v1/admin/franchisees/FR2/webhook", { url: two.url, secret: "fr2-webhook-secret-0123" })).status).toBe(200);
+    expect((await tp.api("PUT", "/v1/admin/franchisees/FR1/webhook", { url: "ftp://x", secret })).status).toBe(400);
+
+    const f = (await tp.api("POST", "/v1/scan-failures", { terminalId: "LEAK", reason: "webhook test" }, user)).body.faultId;
+    const ok = await until(async () => got.find((g) => g.status === 200 && JSON.parse(g.body).faultId === f), 20_000);
+    const attempts = got.filter((g) => g.fr === "FR1" && JSON.parse(g.body).faultId === f);
+    expect(attempts.map((a) => a.status)).toEqual([500, 500, 200]);
+    // The same delivery each time, and a signature the franchisee can check with its secret.
+    expect(new Set(attempts.map((a) => a.headers["x-voltvend-delivery"])).size).toBe(1);
+    const ts = ok.headers["x-voltvend-timestamp"] as string;
+    expect(ok.headers["x-voltvend-signature"]).toBe(`sha256=${createHmac("sha256", secret).update(`${ts}.${ok.body}`).digest("hex")}`);
+    expect(JSON.parse(ok.body)).toMatchObject({ faultId: f, kind: "scan_failure", franchiseeId: "FR1", terminalId: "LEAK", status: "open" });
+    // FR2's webhook never hears of FR1's fault.
+    expect(got.filter((g) => g.fr === "FR2").every((g) => JSON.parse(g.body).franchiseeId === "FR2")).toBe(true);
+    expect(got.some((g) => g.fr === "FR2" && JSON.parse(g.body).faultId === f)).toBe(false);
+    const row = await tp.p.db.query("SELECT attempts, delivered_at IS NOT NULL AS done FROM webhook_deliveries WHERE body ->> 'faultId' = $1", [f]);
+    expect(row.rows).toEqual([{ attempts: 3, done: true }]);
+    one.close();
+    two.close();
+  });
+});

@@ -1,0 +1,93 @@
+import { connect } from "@nats-io/transport-node";
+import { percentile, startPlatformProcess, NATS_URL } from "./harness.ts";
+
+/**
+ * Fault detection latency: from the publish of the reading that completes a leak's debounce (the
+ * reading that makes it a fault) to the fault event on the franchisee's subject, while the
+ * platform carries `rate` readings/s (1000 terminals, `rate / 1000` readings per second each).
+ */
+export async function benchFaults(o: { port: number; rate: number; seconds: number; split?: string[] }) {
+  const p = await startPlatformProcess("faults", o.port, {}, o.split);
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  try {
+    const terminals = 1000;
+    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
+    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
+    for (let g = 0; g < 20; g++) await p.call("PUT", `/v1/admin/gateways/G${g}`, { regionId: "R1" });
+    for (let t = 0; t < terminals; t += 50)
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) =>
+          p.call("PUT", `/v1/admin/terminals/T${t + j}`, { qr: `q${t + j}`, gatewayId: `G${Math.floor((t + j) / 50)}`, regionId: "R1", franchiseeId: "F1" }),
+        ),
+      );
+    await new Promise((r) => setTimeout(r, 1500)); // terminals reach the fault processor's bucket
+
+    const perTerminalHz = o.rate / terminals;
+    const stepMs = 1000 / perTerminalHz;
+    // Leaks: terminal k starts leaking at second 2+k/10 (one new leak every 100 ms).
+    const leakFrom = new Map<string, number>();
+    const completedAt = new Map<string, number>(); // publish time of the debounce-completing reading
+    const latencies: number[] = [];
+    // Where the time goes: the fault processor's decision, on its way to the control service.
+    const decided: number[] = [];
+    const ctl = nc.subscribe(`${p.prefix}.ctl.fault.*`);
+    void (async () => {
+      for await (const m of ctl) {
+        const now = performance.now();
+        const c = m.json<{ kind: string; change: string; terminalId: string }>();
+        const sent = completedAt.get(c.terminalId);
+        if (c.kind === "off_current_leak" && c.change === "open" && sent !== undefined) decided.push(now - sent);
+      }
+    })();
+    const sub = nc.subscribe(`${p.prefix}.fault.F1.*`);
+    void (async () => {
+      for await (const m of sub) {
+        const now = performance.now();
+        const f = m.json<{ kind: string; status: string; terminalId: string }>();
+        if (f.kind !== "off_current_leak" || f.status !== "open") continue;
+        const sent = completedAt.get(f.terminalId);
+        if (sent !== undefined) latencies.push(now - sent);
+      }
+    })();
+
+    const start = Date.now();
+    let seq = 0;
+    const energy = new Map<number, number>();
+    while (Date.now() - start < o.seconds * 1000) {
+      const tickStart = Date.now();
+      const ts = tickStart;
+      seq++;
+      for (let t = 0; t < terminals; t++) {
+        const id = `T${t}`;
+        const elapsed = ts - start;
+        const victim = t < o.seconds * 10 - 60 && elapsed >= 2000 + t * 100;
+        if (victim && !leakFrom.has(id)) leakFrom.set(id, ts);
+        const reading = { ts, seq, state: "off", currentA: victim ? 0.5 : 0, voltageV: 220, energyWh: (energy.get(t) ?? 1000) };
+        nc.publish(`${p.prefix}.tel.G${Math.floor(t / 50)}.${id}`, JSON.stringify(reading));
+        const since = leakFrom.get(id);
+        if (since !== undefined && !completedAt.has(id) && ts - since >= 2000) completedAt.set(id, performance.now());
+      }
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, Math.max(0, stepMs - (Date.now() - tickStart))));
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    sub.unsubscribe();
+    ctl.unsubscribe();
+    latencies.sort((a, b) => a - b);
+    decided.sort((a, b) => a - b);
+    return {
+      name: "fault_detection_latency",
+      readingsPerSecond: o.rate,
+      seconds: o.seconds,
+      leaks: completedAt.size,
+      detected: latencies.length,
+      ms: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
+      processorDecidedMs: { p50: percentile(decided, 50), p99: percentile(decided, 99) },
+      measuredFrom: "publish of the reading that completes the 2 s debounce",
+      goal: "p99 < 50 ms",
+    };
+  } finally {
+    await nc.close();
+    await p.stop();
+  }
+}
