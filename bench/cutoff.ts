@@ -8,8 +8,8 @@ import { NATS_URL, SECRET, percentile, startPlatformProcess } from "./harness.ts
  * power_off command seen on the wire, with `terminals` terminals each sending one reading per
  * second and about `concurrent` sessions running at once.
  */
-export async function benchCutoff(o: { terminals: number; seconds: number; concurrent: number; port: number }) {
-  const p = await startPlatformProcess("cutoff", o.port);
+export async function benchCutoff(o: { terminals: number; seconds: number; concurrent: number; port: number; split?: string[] }) {
+  const p = await startPlatformProcess("cutoff", o.port, {}, o.split);
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
@@ -113,6 +113,7 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
     latencies.sort((a, b) => a - b);
     return {
       name: "cutoff_latency",
+      processes: o.split ?? ["control,cutoff,faults,writer"],
       terminals: ids.length,
       readingsPerSecond: ids.length,
       seconds: o.seconds,

@@ -77,6 +77,7 @@ export async function benchFaults(o: { port: number; rate: number; seconds: numb
     decided.sort((a, b) => a - b);
     return {
       name: "fault_detection_latency",
+      processes: o.split ?? ["control,cutoff,faults,writer"],
       readingsPerSecond: o.rate,
       seconds: o.seconds,
       leaks: completedAt.size,

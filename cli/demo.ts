@@ -7,7 +7,7 @@ const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 /**
  * A simulated fleet on the running platform: two regions, two franchisees, gateways with
- * terminals (one refuses handshakes, one is flaky), users who top up and charge, and a one-line
+ * terminals (one refuses handshakes, one leaks), users who top up and charge, and a one-line
  * summary every second. Everything goes through the real HTTP API and NATS subjects.
  */
 export async function startDemo(p: Platform, o: { terminals: number }): Promise<() => Promise<void>> {
@@ -46,7 +46,8 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
       const terminalId = `T-${g + 1}-${String(i + 1).padStart(3, "0")}`;
       const qr = `${p.url}/t/${terminalId}`;
       await call("PUT", `/v1/admin/terminals/${terminalId}`, { qr, gatewayId, regionId: region, franchiseeId: g === 0 ? "FR-A" : "FR-B" });
-      gw.addTerminal(terminalId, i === 3 ? { handshake: "refuse" } : { currentA: 16 + Math.random() * 2 });
+      // One terminal refuses handshakes, one leaks current while off: the demo shows both paths.
+      gw.addTerminal(terminalId, i === 3 ? { handshake: "refuse" } : i === 5 ? { leakA: 0.4 } : { currentA: 16 + Math.random() * 2 });
       qrs.push(qr);
     }
     await gw.flush();
@@ -80,7 +81,8 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
           count(*) FILTER (WHERE state IN ('authorizing', 'active', 'stopping'))::int AS live,
           count(*) FILTER (WHERE state = 'completed')::int AS completed,
           count(*) FILTER (WHERE state = 'failed')::int AS failed,
-          coalesce(sum(energy_mwh), 0)::bigint AS mwh, coalesce(sum(fee_cents), 0)::bigint AS cents
+          coalesce(sum(energy_mwh), 0)::bigint AS mwh, coalesce(sum(fee_cents), 0)::bigint AS cents,
+          (SELECT count(*) FROM faults WHERE status <> 'resolved')::int AS faults
         FROM sessions`);
       const r = rows[0];
       let online = 0;
@@ -89,7 +91,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
         const e = await p.buckets.live.get(k);
         if (e && e.operation === "PUT" && now - (e.json() as { seenAt: number }).seenAt < p.config.TERMINAL_OFFLINE_S * 1000) online++;
       }
-      const line = `terminals ${qrs.length} (${online} online) | sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed | energy ${(r.mwh / 1e6).toFixed(3)} kWh | fees ${(r.cents / 100).toFixed(2)} | faults n/a`;
+      const line = `terminals ${qrs.length} (${online} online) | sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed | energy ${(r.mwh / 1e6).toFixed(3)} kWh | fees ${(r.cents / 100).toFixed(2)} | open faults ${r.faults}`;
       process.stdout.write(tty ? `\r${line.padEnd(110)}` : `${line}\n`);
     } catch {
       // the summary is best effort while shutting down
