@@ -146,8 +146,9 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
           );
           states.set(it.terminalId, res.state);
           if (res.effects.length) work.push(run(it.terminalId, res.effects, res.state));
-          const w = live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt);
-          if (w) work.push(w.then(() => undefined));
+          // Live state is a best-effort view, rewritten every few seconds: the batch does not
+          // wait for it (a fault decision behind it would).
+          live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
         }
         await Promise.all(work);
       }),
