@@ -1,7 +1,7 @@
 /** Ingest: the stream topology, the one consume loop, telemetry decoding and dead letters. */
 export { ensureTopology, openBuckets, streamConfigs, isNotFound, type Buckets, type StreamLimits } from "./streams.ts";
 export { runConsumer, ensureConsumer, PoisonMessageError, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
-export { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
+export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";
 export { startWriter, type WriterOptions } from "./writer.ts";
 export { maintainStorage, storageEngine, type StoragePolicy } from "./storage.ts";

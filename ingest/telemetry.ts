@@ -83,3 +83,16 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
   }
   throw new PoisonMessageError(`unexpected telemetry subject ${m.subject}`);
 }
+
+/**
+ * For the stream processors: the valid readings of a message, the invalid ones skipped without a
+ * dead letter (dead-lettering and counting them is the writer's job, once).
+ */
+export function validReadings(prefix: string, m: JsMsg, checks: TelemetryChecks): Decoded<TelemetryItem> {
+  try {
+    return { items: decodeTelemetry(prefix, m, checks).items, rejects: [] };
+  } catch (e) {
+    if (e instanceof PoisonMessageError) return { items: [], rejects: [] };
+    throw e;
+  }
+}

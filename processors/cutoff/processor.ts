@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
-import { decodeTelemetry, PoisonMessageError, runConsumer, type Buckets, type Decoded, type TelemetryItem } from "../../ingest/index.ts";
+import { runConsumer, validReadings, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
 import { serialQueue } from "../serial.ts";
 import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
@@ -152,15 +152,9 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
     maxAckPending: 5000,
     maxBatch: 1000,
-    decode: (m): Decoded<TelemetryItem> => {
+    decode: (m) => {
       lastPending = m.info.pending;
-      try {
-        // Invalid readings are the writer's to dead-letter; here they are only skipped.
-        return { items: decodeTelemetry(s.prefix, m, { now: o.clock, want }).items, rejects: [] };
-      } catch (e) {
-        if (e instanceof PoisonMessageError) return { items: [], rejects: [] };
-        throw e;
-      }
+      return validReadings(s.prefix, m, { now: o.clock, want });
     },
     deadLetter: async () => {},
     // Per-terminal state is built in stream order: a failed batch is retried, not handed back.

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { z } from "zod";
 import { armSchema, terminalInfoSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
-import { decodeTelemetry, PoisonMessageError, runConsumer, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
+import { runConsumer, validReadings, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
 import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
@@ -120,13 +120,7 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
     maxBatch: 500,
     decode: (m) => {
       lastPending = m.info.pending;
-      try {
-        // Invalid readings are the writer's to dead-letter; here they are only skipped.
-        return { items: decodeTelemetry(s.prefix, m, { now: o.clock }).items, rejects: [] };
-      } catch (e) {
-        if (e instanceof PoisonMessageError) return { items: [], rejects: [] };
-        throw e;
-      }
+      return validReadings(s.prefix, m, { now: o.clock });
     },
     deadLetter: async () => {},
     // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
