@@ -330,3 +330,20 @@ describe("with franchisees' JetStream history (--franchisee-history)", () => {
     await expect(fr2.nc.request(`$JS.API.CONSUMER.INFO.${s.streams.faults}.${name}`, "", { timeout: 2000 })).rejects.toThrow(/Permissions Violation for Publish/);
   });
 });
+
+describe("the platform on a server with the generated authorization", () => {
+  it("logs in as platform when VEND_NATS_PASSWORD is set, and cannot start without it", async () => {
+    const { testPlatform } = await import("../helpers/platform.ts");
+    const tp = await testPlatform({ NATS_URL: server.url, VEND_NATS_PASSWORD: PLATFORM_PASSWORD }, { parts: { cutoff: false, faults: false, writer: false } });
+    try {
+      const ready = await fetch(`${tp.p.url}/readyz`);
+      expect(ready.status).toBe(200);
+      // It created its streams on this server, as the platform user.
+      const jsm = await jetstreamManager(tp.p.nc);
+      expect((await jsm.streams.info(tp.p.subjects.streams.telemetry)).config.name).toBe(tp.p.subjects.streams.telemetry);
+    } finally {
+      await tp[Symbol.asyncDispose]();
+    }
+    await expect(testPlatform({ NATS_URL: server.url }, { parts: { cutoff: false, faults: false, writer: false } })).rejects.toThrow(/Authorization/i);
+  });
+});
