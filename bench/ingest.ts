@@ -13,7 +13,9 @@ const PER_GATEWAY = 50;
 const T0 = Date.now() - 7 * 86_400_000;
 
 function readingJson(i: number, t: number, withTerminal: boolean): string {
-  const base = { ts: T0 + i * 1000, seq: i, state: "on", currentA: 16.8, voltageV: 220.5, powerW: 3704.4, energyWh: 1000 + i * 1.03 };
+  // Idle terminals (relay off, no current): a relay on without a session would be a fault on every
+  // terminal, and the run would measure a fault storm rather than ingest.
+  const base = { ts: T0 + i * 1000, seq: i, state: "off", currentA: 0, voltageV: 220.5, powerW: 0, energyWh: 1000 };
   return JSON.stringify(withTerminal ? { terminalId: `T${t}`, ...base } : base);
 }
 
@@ -141,7 +143,7 @@ async function visibility(p: PlatformProcess, nc: NatsConnection, db: pg.Client,
     for (let i = 0; i < perTick; i++) {
       const t = i % TERMINALS;
       seq++;
-      nc.publish(`${p.prefix}.tel.G${Math.floor(t / PER_GATEWAY)}.T${t}`, JSON.stringify({ ts: Date.now(), seq, state: "on", currentA: 16, voltageV: 220, energyWh: seq }));
+      nc.publish(`${p.prefix}.tel.G${Math.floor(t / PER_GATEWAY)}.T${t}`, JSON.stringify({ ts: Date.now(), seq, state: "off", currentA: 0, voltageV: 220, energyWh: 1000 }));
     }
     await nc.flush();
     await new Promise((r) => setTimeout(r, Math.max(0, 50 - (Date.now() - tickStart))));
