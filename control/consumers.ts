@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { cutoffSchema, faultChangeSchema, idSchema, subjectTokens, terminalEventSchema, type Cutoff, type FaultChange, type Subjects, type TerminalEvent } from "../contracts/index.ts";
@@ -31,12 +32,17 @@ interface EventItem {
   event: TerminalEvent;
 }
 
-function parseJson(data: Uint8Array): unknown {
+/** A message's JSON payload checked against its schema; anything else is poison, with every problem named. */
+function parseWith<T>(schema: z.ZodType<T>, data: Uint8Array): T {
+  let raw: unknown;
   try {
-    return JSON.parse(new TextDecoder().decode(data));
+    raw = JSON.parse(new TextDecoder().decode(data));
   } catch {
     throw new PoisonMessageError("payload is not JSON", "not_json");
   }
+  const p = schema.safeParse(raw);
+  if (!p.success) throw new PoisonMessageError(p.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; "));
+  return p.data;
 }
 
 /**
@@ -65,9 +71,7 @@ export async function startControlConsumers(o: {
       const [, gatewayId = "", terminalId = ""] = subjectTokens(s.prefix, m.subject);
       if (!idSchema.safeParse(gatewayId).success || !idSchema.safeParse(terminalId).success)
         throw new PoisonMessageError(`bad ids in subject ${m.subject}`);
-      const p = terminalEventSchema.safeParse(parseJson(m.data));
-      if (!p.success) throw new PoisonMessageError(p.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; "));
-      return { items: [{ gatewayId, terminalId, event: p.data }], rejects: [] };
+      return { items: [{ gatewayId, terminalId, event: parseWith(terminalEventSchema, m.data) }], rejects: [] };
     },
     deadLetter: dlq,
     // Events of one session are handled in order, sessions side by side (a batch holds many
@@ -89,11 +93,7 @@ export async function startControlConsumers(o: {
     durable: s.consumer("control_cutoffs"),
     filterSubject: s.wild.cutoff,
     maxBatch: 100,
-    decode: (m) => {
-      const p = cutoffSchema.safeParse(parseJson(m.data));
-      if (!p.success) throw new PoisonMessageError("invalid cutoff");
-      return { items: [p.data], rejects: [] };
-    },
+    decode: (m) => ({ items: [parseWith(cutoffSchema, m.data)], rejects: [] }),
     deadLetter: dlq,
     handle: async (items) => {
       await Promise.all(items.map((c) => sessions.onCutoff(c)));
@@ -107,11 +107,7 @@ export async function startControlConsumers(o: {
     durable: s.consumer("control_faults"),
     filterSubject: s.wild.faultChange,
     maxBatch: 100,
-    decode: (m) => {
-      const p = faultChangeSchema.safeParse(parseJson(m.data));
-      if (!p.success) throw new PoisonMessageError("invalid fault change");
-      return { items: [p.data], rejects: [] };
-    },
+    decode: (m) => ({ items: [parseWith(faultChangeSchema, m.data)], rejects: [] }),
     deadLetter: dlq,
     // One terminal's changes in order, terminals side by side: a burst of faults (a storm, a
     // gateway back online) is not handled one after another.
