@@ -28,7 +28,8 @@ export async function startPlatformProcess(
   const prefix = `bench_${name}_${Date.now().toString(36)}`;
   const db = prefix;
   const spawnPart = (parts: string) =>
-    spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "--parts", parts], {
+    // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each platform process.
+    spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", "cli/main.ts", "--parts", parts], {
       env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(256 * 2 ** 20), ...env },
       stdio: ["ignore", "inherit", "inherit"],
     });

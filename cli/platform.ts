@@ -5,7 +5,7 @@ import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
-import { startCutoffProcessor, startFaultProcessor, type RunningProcessor } from "../processors/index.ts";
+import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
 
 export interface PlatformOptions {
@@ -24,10 +24,10 @@ export interface Platform {
   log: Logger;
   control: RunningControl | null;
   writer: { stop(): Promise<void> } | null;
-  /** Replaceable, so that a test can crash and restart the processor alone. */
-  cutoff: RunningProcessor | null;
-  /** Starts a cutoff processor on this platform's connection (after a stop of the running one). */
-  startCutoff(): Promise<RunningProcessor>;
+  /** The stream processors (cutoff, faults); replaceable, so that a test can crash and restart them. */
+  processors: RunningProcessor | null;
+  /** Starts this process's stream processors again on its connection (after a stop of the running ones). */
+  startProcessors(): Promise<RunningProcessor>;
   url: string;
   stop(): Promise<void>;
 }
@@ -52,12 +52,15 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
   const registry = newRegistry(!o.log);
 
-  const startCutoff = () =>
-    startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: newRegistry(false), clock, silenceMs: config.SESSION_SILENCE_S * 1000 });
-  const cutoff = parts.cutoff ? await startCutoffProcessor({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }) : null;
-  const faults = parts.faults
-    ? await startFaultProcessor({ nc, subjects, buckets, log: log.child({ part: "faults" }), registry, clock, offlineMs: config.TERMINAL_OFFLINE_S * 1000 })
-    : null;
+  // Cutoff and faults step the same readings: one consumer feeds both (processors/host.ts).
+  const startProcessors = (reg = registry) => {
+    const stages: StageFactory[] = [];
+    if (parts.cutoff) stages.push((ctx) => cutoffStage({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: reg, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }, ctx));
+    if (parts.faults) stages.push((ctx) => faultStage({ nc, subjects, buckets, log: log.child({ part: "faults" }), registry: reg, clock, offlineMs: config.TERMINAL_OFFLINE_S * 1000 }, ctx));
+    const name = parts.cutoff && parts.faults ? "processors" : parts.cutoff ? "cutoff" : "faults";
+    return startProcessorHost({ nc, subjects, log: log.child({ part: name }), clock, durable: subjects.consumer(name), stages });
+  };
+  const processors = parts.cutoff || parts.faults ? await startProcessors() : null;
   const writer = parts.writer
     ? await startWriter({
         nc,
@@ -85,14 +88,14 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     log,
     control,
     writer,
-    cutoff,
-    startCutoff,
+    processors,
+    // Metrics are registered once per registry: a restarted set counts in a fresh one.
+    startProcessors: () => startProcessors(newRegistry(false)),
     url: control?.url ?? "",
     stop() {
       stopping ??= (async () => {
         await control?.stop();
-        await platform.cutoff?.stop();
-        await faults?.stop();
+        await platform.processors?.stop();
         await writer?.stop();
         await backup?.stop();
         await nc.drain();

@@ -45,9 +45,30 @@ export async function insertReadings(q: Q, items: TelemetryItem[]): Promise<numb
      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::boolean[], $6::real[], $7::real[], $8::real[],
                  $9::bigint[], $10::text[], $11::bigint[]) AS u(t, ts, g, seq, o, c, v, p, e, s, rcv)
      ON CONFLICT (terminal_id, ts) DO NOTHING`,
-    [cols.terminal, cols.ts, cols.gateway, cols.seq, cols.on, cols.current, cols.voltage, cols.power, cols.mwh, cols.session, cols.received],
+    [
+      plainArray(cols.terminal),
+      plainArray(cols.ts),
+      plainArray(cols.gateway),
+      plainArray(cols.seq),
+      `{${cols.on.map((b) => (b ? "t" : "f")).join(",")}}`,
+      plainArray(cols.current),
+      plainArray(cols.voltage),
+      plainArray(cols.power),
+      plainArray(cols.mwh),
+      cols.session,
+      plainArray(cols.received),
+    ],
   );
   return res.rowCount ?? 0;
+}
+
+/**
+ * A PostgreSQL array literal of values that need no quoting: numbers, and ids (which match
+ * `idPattern`, so no commas, quotes, braces or spaces). node-postgres would escape each element,
+ * which was a measurable share of the writer's time.
+ */
+function plainArray(values: (number | string)[]): string {
+  return `{${values.join(",")}}`;
 }
 
 /**

@@ -1,9 +1,10 @@
-/** Stream processors: pure per-terminal steps with thin NATS adapters. */
-export { startCutoffProcessor, type CutoffProcessorOptions, type RunningProcessor } from "./cutoff/processor.ts";
+/** Stream processors: pure per-terminal steps, run as stages on shared telemetry consumers. */
+export { startProcessorHost, type RunningProcessor, type Stage, type StageContext, type StageFactory } from "./host.ts";
+export { startCutoffProcessor, cutoffStage, type CutoffProcessorOptions, type CutoffStageOptions } from "./cutoff/processor.ts";
 export { step as cutoffStep, emptyState as emptyCutoffState, type TerminalState as CutoffState } from "./cutoff/step.ts";
 export { decideCutoff } from "./cutoff/decide.ts";
 export { readMeter, encodeMeterRecord, decodeMeterRecord, type MeterRecord } from "./cutoff/store.ts";
 export { readLive, type Live } from "./live.ts";
-export { startFaultProcessor, defaultFaultProfile, type FaultProcessorOptions } from "./faults/processor.ts";
+export { startFaultProcessor, faultStage, defaultFaultProfile, type FaultProcessorOptions, type FaultStageOptions } from "./faults/processor.ts";
 export { faultStep, emptyFaultState, type FaultState, type FaultEffect } from "./faults/step.ts";
 export { conditions as faultConditions, type FaultKind, type FaultProfile } from "./faults/rules.ts";

@@ -3,12 +3,13 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
-import { runConsumer, validReadings, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
+import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
+import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { serialQueue } from "../serial.ts";
 import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
-export interface CutoffProcessorOptions {
+export interface CutoffStageOptions {
   nc: NatsConnection;
   subjects: Subjects;
   buckets: Buckets;
@@ -17,6 +18,11 @@ export interface CutoffProcessorOptions {
   clock: () => number;
   /** A session whose terminal is silent this long is cut `terminal_offline`. */
   silenceMs: number;
+  /** @default 1000 */
+  tickMs?: number;
+}
+
+export interface CutoffProcessorOptions extends CutoffStageOptions {
   /**
    * Durable consumer name and filter; a partitioned deployment runs one processor per partition
    * with its own durable and a filter on the partition's subjects (see docs/scaling.md).
@@ -24,19 +30,31 @@ export interface CutoffProcessorOptions {
    */
   durable?: string;
   filterSubject?: string;
-  /** @default 1000 */
-  tickMs?: number;
 }
 
-export interface RunningProcessor {
-  stop(): Promise<void>;
+export type { RunningProcessor };
+
+/** The cutoff stage on a consumer of its own (a partition, or a deployment without faults). */
+export function startCutoffProcessor(o: CutoffProcessorOptions): Promise<RunningProcessor> {
+  return startProcessorHost({
+    nc: o.nc,
+    subjects: o.subjects,
+    log: o.log,
+    clock: o.clock,
+    durable: o.durable ?? o.subjects.consumer("cutoff"),
+    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
+    // A cutoff waits behind at most this many readings.
+    maxBatch: 1000,
+    maxAckPending: 5000,
+    stages: [(ctx) => cutoffStage(o, ctx)],
+  });
 }
 
 /**
- * The NATS adapter around the cutoff step: restores checkpoints, follows arms, feeds readings and
- * ticks through `step`, runs the effects, and only then lets the consume loop acknowledge.
+ * The NATS side of the cutoff step: restores checkpoints, follows arms, feeds readings and
+ * ticks through `step`, runs the effects, and only then lets the consumer acknowledge.
  */
-export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<RunningProcessor> {
+export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Promise<Stage> {
   const { subjects: s, buckets, log } = o;
   const js = jetstream(o.nc);
   const serial = serialQueue();
@@ -50,9 +68,9 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     registers: [o.registry],
   });
 
-  const durable = o.durable ?? s.consumer("cutoff");
+  const durable = ctx.owner;
   // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
-  const partitioned = o.filterSubject !== undefined;
+  const partitioned = ctx.partitioned;
   const owned = new Set<string>();
   const owns = (terminalId: string) => !partitioned || owned.has(terminalId);
 
@@ -140,59 +158,43 @@ export async function startCutoffProcessor(o: CutoffProcessorOptions): Promise<R
     }
   })();
 
-  let lastPending = 0;
-  // Readings of terminals with no session need no parsing at all: most of the fleet, most of the
-  // time. (The live bucket is the fault processor's, which reads every reading anyway.)
-  const want = (id: string) => states.has(id) || waitingArms.has(id) || !owned.has(id);
-  const consumer = await runConsumer<TelemetryItem>({
-    nc: o.nc,
-    log,
-    stream: s.streams.telemetry,
-    durable,
-    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
-    maxAckPending: 5000,
-    maxBatch: 1000,
-    decode: (m) => {
-      lastPending = m.info.pending;
-      return validReadings(s.prefix, m, { now: o.clock, want });
-    },
-    deadLetter: async () => {},
-    // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
-    retryInPlace: true,
-    handle: (items) =>
-      serial(async () => {
-        const end = batchSeconds.startTimer();
-        const effects: CutoffEffect[] = [];
-        for (const it of items) {
-          if (!owned.has(it.terminalId)) {
-            owned.add(it.terminalId);
-            const arm = waitingArms.get(it.terminalId);
-            waitingArms.delete(it.terminalId);
-            if (arm) effects.push(...apply(it.terminalId, arm, o.clock()));
-          }
-          // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
-          if (states.has(it.terminalId)) effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
+  const handle = (items: TelemetryItem[]) =>
+    serial(async () => {
+      const end = batchSeconds.startTimer();
+      const effects: CutoffEffect[] = [];
+      for (const it of items) {
+        if (!owned.has(it.terminalId)) {
+          owned.add(it.terminalId);
+          const arm = waitingArms.get(it.terminalId);
+          waitingArms.delete(it.terminalId);
+          if (arm) effects.push(...apply(it.terminalId, arm, o.clock()));
         }
-        await run(effects);
-        end();
-      }),
-  });
+        // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
+        if (states.has(it.terminalId)) effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
+      }
+      await run(effects);
+      end();
+    });
 
   const timer = setInterval(() => {
     void serial(async () => {
       const at = o.clock();
       const effects: CutoffEffect[] = [];
       for (const [terminalId, st] of states) {
-        if (st.arm) effects.push(...apply(terminalId, { kind: "tick", caughtUp: lastPending === 0 }, at));
+        if (st.arm) effects.push(...apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
       }
       await run(effects);
     }).catch((err) => log.error({ err }, "cutoff tick failed"));
   }, o.tickMs ?? 1000);
 
   return {
+    name: "cutoff",
+    // Readings of terminals with no session need no parsing at all: most of the fleet, most of
+    // the time (a terminal not yet owned is read once, to own it).
+    want: (id) => states.has(id) || waitingArms.has(id) || !owned.has(id),
+    handle,
     async stop() {
       clearInterval(timer);
-      await consumer.stop();
       watch.stop();
       await watching.catch(() => {});
       await serial(async () => {});

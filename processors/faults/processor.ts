@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { z } from "zod";
 import { armSchema, terminalInfoSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
-import { runConsumer, validReadings, type Buckets, type TelemetryItem } from "../../ingest/index.ts";
+import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
+import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
@@ -14,7 +15,7 @@ export const defaultFaultProfile: FaultProfile = { onCurrentA: [16, 18], offCurr
 
 const checkpointSchema = z.object({ open: z.array(z.string()) });
 
-export interface FaultProcessorOptions {
+export interface FaultStageOptions {
   nc: NatsConnection;
   subjects: Subjects;
   buckets: Buckets;
@@ -23,19 +24,36 @@ export interface FaultProcessorOptions {
   clock: () => number;
   /** No telemetry for this long opens terminal_offline. */
   offlineMs: number;
-  durable?: string;
-  filterSubject?: string;
   tickMs?: number;
 }
 
+export interface FaultProcessorOptions extends FaultStageOptions {
+  /** @default durable `<prefix>_faults`, no filter */
+  durable?: string;
+  filterSubject?: string;
+}
+
+/** The fault stage on a consumer of its own (a partition, or a deployment without cutoff). */
+export function startFaultProcessor(o: FaultProcessorOptions): Promise<RunningProcessor> {
+  return startProcessorHost({
+    nc: o.nc,
+    subjects: o.subjects,
+    log: o.log,
+    clock: o.clock,
+    durable: o.durable ?? o.subjects.consumer("faults"),
+    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
+    stages: [(ctx) => faultStage(o, ctx)],
+  });
+}
+
 /**
- * The NATS adapter around the fault step: every reading of every terminal goes through the rules
+ * The NATS side of the fault step: every reading of every terminal goes through the rules
  * with that terminal's thresholds; changes go to the control service (which stores and routes
  * them to the franchisee), over-current in a session goes out as a cutoff at once. Which faults
  * are open is checkpointed per terminal, so a restart resolves what it opened before. It also
  * keeps the live bucket (last reading per terminal), since it reads every reading anyway.
  */
-export async function startFaultProcessor(o: FaultProcessorOptions) {
+export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promise<Stage> {
   const { subjects: s, buckets, log } = o;
   const js = jetstream(o.nc);
   const serial = serialQueue();
@@ -108,52 +126,34 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
     await Promise.all(work);
   };
 
-  let lastPending = 0;
-  const consumer = await runConsumer<TelemetryItem>({
-    nc: o.nc,
-    log,
-    stream: s.streams.telemetry,
-    durable: o.durable ?? s.consumer("faults"),
-    ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
-    maxAckPending: 20_000,
-    // Small batches: a fault waits behind at most this many readings of other terminals.
-    maxBatch: 500,
-    decode: (m) => {
-      lastPending = m.info.pending;
-      return validReadings(s.prefix, m, { now: o.clock });
-    },
-    deadLetter: async () => {},
-    // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
-    retryInPlace: true,
-    handle: (items) =>
-      serial(async () => {
-        const at = o.clock();
-        const work: Promise<void>[] = [];
-        for (const it of items) {
-          const st = states.get(it.terminalId) ?? emptyFaultState(at);
-          const res = faultStep(
-            st,
-            { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null },
-            at,
-            profiles.get(it.terminalId) ?? defaultFaultProfile,
-            o.offlineMs,
-          );
-          states.set(it.terminalId, res.state);
-          if (res.effects.length) work.push(run(it.terminalId, res.effects, res.state));
-          // Live state is a best-effort view, rewritten every few seconds: the batch does not
-          // wait for it (a fault decision behind it would).
-          live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
-        }
-        await Promise.all(work);
-      }),
-  });
+  const handle = (items: TelemetryItem[]) =>
+    serial(async () => {
+      const at = o.clock();
+      const work: Promise<void>[] = [];
+      for (const it of items) {
+        const st = states.get(it.terminalId) ?? emptyFaultState(at);
+        const res = faultStep(
+          st,
+          { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null },
+          at,
+          profiles.get(it.terminalId) ?? defaultFaultProfile,
+          o.offlineMs,
+        );
+        states.set(it.terminalId, res.state);
+        if (res.effects.length) work.push(run(it.terminalId, res.effects, res.state));
+        // Live state is a best-effort view, rewritten every few seconds: the batch does not
+        // wait for it (a fault decision behind it would).
+        live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
+      }
+      await Promise.all(work);
+    });
 
   const timer = setInterval(() => {
     void serial(async () => {
       const at = o.clock();
       const work: Promise<void>[] = [];
       for (const [terminalId, st] of states) {
-        const res = faultStep(st, { kind: "tick", caughtUp: lastPending === 0 }, at, profiles.get(terminalId) ?? defaultFaultProfile, o.offlineMs);
+        const res = faultStep(st, { kind: "tick", caughtUp: ctx.pending() === 0 }, at, profiles.get(terminalId) ?? defaultFaultProfile, o.offlineMs);
         states.set(terminalId, res.state);
         if (res.effects.length) work.push(run(terminalId, res.effects, res.state));
       }
@@ -162,9 +162,10 @@ export async function startFaultProcessor(o: FaultProcessorOptions) {
   }, o.tickMs ?? 1000);
 
   return {
+    name: "faults",
+    handle,
     async stop() {
       clearInterval(timer);
-      await consumer.stop();
       for (const w of watches) w.stop();
       await serial(async () => {});
     },

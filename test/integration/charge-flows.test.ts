@@ -186,17 +186,17 @@ describe("stopping", () => {
   });
 });
 
-describe("the cutoff processor", () => {
+describe("the stream processors", () => {
   it("restarted in the middle of a session, still cuts off at the target", async () => {
     const r = await charge("qr-CRASH", { energyWh: 2.5 });
     const id = r.body.sessionId;
     const t = await userToken();
     await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, t)).body.energyWh > 0.5);
-    await tp.p.cutoff!.stop();
+    await tp.p.processors!.stop();
     // Readings pile up in the stream while no processor runs; the new one restores the meter
     // checkpoint and the arm, catches up, and cuts (2.5 Wh takes ~2.4 s at 3.7 kW, so it restarts before).
     await new Promise((res) => setTimeout(res, 500));
-    tp.p.cutoff = await tp.p.startCutoff();
+    tp.p.processors = await tp.p.startProcessors();
     const s = await ended(id);
     expect(s).toMatchObject({ state: "completed", stopReason: "target_reached" });
     expect(s.energyWh).toBeGreaterThanOrEqual(2.5);
