@@ -33,6 +33,8 @@ export const configSchema = z.object({
   MAX_SESSION_S: int(12 * 3600),
   /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
   DEFAULT_MAX_POWER_W: int(4000),
+  /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
+  USAGE_ROLL_S: int(10),
   /** How often the control service looks for due command repeats and deadlines. @default 200 */
   CONTROL_TICK_MS: int(200),
   /**

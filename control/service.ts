@@ -15,6 +15,8 @@ import { faultService } from "./faults/service.ts";
 import { createMetrics } from "./metrics.ts";
 import { sessionService, type SessionService } from "./sessions/service.ts";
 import { startTicker } from "./ticker.ts";
+import { reportRoutes } from "./http/reports.ts";
+import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
 
 export interface ControlOptions {
@@ -33,6 +35,8 @@ export interface RunningControl {
   sessions: SessionService;
   /** The address the HTTP server listens on. */
   url: string;
+  /** Rolls finished sessions into usage facts now, rather than at the next round. */
+  rollUsage(): Promise<void>;
   /** Graceful: stops taking requests, finishes those in flight, then stops consuming. */
   stop(): Promise<void>;
 }
@@ -82,6 +86,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     user: auth("user"),
     userOrAdmin: auth("user", "admin"),
   });
+  reportRoutes(app, { db: o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 
   const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions, faults });
@@ -89,17 +94,20 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
   const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock });
   const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
+  const roller = startUsageRoller({ db: o.db, clock: o.clock, everyMs: c.USAGE_ROLL_S * 1000, log: o.log });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
 
   return {
     app,
     sessions,
     url: url.replace("0.0.0.0", "127.0.0.1"),
+    rollUsage: roller.roll,
     async stop() {
       draining = true;
       await app.close();
       await Promise.all(consumers.map((x) => x.stop()));
       await ticker.stop();
+      await roller.stop();
       await webhooks.stop();
     },
   };

@@ -68,6 +68,14 @@ describe("a prepaid charge to an energy target", () => {
     expect(rec.subject).toBe(tp.p.subjects.sessionRecord("T1"));
     expect(rec.data).toMatchObject({ feeCents: 1, franchiseeId: "FR1", state: "completed" });
     await until(async () => (await tp.p.db.query("SELECT count(*)::int AS n FROM outbox")).rows[0].n === 0);
+
+    // Once the session has settled (5 s), the control service rolls it into usage facts: the
+    // user's report has it, its hours summing to the billed energy.
+    await new Promise((r) => setTimeout(r, 5200));
+    await tp.p.control!.rollUsage();
+    const usage = await tp.api("GET", `/v1/me/usage?from=${done.createdAt - 1000}&to=${Date.now()}`, undefined, user);
+    expect(usage.body).toMatchObject({ userId: "U1", sessions: 1, energyWh: done.energyWh, feeCents: 1 });
+    expect(usage.body.hourly.reduce((a: number, b: number) => a + Math.round(b * 1000), 0)).toBe(Math.round(done.energyWh * 1000));
   });
 
   it("answers terminal_busy while a session runs and accepts the terminal again after", async () => {

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { ApiError } from "../errors.ts";
+import type { Db } from "../db.ts";
+import { emptyTotals, usageReport, type GroupBy } from "../reports/usage.ts";
+import type { App } from "./server.ts";
+
+const DAY = 86_400_000;
+/** The longest range one report may cover. */
+const MAX_RANGE_MS = 400 * DAY;
+
+const range = {
+  from: z.coerce.number().int().nonnegative().optional(),
+  to: z.coerce.number().int().positive().optional(),
+};
+
+/** [from, to) in ms; by default the 30 days up to now. */
+function window(q: { from?: number | undefined; to?: number | undefined }, now: number): { from: number; to: number } {
+  const to = q.to ?? now;
+  const from = q.from ?? to - 30 * DAY;
+  if (from >= to) throw new ApiError(400, "invalid_request", "from must be before to");
+  if (to - from > MAX_RANGE_MS) throw new ApiError(400, "invalid_request", `a report covers at most ${MAX_RANGE_MS / DAY} days`);
+  return { from, to };
+}
+
+const idField = (g: GroupBy) => `${g}Id`;
+
+/** The usage reports of the protocol (flows 107-110), for admins, users and franchisees. */
+export function reportRoutes(
+  app: App,
+  o: { db: Db; clock: () => number; admin: (req: any) => Promise<void>; user: (req: any) => Promise<void>; franchisee: (req: any) => Promise<void> },
+) {
+  const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
+
+  app.get(
+    "/v1/admin/reports/usage",
+    { onRequest: o.admin, schema: { tags: ["admin"], querystring: z.object({ groupBy: z.enum(["user", "terminal", "region", "franchisee"]), ...range }) } },
+    async (req) => {
+      const { groupBy } = req.query;
+      const w = window(req.query, o.clock());
+      const groups = await usageReport(o.db, { groupBy, ...w });
+      return { groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+    },
+  );
+
+  app.get("/v1/me/usage", { onRequest: o.user, schema: { tags: ["user"], querystring: z.object(range) } }, async (req) => {
+    const userId = me(req);
+    const w = window(req.query, o.clock());
+    const [mine] = await usageReport(o.db, { groupBy: "user", ...w, userId });
+    const { id: _id, ...totals } = mine ?? { id: userId, ...emptyTotals() };
+    return { userId, ...w, ...totals };
+  });
+
+  app.get(
+    "/v1/franchisee/usage",
+    { onRequest: o.franchisee, schema: { tags: ["franchisee"], querystring: z.object({ groupBy: z.enum(["terminal", "region"]).default("terminal"), ...range }) } },
+    async (req) => {
+      const franchiseeId = me(req);
+      const { groupBy } = req.query;
+      const w = window(req.query, o.clock());
+      const groups = await usageReport(o.db, { groupBy, ...w, franchiseeId });
+      return { franchiseeId, groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+    },
+  );
+}

@@ -1,0 +1,37 @@
+import type { Logger } from "pino";
+import type { Db } from "../db.ts";
+
+/** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
+const SETTLE_MS = 5000;
+
+/** Rolls finished sessions into usage facts (sql/008_usage.sql); returns how many it rolled. */
+export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<number> {
+  const r = await db.query<{ n: number }>("SELECT vv_roll_session_usage(vv_ms_to_ts($1::bigint), $2::int) AS n", [now - SETTLE_MS, max]);
+  return r.rows[0]!.n;
+}
+
+/**
+ * Every control instance runs one; the rollup claims sessions with SKIP LOCKED, so instances
+ * share the work and never roll a session twice.
+ */
+export function startUsageRoller(o: { db: Db; clock: () => number; everyMs: number; log: Logger }) {
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const once = async () => {
+    while ((await rollSessionUsage(o.db, o.clock())) === 500 && !stopped);
+  };
+  const timer = setInterval(() => {
+    if (running || stopped) return;
+    running = once()
+      .catch((err) => o.log.error({ err }, "usage rollup failed"))
+      .finally(() => (running = null));
+  }, o.everyMs);
+  return {
+    roll: once,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
