@@ -4,7 +4,7 @@ export { runConsumer, ensureConsumer, PoisonMessageError, type RunningConsumer, 
 export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";
 export { startWriter, type WriterOptions } from "./writer.ts";
-export { maintainStorage, storageEngine, type StoragePolicy } from "./storage.ts";
+export { maintainStorage, refreshAggregates, storageEngine, type StoragePolicy } from "./storage.ts";
 export { readingsOf, type StoredReading } from "./store.ts";
 export { checkReading, type Mark } from "./validate.ts";
 export { startBackupSink, backedUpStreams, type BackupOptions } from "./backup.ts";

@@ -56,3 +56,35 @@ async function setPolicy(
   if (job) await c.query("SELECT delete_job($1::int)", [job.job_id]);
   await add(interval);
 }
+
+/** How far back each refresh recomputes, so readings that arrive late by up to this much count. */
+const REDO = "2 hours";
+
+/**
+ * Brings the telemetry aggregates (sql/009_telemetry_aggregates.sql) up to `now`; the writer runs
+ * it every minute. Queries are right without it (real-time aggregation adds what is not yet
+ * materialized); it keeps them fast. TimescaleDB: the continuous aggregates' own refresh policies
+ * run too, but their background jobs can fail on some PostgreSQL releases, so the refresh is also
+ * called here, each level over the window its policy covers. `since` backfills: every level is
+ * recomputed from that time on (readings stored late, beyond the usual reach).
+ */
+export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: number } = {}): Promise<{ engine: string; rows: number }> {
+  const engine = await storageEngine(db);
+  if (engine === "plain") {
+    const redo = o.since !== undefined ? `${Math.max(0, Math.ceil((now - o.since) / 1000))} seconds` : REDO;
+    const r = await db.query<{ n: number }>("SELECT vv_refresh_telemetry(vv_ms_to_ts($1::bigint), $2::interval) AS n", [now, redo]);
+    return { engine, rows: r.rows[0]!.n };
+  }
+  const windows: [string, string, string][] = [
+    ["telemetry_minute", "3 hours", "1 minute"],
+    ["telemetry_hour", "3 days", "1 hour"],
+    ["telemetry_day", "30 days", "1 day"],
+  ];
+  const at = (ms: number) => `to_timestamp(${Math.floor(ms / 1000)})`;
+  for (const [view, start, end] of windows) {
+    const from = o.since !== undefined ? at(o.since) : `${at(now)} - interval '${start}'`;
+    // CALL takes no bind parameters here: the values are ours (numbers and the fixed intervals).
+    await db.query(`CALL refresh_continuous_aggregate('${view}', ${from}, ${at(now)} - interval '${end}')`);
+  }
+  return { engine, rows: 0 };
+}

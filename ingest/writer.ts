@@ -5,7 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
-import { maintainStorage, type StoragePolicy } from "./storage.ts";
+import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
 import { checkReading, type Mark } from "./validate.ts";
@@ -49,6 +49,16 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
       .catch((err) => log.error({ err }, "storage maintenance failed"));
   await maintainStorage(db, o.policy, o.clock());
   const hourly = setInterval(maintain, 3_600_000);
+  let refreshing = false;
+  const refresh = () => {
+    if (refreshing) return;
+    refreshing = true;
+    refreshAggregates(db, o.clock())
+      .then((r) => log.debug(r, "telemetry aggregates refreshed"))
+      .catch((err) => log.warn({ err }, "telemetry aggregate refresh failed; the views stay right, only slower"))
+      .finally(() => (refreshing = false));
+  };
+  const minutely = setInterval(refresh, 60_000);
 
   // Per-terminal state, loaded on first sight: the registered gateway (looked up again after a
   // minute, so a re-homed terminal is followed) and the newest stored reading.
@@ -123,6 +133,7 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
   return {
     async stop() {
       clearInterval(hourly);
+      clearInterval(minutely);
       await consumer.stop();
     },
   };
