@@ -2,6 +2,8 @@ import { z } from "zod";
 import { ApiError } from "../errors.ts";
 import type { Db } from "../db.ts";
 import { emptyTotals, usageReport, type GroupBy } from "../reports/usage.ts";
+import { regionInsights } from "../reports/insights.ts";
+import { idSchema } from "../../contracts/index.ts";
 import type { App } from "./server.ts";
 
 const DAY = 86_400_000;
@@ -39,6 +41,15 @@ export function reportRoutes(
       const w = window(req.query, o.clock());
       const groups = await usageReport(o.db, { groupBy, ...w });
       return { groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+    },
+  );
+
+  app.get(
+    "/v1/admin/regions/:regionId/insights",
+    { onRequest: o.admin, schema: { tags: ["admin"], params: z.object({ regionId: idSchema }), querystring: z.object(range) } },
+    async (req) => {
+      const w = window(req.query, o.clock());
+      return regionInsights(o.db, req.params.regionId, w.from, w.to);
     },
   );
 

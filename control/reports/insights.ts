@@ -1,0 +1,79 @@
+import type { Db } from "../db.ts";
+import { notFound } from "../errors.ts";
+import { suggestTimeOfUse, type SuggestedPeriod } from "./tou.ts";
+
+/** Utilisation at or above this in an hour of day: demand is at capacity. */
+export const SATURATED = 0.8;
+/** Utilisation at or below this: terminals stand idle. */
+export const IDLE = 0.1;
+
+export interface RegionInsights {
+  regionId: string;
+  timezone: string;
+  from: number;
+  to: number;
+  /** Terminals registered in the region. */
+  installed: number;
+  /** By local hour of day: the share of the installed terminals' time spent charging. */
+  utilisation: number[];
+  /** The busiest hour: terminals busy on average during it, and when it began. */
+  peak: { busy: number; at: number | null; ofInstalled: number };
+  saturatedHours: number[];
+  idleHours: number[];
+  suggestedPeriods: SuggestedPeriod[];
+}
+
+const round = (x: number, places = 4) => Math.round(x * 10 ** places) / 10 ** places;
+
+/**
+ * Step 108: how a region's terminals are used by hour of day, from the telemetry aggregates (the
+ * share of each terminal's readings with the relay on, per hour). Hours are the region's local
+ * hours of the UTC hour buckets, exact for zones with whole-hour offsets.
+ */
+export async function regionInsights(db: Db, regionId: string, from: number, to: number): Promise<RegionInsights> {
+  const region = await db.query<{ timezone: string; installed: number }>(
+    "SELECT r.timezone, (SELECT count(*)::int FROM terminals t WHERE t.region_id = r.region_id) AS installed FROM regions r WHERE region_id = $1::text",
+    [regionId],
+  );
+  const reg = region.rows[0];
+  if (!reg) throw notFound("region", regionId);
+  const r = await db.query<{ h: number; hours: number; busy: number | null; peak: number | null; peak_at: number | null }>(
+    `WITH span AS (
+       SELECT extract(hour FROM g AT TIME ZONE $2::text)::int AS h, count(*)::int AS hours
+       FROM generate_series(date_trunc('hour', vv_ms_to_ts($3::bigint)), vv_ms_to_ts($4::bigint) - interval '1 hour', interval '1 hour') g
+       GROUP BY 1
+     ),
+     busy AS (
+       SELECT th.bucket, sum(th.on_readings::float8 / th.readings) AS busy
+       FROM telemetry_hour th JOIN terminals t ON t.terminal_id = th.terminal_id AND t.region_id = $1::text
+       WHERE th.bucket >= vv_ms_to_ts($3::bigint) AND th.bucket < vv_ms_to_ts($4::bigint) AND th.readings > 0
+       GROUP BY th.bucket
+     ),
+     by_hour AS (
+       SELECT extract(hour FROM bucket AT TIME ZONE $2::text)::int AS h, sum(busy) AS busy, max(busy) AS peak,
+              (array_agg(vv_ts_to_ms(bucket) ORDER BY busy DESC, bucket))[1] AS peak_at
+       FROM busy GROUP BY 1
+     )
+     SELECT s.h, s.hours, b.busy, b.peak, b.peak_at FROM span s LEFT JOIN by_hour b USING (h) ORDER BY s.h`,
+    [regionId, reg.timezone, from, to],
+  );
+  const utilisation = new Array<number>(24).fill(0);
+  let peak = { busy: 0, at: null as number | null };
+  for (const x of r.rows) {
+    if (reg.installed > 0 && x.busy !== null) utilisation[x.h] = round(x.busy / (reg.installed * x.hours));
+    if (x.peak !== null && x.peak > peak.busy) peak = { busy: x.peak, at: Number(x.peak_at) };
+  }
+  const hoursWhere = (f: (u: number) => boolean) => utilisation.flatMap((u, h) => (f(u) ? [h] : []));
+  return {
+    regionId,
+    timezone: reg.timezone,
+    from,
+    to,
+    installed: reg.installed,
+    utilisation,
+    peak: { busy: round(peak.busy, 2), at: peak.at, ofInstalled: reg.installed ? round(peak.busy / reg.installed) : 0 },
+    saturatedHours: hoursWhere((u) => u >= SATURATED),
+    idleHours: hoursWhere((u) => u <= IDLE),
+    suggestedPeriods: suggestTimeOfUse(utilisation),
+  };
+}
