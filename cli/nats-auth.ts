@@ -113,8 +113,8 @@ export function natsAuthorization(input: NatsAuthInput): { config: string; crede
     users.push({
       user,
       password,
-      comment: `franchisee ${f}: its own faults${input.franchiseeHistory ? ` (and their history through its one consumer on ${faults})` : ""}`,
-      subscribe: [`${own}.>`, `${natsInboxPrefix(user)}.>`],
+      comment: `franchisee ${f}: its own faults and daily packages${input.franchiseeHistory ? ` (and their history through its one consumer on ${faults})` : ""}`,
+      subscribe: [`${own}.>`, s.pkg(f), `${natsInboxPrefix(user)}.>`],
       publish: input.franchiseeHistory
         ? [
             // Only the create form that carries the filter in the subject: the server refuses a

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { prefixPattern } from "./subjects.ts";
+import { isValidTimeZone } from "./billing/zoned.ts";
 
 const int = (d: number) => z.coerce.number().int().positive().default(d);
 
@@ -35,6 +36,10 @@ export const configSchema = z.object({
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
   USAGE_ROLL_S: int(10),
+  /** The time zone whose midnight ends a franchisee's daily package. @default UTC */
+  PACKAGE_TIMEZONE: z.string().refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai").default("UTC"),
+  /** A day's packages go out this long after its midnight, so its sessions have ended and been rolled. @default 600 */
+  PACKAGE_DELAY_S: int(600),
   /** How often the control service looks for due command repeats and deadlines. @default 200 */
   CONTROL_TICK_MS: int(200),
   /**

@@ -20,6 +20,8 @@ export interface Subjects {
   backup(subject: string): string;
   /** Internal, core NATS: live updates of one session (state changes, progress) for SSE. */
   sessionUpdates(sessionId: string): string;
+  /** A franchisee's daily package (steps 109-110), kept in the PACKAGES stream. */
+  pkg(franchiseeId: string): string;
   readonly wild: {
     tel: string;
     telBatch: string;
@@ -28,8 +30,9 @@ export interface Subjects {
     fault: string;
     cutoff: string;
     faultChange: string;
+    pkg: string;
   };
-  readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string };
+  readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string; packages: string };
   readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string };
   consumer(name: string): string;
 }
@@ -55,6 +58,7 @@ export function subjects(prefix: string): Subjects {
     sessionRecord: (t) => `${prefix}.rec.session.${t}`,
     backup: (subject) => `${prefix}.bak.${subject}`,
     sessionUpdates: (s) => `${prefix}.int.session.${s}`,
+    pkg: (f) => `${prefix}.pkg.${f}`,
     wild: {
       tel: `${prefix}.tel.*.*`,
       telBatch: `${prefix}.telb.*`,
@@ -63,6 +67,7 @@ export function subjects(prefix: string): Subjects {
       fault: `${prefix}.fault.*.*`,
       cutoff: `${prefix}.ctl.cutoff.*`,
       faultChange: `${prefix}.ctl.fault.*`,
+      pkg: `${prefix}.pkg.*`,
     },
     streams: {
       telemetry: `${up}_TELEMETRY`,
@@ -72,6 +77,7 @@ export function subjects(prefix: string): Subjects {
       faults: `${up}_FAULTS`,
       results: `${up}_RESULTS`,
       backup: `${up}_BACKUP`,
+      packages: `${up}_PACKAGES`,
     },
     buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress`, terminals: `${name}_terminals`, faultState: `${name}_faultstate` },
     consumer: (c) => `${name}_${c}`,

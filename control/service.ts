@@ -35,7 +35,7 @@ export interface RunningControl {
   sessions: SessionService;
   /** The address the HTTP server listens on. */
   url: string;
-  /** Rolls finished sessions into usage facts now, rather than at the next round. */
+  /** Rolls finished sessions into usage facts and publishes due packages now, rather than at the next round. */
   rollUsage(): Promise<void>;
   /** Graceful: stops taking requests, finishes those in flight, then stops consuming. */
   stop(): Promise<void>;
@@ -94,7 +94,13 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
   const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock });
   const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
-  const roller = startUsageRoller({ db: o.db, clock: o.clock, everyMs: c.USAGE_ROLL_S * 1000, log: o.log });
+  const roller = startUsageRoller({
+    db: o.db,
+    clock: o.clock,
+    everyMs: c.USAGE_ROLL_S * 1000,
+    log: o.log,
+    packages: { nc: o.nc, subjects: o.subjects, tz: c.PACKAGE_TIMEZONE, delayMs: c.PACKAGE_DELAY_S * 1000 },
+  });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
 
   return {

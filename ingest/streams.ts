@@ -33,6 +33,8 @@ export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConf
     // Fault history, so a franchisee that reconnects catches up.
     { ...common, name: s.streams.faults, subjects: [s.wild.fault], max_age: ns(365), max_bytes: Math.ceil(l.maxBytes / 10) },
     { ...common, name: s.streams.results, subjects: [`${s.prefix}.rec.>`], max_age: ns(30), max_bytes: Math.ceil(l.maxBytes / 10) },
+    // Franchisees' daily packages, a year and a bit of them.
+    { ...common, name: s.streams.packages, subjects: [s.wild.pkg], max_age: ns(400), max_bytes: Math.ceil(l.maxBytes / 10) },
   ];
 }
 

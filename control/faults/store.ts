@@ -132,3 +132,13 @@ export async function reportScanFailure(
   if (stale.rowCount) await resolve(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at }, out);
   return openOrRepeat(tx, s, { terminalId: o.terminalId, kind: "scan_failure", at: o.at, evidence: { reason: o.reason, userId: o.userId } }, out);
 }
+
+/** The franchisee's faults opened in [from, to), oldest first. */
+export async function faultsOpenedIn(q: Q, franchiseeId: string, from: number, to: number): Promise<ReturnType<typeof toEvent>[]> {
+  const r = await q.query<FaultRow>(
+    `SELECT ${cols} FROM faults WHERE franchisee_id = $1::text AND opened_at >= vv_ms_to_ts($2::bigint) AND opened_at < vv_ms_to_ts($3::bigint)
+     ORDER BY opened_at, fault_id`,
+    [franchiseeId, from, to],
+  );
+  return r.rows.map(toEvent);
+}

@@ -3,6 +3,7 @@ import { ApiError } from "../errors.ts";
 import type { Db } from "../db.ts";
 import { emptyTotals, usageReport, type GroupBy } from "../reports/usage.ts";
 import { regionInsights } from "../reports/insights.ts";
+import { buildPackage, packageCsv } from "../reports/package.ts";
 import { idSchema } from "../../contracts/index.ts";
 import type { App } from "./server.ts";
 
@@ -70,6 +71,21 @@ export function reportRoutes(
       const w = window(req.query, o.clock());
       const groups = await usageReport(o.db, { groupBy, ...w, franchiseeId });
       return { franchiseeId, groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+    },
+  );
+
+  app.get(
+    "/v1/franchisee/package",
+    { onRequest: o.franchisee, schema: { tags: ["franchisee"], querystring: z.object({ format: z.enum(["json", "csv"]).default("json"), ...range }) } },
+    async (req, reply) => {
+      const franchiseeId = me(req);
+      const w = window(req.query, o.clock());
+      const pkg = await buildPackage(o.db, franchiseeId, w.from, w.to, o.clock());
+      if (req.query.format === "json") return pkg;
+      return reply
+        .type("text/csv; charset=utf-8")
+        .header("content-disposition", `attachment; filename="voltvend-${franchiseeId}-${new Date(w.from).toISOString().slice(0, 10)}.csv"`)
+        .send(packageCsv(pkg));
     },
   );
 }

@@ -1,5 +1,8 @@
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import type { Subjects } from "../../contracts/index.ts";
 import type { Db } from "../db.ts";
+import { publishDuePackages } from "./daily.ts";
 
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
 const SETTLE_MS = 5000;
@@ -12,13 +15,22 @@ export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<
 
 /**
  * Every control instance runs one; the rollup claims sessions with SKIP LOCKED, so instances
- * share the work and never roll a session twice.
+ * share the work and never roll a session twice. After each rollup, the franchisees' daily
+ * packages that are due go out (each once, see daily.ts).
  */
-export function startUsageRoller(o: { db: Db; clock: () => number; everyMs: number; log: Logger }) {
+export function startUsageRoller(o: {
+  db: Db;
+  clock: () => number;
+  everyMs: number;
+  log: Logger;
+  packages: { nc: NatsConnection; subjects: Subjects; tz: string; delayMs: number };
+}) {
   let running: Promise<void> | null = null;
   let stopped = false;
   const once = async () => {
     while ((await rollSessionUsage(o.db, o.clock())) === 500 && !stopped);
+    const made = await publishDuePackages({ db: o.db, ...o.packages, now: o.clock() });
+    if (made) o.log.info({ made }, "franchisee packages published");
   };
   const timer = setInterval(() => {
     if (running || stopped) return;

@@ -1,4 +1,4 @@
-import type { Db } from "../db.ts";
+import type { Db, Tx } from "../db.ts";
 
 export type GroupBy = "user" | "terminal" | "region" | "franchisee";
 
@@ -27,7 +27,7 @@ export interface UsageQuery {
  * and their energy by local hour of day (sql/008_usage.sql). A session counts once it is rolled,
  * seconds after it ends. Energies are summed in integer mWh; Wh are exact to the mWh.
  */
-export async function usageReport(db: Db, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
+export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
   const r = await db.query<{ id: string; sessions: number; mwh: string; fee: string; hod: (number | null)[]; hmwh: (string | null)[] }>(
     `WITH s AS (
        SELECT session_id, ${column[q.groupBy]} AS id, energy_mwh, fee_cents FROM sessions

@@ -187,6 +187,21 @@ describe("the server with the generated authorization", () => {
     expect(watch.filter((m) => !m.startsWith("_INBOX"))).toEqual([]);
   });
 
+  it("lets a franchisee receive its own daily package and not another's", async () => {
+    const platform = await as("platform");
+    const fr1 = await as("fr-FR1");
+    const own = collect(fr1.nc, s.pkg("FR1"));
+    const refused = [s.pkg("FR2"), s.wild.pkg, `${prefix}.pkg.>`];
+    const closed = refused.map((subject) => fr1.nc.subscribe(subject).closed);
+    await fr1.nc.flush();
+    for (const [i, subject] of refused.entries()) expect(await closed[i], subject).toBeInstanceOf(PermissionViolationError);
+    platform.nc.publish(s.pkg("FR2"), "package of FR2");
+    platform.nc.publish(s.pkg("FR1"), "package of FR1");
+    await waitFor(() => own.length === 1);
+    await fr1.nc.flush();
+    expect(own).toEqual([`${s.pkg("FR1")} package of FR1`]);
+  });
+
   it("lets a gateway publish its own telemetry and events only, and receive its own commands only", async () => {
     const platform = await as("platform");
     const g1 = await as("gw-G1");

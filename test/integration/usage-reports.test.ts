@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { publishDuePackages } from "../../control/reports/daily.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
+import { streamMessages } from "../helpers/streams.ts";
 import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
 
 // Usage reports over sessions with known readings, in Asia/Shanghai (UTC+8): one session crosses
@@ -105,6 +107,16 @@ function suite(engine: "plain" | "timescaledb") {
          VALUES ($1, vv_ms_to_ts($2), 'G1', 0, false, 0, 220, 0, 2000000, vv_ms_to_ts($2))`,
         [t, sh("2026-11-23T00:00:00")],
       );
+    // A resolved leak on T1 (FR1) and an open scan failure on T3 (FR2), in the range.
+    for (const [id, kind, t, f, status, at] of [
+      ["F-1", "off_current_leak", "T1", "FR1", "resolved", sh("2026-11-21T03:00:00")],
+      ["F-2", "scan_failure", "T3", "FR2", "open", sh("2026-11-21T13:00:00")],
+    ] as const)
+      await db.query(
+        `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at, resolved_at)
+         VALUES ($1, $2, $3, $4, 'R1', $5, '{}', vv_ms_to_ts($6), vv_ms_to_ts($6), CASE WHEN $5 = 'resolved' THEN vv_ms_to_ts($6 + 60000) END)`,
+        [id, kind, t, f, status, at],
+      );
     await tp.p.control!.rollUsage();
   });
   afterAll(async () => {
@@ -167,6 +179,48 @@ function suite(engine: "plain" | "timescaledb") {
     expect((await tp.api("GET", "/v1/franchisee/usage?groupBy=user", undefined, await tp.token("FR1", "franchisee"))).status).toBe(400);
     expect((await tp.api("GET", "/v1/admin/reports/usage?groupBy=user", undefined, await tp.token("FR1", "franchisee"))).status).toBe(403);
     expect((await tp.api("GET", "/v1/franchisee/usage", undefined, await tp.token("U1", "user"))).status).toBe(403);
+  });
+
+  it("a franchisee's package: its terminals' usage, busy share and faults, nothing of another's, as JSON and CSV", async () => {
+    const fr1 = await tp.token("FR1", "franchisee");
+    const pkg = (await get("/v1/franchisee/package", fr1)).body;
+    expect(pkg).toMatchObject({ franchiseeId: "FR1", ...range, pendingSessions: 0 });
+    expect(pkg.totals).toEqual({ energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) });
+    expect(pkg.terminals).toEqual([
+      // T1's readings in the range are the crafted sessions', all with the relay on.
+      { terminalId: "T1", regionId: "R1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B), busyShare: 1, faultsOpened: 1 },
+    ]);
+    expect(pkg.faults.map((f: { faultId: string }) => f.faultId)).toEqual(["F-1"]);
+    expect(JSON.stringify(pkg)).not.toMatch(/T3|FR2|F-2|U1|U2/);
+
+    const res = await fetch(`${tp.p.url}/v1/franchisee/package?format=csv&from=${range.from}&to=${range.to}`, { headers: { authorization: `Bearer ${fr1}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
+    expect(res.headers.get("content-disposition")).toMatch(/attachment; filename="voltvend-FR1-.*\.csv"/);
+    const lines = (await res.text()).trimEnd().split("\r\n");
+    const hours = Array.from({ length: 24 }, (_, h) => `wh_${String(h).padStart(2, "0")}`);
+    expect(lines).toEqual([
+      ["terminal_id", "region_id", "sessions", "energy_wh", "fee_cents", "busy_share", "faults_opened", ...hours].join(","),
+      ["T1", "R1", 2, 210.5, 19, 1, 1, ...add(A, B)].join(","),
+      ["TOTAL", "", 2, 210.5, 19, "", 1, ...add(A, B)].join(","),
+    ]);
+  });
+
+  it("daily packages go out once per franchisee and day, each on its own subject", async () => {
+    const { db, nc, subjects: s } = tp.p;
+    // Ten minutes after midnight of 2026-11-22 in Shanghai: the 21st is due.
+    const now = sh("2026-11-22T00:20:00");
+    const o = { db, nc, subjects: s, now, tz: "Asia/Shanghai", delayMs: 10 * MIN };
+    expect(await publishDuePackages(o)).toBe(2);
+    expect(await publishDuePackages(o)).toBe(0);
+    const msgs = await streamMessages<{ franchiseeId: string; day: string; totals: { energyWh: number }; terminals: { terminalId: string }[] }>(nc, s.streams.packages);
+    // (The platform's own round in beforeAll already sent yesterday's (UTC) packages: empty ones.)
+    const of21 = msgs.filter((m) => m.data.day === "2026-11-21");
+    expect(of21.map((m) => [m.subject, m.data.day, m.data.totals.energyWh, m.data.terminals.map((t) => t.terminalId)])).toEqual([
+      // On the 21st: S-B on T1 (FR1), S-C on T3 (FR2); S-A started on the 20th.
+      [s.pkg("FR1"), "2026-11-21", 15, ["T1"]],
+      [s.pkg("FR2"), "2026-11-21", 5, ["T3"]],
+    ]);
   });
 }
 
