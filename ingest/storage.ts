@@ -82,7 +82,9 @@ export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: n
   ];
   const at = (ms: number) => `to_timestamp(${Math.floor(ms / 1000)})`;
   for (const [view, start, end] of windows) {
-    const from = o.since !== undefined ? at(o.since) : `${at(now)} - interval '${start}'`;
+    // A backfill only reaches further back than the policy's window, never shorter.
+    const usual = `${at(now)} - interval '${start}'`;
+    const from = o.since !== undefined ? `least(${at(o.since)}, ${usual})` : usual;
     // CALL takes no bind parameters here: the values are ours (numbers and the fixed intervals).
     await db.query(`CALL refresh_continuous_aggregate('${view}', ${from}, ${at(now)} - interval '${end}')`);
   }

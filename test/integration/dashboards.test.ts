@@ -1,0 +1,182 @@
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dashboards, expandMacros } from "../../dashboards/index.ts";
+import { push } from "../../dashboards/push.ts";
+import { refreshAggregates } from "../../ingest/index.ts";
+import { timescaleAvailable } from "../helpers/database.ts";
+import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
+
+// Grafana cannot run here: every panel's SQL is expanded as Grafana would (macros, template
+// variables) and run against the real database with data in it, and its columns checked against
+// what the panel type draws.
+const hasTimescale = await timescaleAvailable();
+if (!hasTimescale) console.warn("SKIPPED: the dashboards on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const start = Math.floor(Date.now() / HOUR) * HOUR - 2 * 24 * HOUR;
+const window = { from: new Date(start - 24 * HOUR), to: new Date(start + 24 * HOUR) };
+
+const NUMERIC = new Set([20, 21, 23, 700, 701, 1700]);
+const TEXT = new Set([25, 1043]);
+const TIME = new Set([1114, 1184]);
+
+interface Target {
+  rawSql: string;
+  format: "table" | "time_series";
+}
+interface Panel {
+  type: string;
+  title: string;
+  targets?: Target[];
+}
+
+const panels = Object.entries(dashboards()).flatMap(([name, d]) =>
+  ((d.panels ?? []) as Panel[]).filter((p) => p.type !== "row").map((p) => ({ dashboard: name, panel: p })),
+);
+
+function suite(engine: "plain" | "timescaledb") {
+  let tp: TestPlatform;
+  beforeAll(async () => {
+    tp = await testPlatform({ VEND_STORAGE: engine, USAGE_ROLL_S: "3600" }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
+    const ok = async (path: string, body: unknown) => {
+      const r = await tp.api("PUT", path, body);
+      if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    };
+    await ok("/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai" });
+    await ok("/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
+    await ok("/v1/admin/franchisees/FR1", { name: "FR1" });
+    await ok("/v1/admin/gateways/G1", { regionId: "R1" });
+    await ok("/v1/admin/terminals/T1", { qr: "qr-T1", gatewayId: "G1", regionId: "R1", franchiseeId: "FR1" });
+    await ok("/v1/admin/users/U1", {});
+    await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 500, reference: "r1" });
+    const db = tp.p.db;
+    // One 90-minute session, a reading a minute, 1 Wh a minute; then idle readings.
+    const end = start + 90 * MIN;
+    await db.query(
+      `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, handshake_ok, target, payment,
+         tariff_version, cap_cents, start_mwh, end_mwh, energy_mwh, duration_ms, fee_cents, stop_reason, created_at, started_at, ended_at)
+       VALUES ('S-1', 'U1', 'T1', 'G1', 'R1', 'FR1', 'completed', true, '{"energyWh": 90}', 'prepaid', 1, 100, 0, 90000, 90000, $1, 9, 'target_reached',
+         vv_ms_to_ts($2), vv_ms_to_ts($2), vv_ms_to_ts($3))`,
+      [end - start, start, end],
+    );
+    const ts = Array.from({ length: 180 }, (_, m) => start + m * MIN);
+    await db.query(
+      `INSERT INTO readings (terminal_id, ts, gateway_id, seq, relay_on, current_a, voltage_v, power_w, energy_mwh, received_at)
+       SELECT 'T1', vv_ms_to_ts(t), 'G1', 0, t <= $2, 0, 220, 3600, least(t - $3, $2 - $3) / 60, vv_ms_to_ts(t) FROM unnest($1::bigint[]) AS u(t)`,
+      [ts, end, start],
+    );
+    await db.query(
+      `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
+       VALUES ('F-1', 'off_current_leak', 'T1', 'FR1', 'R1', 'open', '{}', vv_ms_to_ts($1), vv_ms_to_ts($1))`,
+      [start + 2 * HOUR],
+    );
+    await refreshAggregates(db, Date.now(), { since: start - HOUR });
+    await tp.p.control!.rollUsage();
+  });
+  afterAll(async () => {
+    await tp?.[Symbol.asyncDispose]();
+  });
+
+  it(`has data to show (${engine})`, async () => {
+    expect((await tp.p.db.query("SELECT count(*)::int AS n FROM session_usage")).rows[0].n).toBeGreaterThan(0);
+  });
+
+  for (const { dashboard, panel } of panels) {
+    it(`${dashboard} / ${panel.title}: its SQL runs and gives what a ${panel.type} panel draws`, async () => {
+      expect(panel.targets?.length).toBeGreaterThan(0);
+      for (const t of panel.targets!) {
+        const q = expandMacros(t.rawSql, { ...window, vars: { region: "R1", franchisee: "FR1", user: "U1" } });
+        const r = await tp.p.db.query(q);
+        expect(r.rows.length, q).toBeGreaterThan(0);
+        const types = r.fields.map((f) => f.dataTypeID);
+        const numeric = types.filter((x) => NUMERIC.has(x)).length;
+        switch (panel.type) {
+          case "stat":
+            expect(r.rows).toHaveLength(1);
+            expect(numeric).toBe(1);
+            expect(Number(Object.values(r.rows[0])[0])).toBeGreaterThan(0);
+            break;
+          case "timeseries":
+          case "heatmap":
+            expect(t.format).toBe("time_series");
+            expect(r.fields[0]!.name).toBe("time");
+            expect(NUMERIC.has(types[0]!) || TIME.has(types[0]!)).toBe(true);
+            expect(numeric).toBeGreaterThanOrEqual(2); // the time (epoch seconds) and a value
+            break;
+          case "barchart":
+            // A label per hour of day and a value: all 24 hours, in order.
+            expect(TEXT.has(types[0]!)).toBe(true);
+            expect(numeric).toBe(types.length - 1);
+            expect(r.rows.map((x) => x.hour)).toEqual(Array.from({ length: 24 }, (_, h) => String(h).padStart(2, "0")));
+            expect(r.rows.some((x) => Number(Object.values(x)[1]) > 0)).toBe(true);
+            break;
+          case "table":
+            expect(r.fields.length).toBeGreaterThan(1);
+            break;
+          default:
+            throw new Error(`no check for panel type ${panel.type}`);
+        }
+      }
+    });
+  }
+
+  it("the numbers agree with the reports API", async () => {
+    const [energy] = (await tp.p.db.query(expandMacros(panels.find((p) => p.dashboard === "admin-overview" && p.panel.title === "Energy")!.panel.targets![0]!.rawSql, { ...window, vars: {} }))).rows;
+    const report = await tp.api("GET", `/v1/admin/reports/usage?groupBy=region&from=${window.from.getTime()}&to=${window.to.getTime()}`);
+    expect(Number(energy.energy_wh)).toBe(report.body.groups[0].energyWh);
+    expect(report.body.groups[0].energyWh).toBe(90);
+  });
+}
+
+describe("every dashboard panel's SQL, plain PostgreSQL", () => suite("plain"));
+describe.skipIf(!hasTimescale)("every dashboard panel's SQL, TimescaleDB", () => suite("timescaledb"));
+
+describe("dashboards as code", () => {
+  it("the committed JSON is what `npm run dashboards:build` makes from the code", () => {
+    for (const [name, d] of Object.entries(dashboards())) {
+      expect(JSON.parse(readFileSync(new URL(`../../dashboards/json/${name}.json`, import.meta.url), "utf8")), name).toEqual(JSON.parse(JSON.stringify(d)));
+    }
+  });
+
+  it("macros expand as Grafana's, variables are quoted, an unknown one is an error", () => {
+    const c = { from: new Date("2026-11-20T00:00:00Z"), to: new Date("2026-11-21T00:00:00Z"), vars: { user: "O'Brien" } };
+    expect(expandMacros("SELECT $__timeGroupAlias(ts, '1h') WHERE $__timeFilter(ts) AND u = '$user'", c)).toBe(
+      `SELECT floor(extract(epoch from ts)/3600)*3600 AS "time" WHERE ts BETWEEN '2026-11-20T00:00:00.000Z' AND '2026-11-21T00:00:00.000Z' AND u = 'O''Brien'`,
+    );
+    expect(() => expandMacros("SELECT '$region'", c)).toThrow("no value for variable region");
+  });
+
+  it("push provisions the data source and every dashboard through Grafana's HTTP API", async () => {
+    const seen: { method: string; url: string; auth: string | undefined; body: any }[] = [];
+    const grafana = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: body ? JSON.parse(body) : null });
+        // No data source yet at first: it is created, not updated.
+        res.writeHead(req.method === "GET" ? 404 : 200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((r) => grafana.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(grafana.address() as AddressInfo).port}`;
+      const done = await push({ GRAFANA_URL: url, GRAFANA_TOKEN: "tok", GRAFANA_DATABASE_URL: "postgres://grafana_ro:s%40cret@db.example:5433/voltvend" });
+      expect(done).toEqual(["datasource voltvend-pg", ...Object.values(dashboards()).map((d) => `dashboard ${d.uid}`)]);
+      expect(seen.every((s) => s.auth === "Bearer tok")).toBe(true);
+      expect(seen[1]).toMatchObject({
+        method: "POST",
+        url: "/api/datasources",
+        body: { uid: "voltvend-pg", type: "grafana-postgresql-datasource", url: "db.example:5433", user: "grafana_ro", jsonData: { database: "voltvend" }, secureJsonData: { password: "s@cret" } },
+      });
+      const posted = seen.filter((s) => s.url === "/api/dashboards/db");
+      expect(posted.map((p) => p.body.dashboard.uid)).toEqual(Object.values(dashboards()).map((d) => d.uid));
+      expect(posted.every((p) => p.body.overwrite === true)).toBe(true);
+      await expect(push({ GRAFANA_URL: url })).rejects.toThrow(/GRAFANA_TOKEN/);
+    } finally {
+      grafana.close();
+    }
+  });
+});
