@@ -70,6 +70,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
         registry,
         clock,
         policy: { retentionDays: config.READINGS_RETENTION_DAYS, compressAfterDays: config.READINGS_COMPRESS_AFTER_DAYS },
+        refreshEveryMs: config.AGGREGATE_REFRESH_S * 1000,
       })
     : null;
   const backup = parts.backup && config.BACKUP_NATS_URL ? startBackupInBackground(config.BACKUP_NATS_URL, { nc, subjects, log: log.child({ part: "backup" }), registry }) : null;

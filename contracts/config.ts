@@ -36,6 +36,8 @@ export const configSchema = z.object({
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
   USAGE_ROLL_S: int(10),
+  /** How often the writer refreshes the telemetry aggregates. @default 60 */
+  AGGREGATE_REFRESH_S: int(60),
   /** The time zone whose midnight ends a franchisee's daily package. @default UTC */
   PACKAGE_TIMEZONE: z.string().refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai").default("UTC"),
   /** A day's packages go out this long after its midnight, so its sessions have ended and been rolled. @default 600 */

@@ -57,34 +57,35 @@ async function setPolicy(
   await add(interval);
 }
 
-/** How far back each refresh recomputes, so readings that arrive late by up to this much count. */
-const REDO = "2 hours";
+/** Each refresh recomputes at least this far back: readings a little late are the rule. */
+const USUAL_LATENESS_MS = 120_000;
 
 /**
  * Brings the telemetry aggregates (sql/009_telemetry_aggregates.sql) up to `now`; the writer runs
- * it every minute. Queries are right without it (real-time aggregation adds what is not yet
- * materialized); it keeps them fast. TimescaleDB: the continuous aggregates' own refresh policies
- * run too, but their background jobs can fail on some PostgreSQL releases, so the refresh is also
- * called here, each level over the window its policy covers. `since` backfills: every level is
- * recomputed from that time on (readings stored late, beyond the usual reach).
+ * it every minute with `since`, the time of the oldest reading it stored since its last refresh,
+ * so late readings are counted however late they came. Queries are right without a refresh for
+ * what was never materialized (real-time aggregation adds it); the refresh keeps them fast and
+ * brings in late readings. TimescaleDB: the continuous aggregates' own refresh policies run too,
+ * but their background jobs can fail on some PostgreSQL releases (15.20), so the refresh is also
+ * called here, each level over its policy's window, reaching back to `since` when that is earlier.
  */
 export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: number } = {}): Promise<{ engine: string; rows: number }> {
   const engine = await storageEngine(db);
+  const since = Math.min(o.since ?? Infinity, now - USUAL_LATENESS_MS);
   if (engine === "plain") {
-    const redo = o.since !== undefined ? `${Math.max(0, Math.ceil((now - o.since) / 1000))} seconds` : REDO;
-    const r = await db.query<{ n: number }>("SELECT vv_refresh_telemetry(vv_ms_to_ts($1::bigint), $2::interval) AS n", [now, redo]);
+    const r = await db.query<{ n: number }>("SELECT vv_refresh_telemetry(vv_ms_to_ts($1::bigint), vv_ms_to_ts($2::bigint)) AS n", [now, since]);
     return { engine, rows: r.rows[0]!.n };
   }
-  const windows: [string, string, string][] = [
-    ["telemetry_minute", "3 hours", "1 minute"],
-    ["telemetry_hour", "3 days", "1 hour"],
-    ["telemetry_day", "30 days", "1 day"],
+  const windows: [string, string, string, string][] = [
+    ["telemetry_minute", "3 hours", "1 minute", "1 minute"],
+    ["telemetry_hour", "3 days", "1 hour", "1 hour"],
+    ["telemetry_day", "30 days", "1 day", "1 day"],
   ];
   const at = (ms: number) => `to_timestamp(${Math.floor(ms / 1000)})`;
-  for (const [view, start, end] of windows) {
-    // A backfill only reaches further back than the policy's window, never shorter.
-    const usual = `${at(now)} - interval '${start}'`;
-    const from = o.since !== undefined ? `least(${at(o.since)}, ${usual})` : usual;
+  for (const [view, start, end, width] of windows) {
+    // A late reading only reaches further back than the policy's window, never shorter; from the
+    // start of its bucket (the refresh takes only whole buckets inside the window).
+    const from = `least(time_bucket(interval '${width}', ${at(since)}), ${at(now)} - interval '${start}')`;
     // CALL takes no bind parameters here: the values are ours (numbers and the fixed intervals).
     await db.query(`CALL refresh_continuous_aggregate('${view}', ${from}, ${at(now)} - interval '${end}')`);
   }

@@ -20,6 +20,8 @@ export interface WriterOptions {
   policy: StoragePolicy;
   /** Largest batch per transaction. @default 2000 */
   maxBatch?: number;
+  /** How often the telemetry aggregates are refreshed. @default 60000 */
+  refreshEveryMs?: number;
   /** Seconds before an unacknowledged batch is redelivered (after a crash). @default 30 */
   ackWaitS?: number;
 }
@@ -49,16 +51,24 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
       .catch((err) => log.error({ err }, "storage maintenance failed"));
   await maintainStorage(db, o.policy, o.clock());
   const hourly = setInterval(maintain, 3_600_000);
+  // The oldest reading stored since the last refresh: the refresh reaches back to it, so a late
+  // reading is counted in the aggregates however late it came.
+  let oldestStored = Infinity;
   let refreshing = false;
   const refresh = () => {
     if (refreshing) return;
     refreshing = true;
-    refreshAggregates(db, o.clock())
+    const since = oldestStored;
+    oldestStored = Infinity;
+    refreshAggregates(db, o.clock(), Number.isFinite(since) ? { since } : {})
       .then((r) => log.debug(r, "telemetry aggregates refreshed"))
-      .catch((err) => log.warn({ err }, "telemetry aggregate refresh failed; the views stay right, only slower"))
+      .catch((err) => {
+        oldestStored = Math.min(oldestStored, since);
+        log.warn({ err }, "telemetry aggregate refresh failed; the views stay right, only slower");
+      })
       .finally(() => (refreshing = false));
   };
-  const minutely = setInterval(refresh, 60_000);
+  const minutely = setInterval(refresh, o.refreshEveryMs ?? 60_000);
 
   // Per-terminal state, loaded on first sight: the registered gateway (looked up again after a
   // minute, so a re-homed terminal is followed) and the newest stored reading.
@@ -124,6 +134,7 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
       const { accepted, rejects } = await checking;
       // One statement: committed on its own, no transaction round trips.
       const n = await insertReadings(db, accepted);
+      for (const it of accepted) if (it.reading.ts < oldestStored) oldestStored = it.reading.ts;
       stored.inc(n);
       duplicates.inc(accepted.length - n);
       end();

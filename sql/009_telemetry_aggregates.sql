@@ -78,10 +78,12 @@ BEGIN
 END $$;
 
 -- Brings the aggregates up to `upto` (whole buckets before it). Plain: each level is recomputed
--- from the level below for the buckets from `redo` before its watermark (late readings within
--- that reach are counted), then its watermark moves. TimescaleDB: refresh_continuous_aggregate
--- cannot run inside a function's transaction, so ingest/storage.ts calls it; this returns 0.
-CREATE FUNCTION vv_refresh_telemetry(upto timestamptz, redo interval) RETURNS integer
+-- from the level below for its buckets from `since` (or from its watermark, if that is earlier)
+-- up to `upto`, then its watermark moves. The writer passes the time of the oldest reading it
+-- stored since its last refresh, so a late reading is counted however late it came.
+-- TimescaleDB: refresh_continuous_aggregate cannot run inside a function's transaction, so
+-- ingest/storage.ts calls it; this returns 0.
+CREATE FUNCTION vv_refresh_telemetry(upto timestamptz, since timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   lvl record;
@@ -98,7 +100,7 @@ BEGIN
       lo := (SELECT date_bin(lvl.width, min(ts), timestamptz 'epoch') FROM readings);
       IF lo IS NULL THEN CONTINUE; END IF;
     ELSE
-      lo := date_bin(lvl.width, lo - redo, timestamptz 'epoch');
+      lo := date_bin(lvl.width, least(lo, since), timestamptz 'epoch');
     END IF;
     IF lo >= hi THEN CONTINUE; END IF;
     EXECUTE format('DELETE FROM telemetry_%s_m WHERE bucket >= $1 AND bucket < $2', lvl.name) USING lo, hi;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { refreshAggregates } from "../../ingest/index.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
-import { seedFleet, testPlatform, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // The telemetry aggregates answer the same on both storage paths: per minute, hour and day, from
 // what is materialized plus the readings not yet refreshed (real-time), late readings included.
@@ -88,16 +88,47 @@ function suite(engine: "plain" | "timescaledb") {
     await refreshAggregates(tp.p.db, Date.now());
     // T2, half a minute into its first hour: a reading the gateway had held back.
     await insert("T2", [T0 + 30_000], () => false, () => 50);
-    // The minute job reaches back a few hours only: a day-old hour keeps its old figures ...
+    // A refresh that does not reach back to it keeps the hour's old figures ...
     await refreshAggregates(tp.p.db, Date.now());
     const [before] = (await view("telemetry_hour", T0, T0 + HOUR)).filter((r) => r.terminal_id === "T2");
     expect(before).toMatchObject({ readings: 60 });
-    // ... until backfilled, as an operator does after a gateway delivered old readings (docs/analytics.md).
-    await refreshAggregates(tp.p.db, Date.now(), { since: T0 });
+    // ... the writer's does: it reaches back to the oldest reading it stored since the last one.
+    await refreshAggregates(tp.p.db, Date.now(), { since: T0 + 30_000 });
     const [t2] = (await view("telemetry_hour", T0, T0 + HOUR)).filter((r) => r.terminal_id === "T2");
     expect(t2).toMatchObject({ readings: 61, on_readings: 60, min_mwh: 0 });
   });
 }
+
+describe("the writer's refresh", () => {
+  let tp: TestPlatform;
+  beforeAll(async () => {
+    tp = await testPlatform({ AGGREGATE_REFRESH_S: "1" }, { parts: { cutoff: false, faults: false } });
+    await seedFleet(tp, { terminals: ["T1"] });
+  });
+  afterAll(async () => {
+    await tp?.[Symbol.asyncDispose]();
+  });
+
+  it("counts readings it stored, also one that came a day late, at its next refresh", async () => {
+    const hourOf = async (at: number) =>
+      (
+        await tp.p.db.query<{ n: number }>(
+          "SELECT coalesce(sum(readings), 0)::int AS n FROM telemetry_hour WHERE terminal_id = 'T1' AND bucket = date_bin(interval '1 hour', vv_ms_to_ts($1::bigint), timestamptz 'epoch')",
+          [at],
+        )
+      ).rows[0]!.n;
+    const now = Date.now();
+    const late = now - 26 * HOUR;
+    const reading = (ts: number, seq: number) => JSON.stringify({ ts, seq, state: "off", currentA: 0, voltageV: 220, energyWh: 1 });
+    tp.p.nc.publish(tp.p.subjects.tel("G1", "T1"), reading(now - 5000, 1));
+    await until(async () => (await hourOf(now - 5000)) === 1, 10_000);
+    // Materialized now (the views would show it anyway); then the gateway delivers an old one.
+    await until(async () => (await tp.p.db.query("SELECT count(*)::int AS n FROM telemetry_minute WHERE terminal_id = 'T1'")).rows[0].n === 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    tp.p.nc.publish(tp.p.subjects.tel("G1", "T1"), reading(late, 2));
+    await until(async () => (await hourOf(late)) === 1, 10_000);
+  });
+});
 
 describe("telemetry aggregates, plain PostgreSQL", () => suite("plain"));
 describe.skipIf(!hasTimescale)("telemetry aggregates, TimescaleDB", () => suite("timescaledb"));
