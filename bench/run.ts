@@ -1,14 +1,16 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import pg from "pg";
+import { benchAnalytics } from "./analytics.ts";
 import { benchCutoff } from "./cutoff.ts";
 import { benchFaults } from "./faults.ts";
 import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
-import { NATS_URL } from "./harness.ts";
+import { NATS_URL, PG_BASE } from "./harness.ts";
 import { syncedNats } from "./servers.ts";
 
 /**
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
- * `npm run bench -- cutoff`, `-- faults` or `-- ingest` runs one; `--quick` shortens them.
+ * `npm run bench -- cutoff`, `-- faults`, `-- ingest` or `-- analytics` runs one; `--quick` shortens them.
  */
 async function main() {
   const args = process.argv.slice(2);
@@ -66,6 +68,22 @@ async function main() {
       syncAlways: synced,
       goals: { singlesPerSecond: 20_000, batch50PerSecond: 60_000, visibilityP99Ms: 2000 },
     });
+  }
+
+  if (!only || only === "analytics") {
+    // Both storage paths where TimescaleDB is installed and preloaded; the plain one everywhere.
+    const c = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+    await c.connect();
+    const tsdb = (
+      await c.query(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AND current_setting('shared_preload_libraries') LIKE '%timescaledb%' AS ok",
+      )
+    ).rows[0].ok as boolean;
+    await c.end();
+    const runs = [];
+    for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
+      runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
+    write("analytics", { runs, ...(tsdb ? {} : { timescaledb: "not measured: the extension is not installed and preloaded here" }) });
   }
 }
 

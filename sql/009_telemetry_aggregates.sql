@@ -54,15 +54,16 @@ BEGIN
       SELECT terminal_id, bucket, readings, on_readings, min_mwh, max_mwh, max_power_w, sum_power_w FROM telemetry_minute_m
       WHERE bucket < (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_minute')
       UNION ALL
-      SELECT terminal_id, date_bin(interval '1 minute', ts, timestamptz 'epoch'), count(*), sum(CASE WHEN relay_on THEN 1 ELSE 0 END),
-             min(energy_mwh), max(energy_mwh), max(power_w), sum(power_w)
+      -- (Sums cast back to the materialized columns' types: one type per column across the union.)
+      SELECT terminal_id, date_bin(interval '1 minute', ts, timestamptz 'epoch'), count(*), sum(CASE WHEN relay_on THEN 1 ELSE 0 END)::bigint,
+             min(energy_mwh), max(energy_mwh), max(power_w), sum(power_w)::float8
       FROM readings WHERE ts >= (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_minute')
       GROUP BY 1, 2;
     CREATE VIEW telemetry_hour AS
       SELECT terminal_id, bucket, readings, on_readings, min_mwh, max_mwh, max_power_w, sum_power_w FROM telemetry_hour_m
       WHERE bucket < (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_hour')
       UNION ALL
-      SELECT terminal_id, date_bin(interval '1 hour', bucket, timestamptz 'epoch'), sum(readings), sum(on_readings),
+      SELECT terminal_id, date_bin(interval '1 hour', bucket, timestamptz 'epoch'), sum(readings)::bigint, sum(on_readings)::bigint,
              min(min_mwh), max(max_mwh), max(max_power_w), sum(sum_power_w)
       FROM telemetry_minute WHERE bucket >= (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_hour')
       GROUP BY 1, 2;
@@ -70,7 +71,7 @@ BEGIN
       SELECT terminal_id, bucket, readings, on_readings, min_mwh, max_mwh, max_power_w, sum_power_w FROM telemetry_day_m
       WHERE bucket < (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_day')
       UNION ALL
-      SELECT terminal_id, date_bin(interval '1 day', bucket, timestamptz 'epoch'), sum(readings), sum(on_readings),
+      SELECT terminal_id, date_bin(interval '1 day', bucket, timestamptz 'epoch'), sum(readings)::bigint, sum(on_readings)::bigint,
              min(min_mwh), max(max_mwh), max(max_power_w), sum(sum_power_w)
       FROM telemetry_hour WHERE bucket >= (SELECT upto FROM vv_rollup_watermarks WHERE name = 'telemetry_day')
       GROUP BY 1, 2;

@@ -14,7 +14,7 @@ export interface RegionInsights {
   to: number;
   /** Terminals registered in the region. */
   installed: number;
-  /** By local hour of day: the share of the installed terminals' time spent charging. */
+  /** By local hour of day: the share of the installed terminals' time spent in sessions. */
   utilisation: number[];
   /** The busiest hour: terminals busy on average during it, and when it began. */
   peak: { busy: number; at: number | null; ofInstalled: number };
@@ -26,9 +26,8 @@ export interface RegionInsights {
 const round = (x: number, places = 4) => Math.round(x * 10 ** places) / 10 ** places;
 
 /**
- * Step 108: how a region's terminals are used by hour of day, from the telemetry aggregates (the
- * share of each terminal's readings with the relay on, per hour). Hours are the region's local
- * hours of the UTC hour buckets, exact for zones with whole-hour offsets.
+ * Step 108: how a region's terminals are used by hour of day: the time sessions ran in each local
+ * hour (session_usage.busy_ms, from power on to power off), against the installed terminals.
  */
 export async function regionInsights(db: Db, regionId: string, from: number, to: number): Promise<RegionInsights> {
   const region = await db.query<{ timezone: string; installed: number }>(
@@ -39,20 +38,21 @@ export async function regionInsights(db: Db, regionId: string, from: number, to:
   if (!reg) throw notFound("region", regionId);
   const r = await db.query<{ h: number; hours: number; busy: number | null; peak: number | null; peak_at: number | null }>(
     `WITH span AS (
+       -- How often each local hour of day occurs in the range.
        SELECT extract(hour FROM g AT TIME ZONE $2::text)::int AS h, count(*)::int AS hours
        FROM generate_series(date_trunc('hour', vv_ms_to_ts($3::bigint)), vv_ms_to_ts($4::bigint) - interval '1 hour', interval '1 hour') g
        GROUP BY 1
      ),
      busy AS (
-       SELECT th.bucket, sum(th.on_readings::float8 / th.readings) AS busy
-       FROM telemetry_hour th JOIN terminals t ON t.terminal_id = th.terminal_id AND t.region_id = $1::text
-       WHERE th.bucket >= vv_ms_to_ts($3::bigint) AND th.bucket < vv_ms_to_ts($4::bigint) AND th.readings > 0
-       GROUP BY th.bucket
+       -- Terminals busy on average in each hour: session time in it over an hour.
+       SELECT hour_start, hour_of_day AS h, sum(busy_ms)::float8 / 3600000 AS busy
+       FROM session_usage
+       WHERE region_id = $1::text AND hour_start >= vv_ms_to_ts($3::bigint) AND hour_start < vv_ms_to_ts($4::bigint)
+       GROUP BY hour_start, hour_of_day
      ),
      by_hour AS (
-       SELECT extract(hour FROM bucket AT TIME ZONE $2::text)::int AS h, sum(busy) AS busy, max(busy) AS peak,
-              (array_agg(vv_ts_to_ms(bucket) ORDER BY busy DESC, bucket))[1] AS peak_at
-       FROM busy GROUP BY 1
+       SELECT h, sum(busy) AS busy, max(busy) AS peak, (array_agg(vv_ts_to_ms(hour_start) ORDER BY busy DESC, hour_start))[1] AS peak_at
+       FROM busy GROUP BY h
      )
      SELECT s.h, s.hours, b.busy, b.peak, b.peak_at FROM span s LEFT JOIN by_hour b USING (h) ORDER BY s.h`,
     [regionId, reg.timezone, from, to],

@@ -7,8 +7,8 @@ type Q = Db | Tx;
 export interface PackageTerminal extends UsageTotals {
   terminalId: string;
   regionId: string;
-  /** The share of the terminal's readings with the relay on in the period (null: no readings). */
-  busyShare: number | null;
+  /** The share of the period the terminal spent in sessions (by the hours they ran in). */
+  busyShare: number;
   faultsOpened: number;
 }
 
@@ -32,15 +32,20 @@ export interface FranchiseePackage {
  * selected by franchisee id.
  */
 export async function buildPackage(db: Q, franchiseeId: string, from: number, to: number, now: number): Promise<FranchiseePackage> {
-  const terminals = await db.query<{ terminal_id: string; region_id: string; busy: number | null; faults: number }>(
+  const terminals = await db.query<{ terminal_id: string; region_id: string; faults: number }>(
     `SELECT t.terminal_id, t.region_id,
-       (SELECT sum(h.on_readings)::float8 / nullif(sum(h.readings), 0) FROM telemetry_hour h
-        WHERE h.terminal_id = t.terminal_id AND h.bucket >= vv_ms_to_ts($2::bigint) AND h.bucket < vv_ms_to_ts($3::bigint)) AS busy,
        (SELECT count(*)::int FROM faults f WHERE f.terminal_id = t.terminal_id AND f.franchisee_id = $1::text
           AND f.opened_at >= vv_ms_to_ts($2::bigint) AND f.opened_at < vv_ms_to_ts($3::bigint)) AS faults
      FROM terminals t WHERE t.franchisee_id = $1::text ORDER BY t.terminal_id`,
     [franchiseeId, from, to],
   );
+  // Session time on each of the franchisee's terminals in the period (a list, not a join).
+  const busy = await db.query<{ terminal_id: string; busy: number | null }>(
+    `SELECT terminal_id, sum(busy_ms)::float8 / ($3::bigint - $2::bigint) AS busy FROM session_usage
+     WHERE terminal_id = ANY($1::text[]) AND hour_start >= vv_ms_to_ts($2::bigint) AND hour_start < vv_ms_to_ts($3::bigint) GROUP BY terminal_id`,
+    [terminals.rows.map((t) => t.terminal_id), from, to],
+  );
+  const busyOf = new Map(busy.rows.map((b) => [b.terminal_id, b.busy]));
   const pending = await db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM sessions WHERE franchisee_id = $1::text AND usage_rolled_at IS NULL AND state NOT IN ('failed')
        AND coalesce(started_at, created_at) >= vv_ms_to_ts($2::bigint) AND coalesce(started_at, created_at) < vv_ms_to_ts($3::bigint)`,
@@ -61,7 +66,7 @@ export async function buildPackage(db: Q, franchiseeId: string, from: number, to
         terminalId: t.terminal_id,
         regionId: t.region_id,
         ...u,
-        busyShare: t.busy === null ? null : Math.round(t.busy * 10_000) / 10_000,
+        busyShare: Math.round((busyOf.get(t.terminal_id) ?? 0) * 10_000) / 10_000,
         faultsOpened: t.faults,
       };
     }),

@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { refreshAggregates } from "../../ingest/index.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
 import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
 
-// Step 108 on a crafted week in Asia/Shanghai: four terminals all busy 18:00-22:00 local, one of
-// them busy 08:00-12:00, idle otherwise; a terminal of another region busy all day must not count.
+// Step 108 on a crafted week in Asia/Shanghai: four terminals in sessions 18:00-22:00 local, one of
+// them also 08:00-12:00, idle otherwise; a terminal of another region busy all day must not count.
 const hasTimescale = await timescaleAvailable();
 if (!hasTimescale) console.warn("SKIPPED: the insights on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
 
-const MIN = 60_000;
 const DAY = 86_400_000;
 const localMidnight = (daysAgo: number) => {
   // Shanghai is UTC+8 all year: its midnight is 16:00 UTC the day before.
@@ -22,7 +20,7 @@ const localHour = (ts: number) => new Date(ts + 8 * 3_600_000).getUTCHours();
 function suite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
   beforeAll(async () => {
-    tp = await testPlatform({ VEND_STORAGE: engine }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
+    tp = await testPlatform({ VEND_STORAGE: engine, USAGE_ROLL_S: "3600" }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
     const ok = async (path: string, body: unknown) => {
       const r = await tp.api("PUT", path, body);
       if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -31,23 +29,33 @@ function suite(engine: "plain" | "timescaledb") {
     await ok("/v1/admin/regions/R2", { name: "Elsewhere", timezone: "Asia/Shanghai" });
     await ok("/v1/admin/franchisees/FR1", { name: "FR1" });
     await ok("/v1/admin/gateways/G1", { regionId: "R1" });
-    const terminals: [string, string, (h: number) => boolean][] = [
-      ["T1", "R1", (h) => (h >= 18 && h < 22) || (h >= 8 && h < 12)],
-      ["T2", "R1", (h) => h >= 18 && h < 22],
-      ["T3", "R1", (h) => h >= 18 && h < 22],
-      ["T4", "R1", (h) => h >= 18 && h < 22],
-      ["T9", "R2", () => true],
+    await ok("/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
+    await ok("/v1/admin/regions/R2/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
+    await ok("/v1/admin/users/U1", {});
+    // Sessions by local hours [from, to) each day of the week.
+    const terminals: [string, string, [number, number][]][] = [
+      ["T1", "R1", [[8, 12], [18, 22]]],
+      ["T2", "R1", [[18, 22]]],
+      ["T3", "R1", [[18, 22]]],
+      ["T4", "R1", [[18, 22]]],
+      ["T9", "R2", [[0, 24]]],
     ];
-    for (const [t, region, busy] of terminals) {
+    for (const [t, region, runs] of terminals) {
       await ok(`/v1/admin/terminals/${t}`, { qr: `qr-${t}`, gatewayId: "G1", regionId: region, franchiseeId: "FR1" });
-      const ts = Array.from({ length: (7 * DAY) / MIN }, (_, i) => from + i * MIN);
-      await tp.p.db.query(
-        `INSERT INTO readings (terminal_id, ts, gateway_id, seq, relay_on, current_a, voltage_v, power_w, energy_mwh, received_at)
-         SELECT $1, vv_ms_to_ts(t), 'G1', 0, o, 0, 220, 0, 0, vv_ms_to_ts(t) FROM unnest($2::bigint[], $3::boolean[]) AS u(t, o)`,
-        [t, ts, ts.map((x) => busy(localHour(x)))],
-      );
+      for (let d = 0; d < 7; d++)
+        for (const [h0, h1] of runs) {
+          const s0 = from + d * DAY + h0 * 3_600_000;
+          const s1 = from + d * DAY + h1 * 3_600_000;
+          await tp.p.db.query(
+            `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, handshake_ok, target, payment,
+               tariff_version, cap_cents, start_mwh, end_mwh, energy_mwh, duration_ms, fee_cents, stop_reason, created_at, started_at, ended_at)
+             VALUES ($1, 'U1', $2, 'G1', $3, 'FR1', 'completed', true, '{"durationS": 3600}', 'postpaid', 1, 1000, 0, 1000, 1000, $5::bigint - $4::bigint, 1,
+               'target_reached', vv_ms_to_ts($4), vv_ms_to_ts($4), vv_ms_to_ts($5))`,
+            [`S-${t}-${d}-${h0}`, t, region, s0, s1],
+          );
+        }
     }
-    await refreshAggregates(tp.p.db, Date.now(), { since: from });
+    await tp.p.control!.rollUsage();
   });
   afterAll(async () => {
     await tp?.[Symbol.asyncDispose]();

@@ -36,6 +36,8 @@ const sessions: Crafted[] = [
   { id: "S-A", user: "U1", terminal: "T1", franchisee: "FR1", start: sh("2026-11-20T21:30:00"), minutes: 195, rate: 1000, startMwh: 1_000_000, billedMwh: 195_500, feeCents: 17, lost: [101, 159] },
   { id: "S-B", user: "U2", terminal: "T1", franchisee: "FR1", start: sh("2026-11-21T08:00:00"), minutes: 30, rate: 500, startMwh: 1_300_000, billedMwh: 15_000, feeCents: 2 },
   { id: "S-C", user: "U1", terminal: "T3", franchisee: "FR2", start: sh("2026-11-21T12:00:00"), minutes: 10, rate: 500, startMwh: 50_000, billedMwh: 5_000, feeCents: 1 },
+  // Zero energy (the car was full), a time fee all the same: counted, with its fee.
+  { id: "S-E", user: "U3", terminal: "T3", franchisee: "FR2", start: sh("2026-11-21T15:00:00"), minutes: 5, rate: 0, startMwh: 55_000, billedMwh: 0, feeCents: 3 },
   // Before the report's range: not counted.
   { id: "S-D", user: "U1", terminal: "T1", franchisee: "FR1", start: sh("2026-11-19T10:00:00"), minutes: 10, rate: 500, startMwh: 900_000, billedMwh: 5_000, feeCents: 1 },
 ];
@@ -74,7 +76,7 @@ function suite(engine: "plain" | "timescaledb") {
     await ok("PUT", "/v1/admin/gateways/G1", { regionId: "R1" });
     await ok("PUT", "/v1/admin/terminals/T1", { qr: "qr-T1", gatewayId: "G1", regionId: "R1", franchiseeId: "FR1" });
     await ok("PUT", "/v1/admin/terminals/T3", { qr: "qr-T3", gatewayId: "G1", regionId: "R1", franchiseeId: "FR2" });
-    for (const u of ["U1", "U2"]) await ok("PUT", `/v1/admin/users/${u}`, {});
+    for (const u of ["U1", "U2", "U3"]) await ok("PUT", `/v1/admin/users/${u}`, {});
 
     const db = tp.p.db;
     for (const s of sessions) {
@@ -131,10 +133,10 @@ function suite(engine: "plain" | "timescaledb") {
 
   it("rolls each finished session once, its hours summing to the billed energy", async () => {
     const r = await tp.p.db.query("SELECT session_id, sum(energy_mwh)::int AS mwh FROM session_usage GROUP BY 1 ORDER BY 1");
-    expect(r.rows).toEqual(sessions.map((s) => ({ session_id: s.id, mwh: s.billedMwh })));
+    expect(r.rows).toEqual([...sessions].sort((a, b) => a.id.localeCompare(b.id)).map((s) => ({ session_id: s.id, mwh: s.billedMwh })));
     await tp.p.control!.rollUsage();
     const again = await tp.p.db.query("SELECT count(*)::int AS n, sum(energy_mwh)::int AS mwh FROM session_usage");
-    expect(again.rows[0]).toEqual({ n: 4 + 1 + 1 + 1, mwh: sessions.reduce((a, s) => a + s.billedMwh, 0) });
+    expect(again.rows[0]).toEqual({ n: 4 + 1 + 1 + 1 + 1, mwh: sessions.reduce((a, s) => a + s.billedMwh, 0) });
   });
 
   it("per user: totals, fees and the local-hour curve, exact; a session before the range is left out", async () => {
@@ -143,6 +145,7 @@ function suite(engine: "plain" | "timescaledb") {
     expect(r.body.groups).toEqual([
       { userId: "U1", energyWh: 200.5, feeCents: 18, sessions: 2, hourly: add(A, C) },
       { userId: "U2", energyWh: 15, feeCents: 2, sessions: 1, hourly: B },
+      { userId: "U3", energyWh: 0, feeCents: 3, sessions: 1, hourly: hourly({}) },
     ]);
     for (const g of r.body.groups) expect(Math.round(g.hourly.reduce((a: number, b: number) => a + b * 1000, 0))).toBe(g.energyWh * 1000);
   });
@@ -150,14 +153,14 @@ function suite(engine: "plain" | "timescaledb") {
   it("per terminal, region and franchisee", async () => {
     expect((await get("/v1/admin/reports/usage?groupBy=terminal")).body.groups).toEqual([
       { terminalId: "T1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) },
-      { terminalId: "T3", energyWh: 5, feeCents: 1, sessions: 1, hourly: C },
+      { terminalId: "T3", energyWh: 5, feeCents: 4, sessions: 2, hourly: C },
     ]);
     expect((await get("/v1/admin/reports/usage?groupBy=region")).body.groups).toEqual([
-      { regionId: "R1", energyWh: 215.5, feeCents: 20, sessions: 3, hourly: add(A, B, C) },
+      { regionId: "R1", energyWh: 215.5, feeCents: 23, sessions: 4, hourly: add(A, B, C) },
     ]);
     expect((await get("/v1/admin/reports/usage?groupBy=franchisee")).body.groups).toEqual([
       { franchiseeId: "FR1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) },
-      { franchiseeId: "FR2", energyWh: 5, feeCents: 1, sessions: 1, hourly: C },
+      { franchiseeId: "FR2", energyWh: 5, feeCents: 4, sessions: 2, hourly: C },
     ]);
   });
 
@@ -167,7 +170,7 @@ function suite(engine: "plain" | "timescaledb") {
     const nobody = await get("/v1/me/usage", await tp.token("U9", "user"));
     expect(nobody.body).toMatchObject({ userId: "U9", energyWh: 0, feeCents: 0, sessions: 0, hourly: hourly({}) });
     const fr2 = await get("/v1/franchisee/usage?groupBy=terminal", await tp.token("FR2", "franchisee"));
-    expect(fr2.body.groups).toEqual([{ terminalId: "T3", energyWh: 5, feeCents: 1, sessions: 1, hourly: C }]);
+    expect(fr2.body.groups).toEqual([{ terminalId: "T3", energyWh: 5, feeCents: 4, sessions: 2, hourly: C }]);
     const fr1 = await get("/v1/franchisee/usage?groupBy=region", await tp.token("FR1", "franchisee"));
     expect(fr1.body.groups).toEqual([{ regionId: "R1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) }]);
   });
@@ -187,8 +190,8 @@ function suite(engine: "plain" | "timescaledb") {
     expect(pkg).toMatchObject({ franchiseeId: "FR1", ...range, pendingSessions: 0 });
     expect(pkg.totals).toEqual({ energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) });
     expect(pkg.terminals).toEqual([
-      // T1's readings in the range are the crafted sessions', all with the relay on.
-      { terminalId: "T1", regionId: "R1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B), busyShare: 1, faultsOpened: 1 },
+      // In sessions 195.5 + 30.5 minutes of the 2880 in the range.
+      { terminalId: "T1", regionId: "R1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B), busyShare: 0.0785, faultsOpened: 1 },
     ]);
     expect(pkg.faults.map((f: { faultId: string }) => f.faultId)).toEqual(["F-1"]);
     expect(JSON.stringify(pkg)).not.toMatch(/T3|FR2|F-2|U1|U2/);
@@ -201,7 +204,7 @@ function suite(engine: "plain" | "timescaledb") {
     const hours = Array.from({ length: 24 }, (_, h) => `wh_${String(h).padStart(2, "0")}`);
     expect(lines).toEqual([
       ["terminal_id", "region_id", "sessions", "energy_wh", "fee_cents", "busy_share", "faults_opened", ...hours].join(","),
-      ["T1", "R1", 2, 210.5, 19, 1, 1, ...add(A, B)].join(","),
+      ["T1", "R1", 2, 210.5, 19, 0.0785, 1, ...add(A, B)].join(","),
       ["TOTAL", "", 2, 210.5, 19, "", 1, ...add(A, B)].join(","),
     ]);
   });
@@ -219,7 +222,7 @@ function suite(engine: "plain" | "timescaledb") {
     expect(of21.map((m) => [m.subject, m.data.day, m.data.totals.energyWh, m.data.terminals.map((t) => t.terminalId)])).toEqual([
       // On the 21st: S-B on T1 (FR1), S-C on T3 (FR2); S-A started on the 20th.
       [s.pkg("FR1"), "2026-11-21", 15, ["T1"]],
-      [s.pkg("FR2"), "2026-11-21", 5, ["T3"]],
+      [s.pkg("FR2"), "2026-11-21", 5, ["T3"]], // S-C and S-E
     ]);
   });
 }
