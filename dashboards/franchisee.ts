@@ -1,5 +1,5 @@
 import { DashboardBuilder, QueryVariableBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
-import { barchart, stat, table } from "./panels.ts";
+import { energyByHourOfDay, sessionTotal, stat, table } from "./panels.ts";
 import { datasource, sql } from "./sql-query.ts";
 
 /**
@@ -13,37 +13,10 @@ export function franchiseeView() {
     .tags(["voltvend"])
     .time({ from: "now-30d", to: "now" })
     .withVariable(new QueryVariableBuilder("franchisee").label("Franchisee").datasource(datasource).query("SELECT franchisee_id FROM franchisees ORDER BY 1"))
-    .withPanel(
-      stat(
-        "Energy",
-        "watth",
-        sql(`SELECT coalesce(sum(energy_mwh), 0) / 1000.0 AS energy_wh FROM sessions
-             WHERE franchisee_id = '$franchisee' AND usage_rolled_at IS NOT NULL AND $__timeFilter(started_at)`),
-        { w: 8, h: 4 },
-      ),
-    )
-    .withPanel(
-      stat(
-        "Revenue",
-        "currencyCNY",
-        sql(`SELECT coalesce(sum(fee_cents), 0)::numeric / 100 AS revenue FROM sessions
-             WHERE franchisee_id = '$franchisee' AND usage_rolled_at IS NOT NULL AND $__timeFilter(started_at)`),
-        { w: 8, h: 4 },
-      ),
-    )
+    .withPanel(sessionTotal("energy", "franchisee_id", "franchisee"))
+    .withPanel(sessionTotal("fees", "franchisee_id", "franchisee"))
     .withPanel(stat("Open faults", "none", sql(`SELECT count(*) AS open_faults FROM faults WHERE franchisee_id = '$franchisee' AND status <> 'resolved'`), { w: 8, h: 4 }))
-    .withPanel(
-      barchart(
-        "Energy by local hour of day",
-        "watth",
-        sql(`SELECT lpad(h::text, 2, '0') AS hour, coalesce(sum(u.energy_mwh), 0) / 1000.0 AS energy_wh
-             FROM generate_series(0, 23) h
-             LEFT JOIN (session_usage u JOIN sessions s ON s.session_id = u.session_id AND s.franchisee_id = '$franchisee')
-               ON u.hour_of_day = h AND $__timeFilter(s.started_at)
-             GROUP BY h ORDER BY h`),
-        { w: 24, h: 8 },
-      ),
-    )
+    .withPanel(energyByHourOfDay("franchisee_id", "franchisee"))
     .withPanel(
       table(
         "Terminals",

@@ -4,7 +4,7 @@ import { PanelBuilder as Heatmap } from "@grafana/grafana-foundation-sdk/heatmap
 import { PanelBuilder as Stat } from "@grafana/grafana-foundation-sdk/stat";
 import { PanelBuilder as Table } from "@grafana/grafana-foundation-sdk/table";
 import { PanelBuilder as TimeSeries } from "@grafana/grafana-foundation-sdk/timeseries";
-import { datasource, type SqlQueryBuilder } from "./sql-query.ts";
+import { datasource, sql, type SqlQueryBuilder } from "./sql-query.ts";
 
 // Small constructors so each dashboard reads as a list of panels: title, size, query.
 type Size = { w: number; h: number };
@@ -30,3 +30,28 @@ export const table = (title: string, q: SqlQueryBuilder, s: Size = { w: 24, h: 8
 
 export const heatmap = (title: string, unit: string, q: SqlQueryBuilder, s: Size = { w: 24, h: 9 }) =>
   new Heatmap().title(title).datasource(datasource).unit(unit).span(s.w).height(s.h).withTarget(q.refId("A"));
+
+/**
+ * Energy by local hour of day (all 24, in order) of the sessions whose `column` is the template
+ * variable's value, started in the dashboard's range: the curve of the reports API.
+ */
+export const energyByHourOfDay = (column: "region_id" | "franchisee_id" | "user_id", variable: string) =>
+  barchart(
+    "Energy by local hour of day",
+    "watth",
+    sql(`SELECT lpad(h::text, 2, '0') AS hour, coalesce(sum(u.energy_mwh), 0) / 1000.0 AS energy_wh
+         FROM generate_series(0, 23) h
+         LEFT JOIN session_usage u ON u.hour_of_day = h AND u.${column} = '$${variable}' AND $__timeFilter(u.started_at)
+         GROUP BY h ORDER BY h`),
+    { w: 24, h: 8 },
+  );
+
+/** Energy, or fees in yuan, of the sessions whose `column` is the variable's value, started in the range. */
+export const sessionTotal = (what: "energy" | "fees", column: "franchisee_id" | "user_id", variable: string) =>
+  stat(
+    what === "energy" ? "Energy" : "Fees",
+    what === "energy" ? "watth" : "currencyCNY",
+    sql(`SELECT coalesce(sum(${what === "energy" ? "energy_mwh" : "fee_cents"}), 0)${what === "energy" ? " / 1000.0 AS energy_wh" : "::numeric / 100 AS fees"}
+         FROM session_usage WHERE ${column} = '$${variable}' AND $__timeFilter(started_at)`),
+    { w: 8, h: 4 },
+  );

@@ -1,5 +1,5 @@
 import { DashboardBuilder, QueryVariableBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
-import { barchart, stat, table, timeseries } from "./panels.ts";
+import { barchart, energyByHourOfDay, stat, table, timeseries } from "./panels.ts";
 import { datasource, series, sql } from "./sql-query.ts";
 
 /** One region (flow 108): its curves by local hour, how busy its terminals are, its terminals. */
@@ -20,22 +20,10 @@ export function regionView() {
       stat(
         "Energy",
         "watth",
-        sql(`SELECT coalesce(sum(u.energy_mwh), 0) / 1000.0 AS energy_wh FROM session_usage u JOIN sessions s USING (session_id)
-             WHERE s.region_id = '$region' AND $__timeFilter(u.hour_start)`),
+        sql(`SELECT coalesce(sum(energy_mwh), 0) / 1000.0 AS energy_wh FROM session_usage WHERE region_id = '$region' AND $__timeFilter(hour_start)`),
       ),
     )
-    .withPanel(
-      barchart(
-        "Energy by local hour of day",
-        "watth",
-        // Hours of day in the region's own time zone (session_usage is bucketed by local hour).
-        sql(`SELECT lpad(h::text, 2, '0') AS hour, coalesce(sum(u.energy_mwh), 0) / 1000.0 AS energy_wh
-             FROM generate_series(0, 23) h
-             LEFT JOIN (session_usage u JOIN sessions s ON s.session_id = u.session_id AND s.region_id = '$region')
-               ON u.hour_of_day = h AND $__timeFilter(u.hour_start)
-             GROUP BY h ORDER BY h`),
-      ),
-    )
+    .withPanel(energyByHourOfDay("region_id", "region"))
     .withPanel(
       barchart(
         "Utilisation by local hour of day",

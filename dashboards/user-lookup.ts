@@ -1,5 +1,5 @@
 import { DashboardBuilder, TextBoxVariableBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
-import { barchart, stat, table } from "./panels.ts";
+import { energyByHourOfDay, sessionTotal, stat, table } from "./panels.ts";
 import { sql } from "./sql-query.ts";
 
 /** Support's view of one user (flow 107): wallet, usage, curve and sessions. */
@@ -17,36 +17,9 @@ export function userLookup() {
         { w: 8, h: 4 },
       ),
     )
-    .withPanel(
-      stat(
-        "Energy",
-        "watth",
-        sql(`SELECT coalesce(sum(energy_mwh), 0) / 1000.0 AS energy_wh FROM sessions
-             WHERE user_id = '$user' AND usage_rolled_at IS NOT NULL AND $__timeFilter(started_at)`),
-        { w: 8, h: 4 },
-      ),
-    )
-    .withPanel(
-      stat(
-        "Fees",
-        "currencyCNY",
-        sql(`SELECT coalesce(sum(fee_cents), 0)::numeric / 100 AS fees FROM sessions
-             WHERE user_id = '$user' AND usage_rolled_at IS NOT NULL AND $__timeFilter(started_at)`),
-        { w: 8, h: 4 },
-      ),
-    )
-    .withPanel(
-      barchart(
-        "Energy by local hour of day",
-        "watth",
-        sql(`SELECT lpad(h::text, 2, '0') AS hour, coalesce(sum(u.energy_mwh), 0) / 1000.0 AS energy_wh
-             FROM generate_series(0, 23) h
-             LEFT JOIN (session_usage u JOIN sessions s ON s.session_id = u.session_id AND s.user_id = '$user')
-               ON u.hour_of_day = h AND $__timeFilter(s.started_at)
-             GROUP BY h ORDER BY h`),
-        { w: 24, h: 8 },
-      ),
-    )
+    .withPanel(sessionTotal("energy", "user_id", "user"))
+    .withPanel(sessionTotal("fees", "user_id", "user"))
+    .withPanel(energyByHourOfDay("user_id", "user"))
     .withPanel(
       table(
         "Sessions",

@@ -29,25 +29,34 @@ export interface UsageQuery {
  * energies are summed in integer mWh, Wh exact to the mWh.
  */
 export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
-  // One row per group, its 24 hours as columns: a tenth of the rows a (group, hour) grouping
-  // returns, and one pass (measured on 10 000 users: 46 ms against 96 ms in PostgreSQL alone).
-  const r = await db.query<Record<string, string> & { id: string; n: number }>(
-    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, sum(sessions)::int AS n, ${HOUR_SUMS}
+  // (Measured on 30 days of 10 000 users, 1000 terminals: this grouping beat 24 FILTER sums per
+  // group and array_agg per group for every grouping but `user`, where all three were too slow.)
+  const r = await db.query<{ id: string; h: number; mwh: string; fee: string; n: number }>(
+    `SELECT ${column[q.groupBy]} AS id, hour_of_day AS h, sum(energy_mwh)::text AS mwh, sum(fee_cents)::text AS fee, sum(sessions)::int AS n
      FROM session_usage
      WHERE started_at >= vv_ms_to_ts($1::bigint) AND started_at < vv_ms_to_ts($2::bigint)
        AND ($3::text IS NULL OR user_id = $3::text) AND ($4::text IS NULL OR franchisee_id = $4::text)
-     GROUP BY 1 ORDER BY 1`,
+     GROUP BY 1, 2`,
     [q.from, q.to, q.userId ?? null, q.franchiseeId ?? null],
   );
-  return r.rows.map((x) => {
-    const hourly = HOURS.map((h) => BigInt(x[`h${h}`] ?? "0"));
-    const total = hourly.reduce((a, b) => a + b, 0n);
-    return { id: x.id, energyWh: mwhToWh(total), feeCents: Number(x.fee), sessions: x.n, hourly: hourly.map(mwhToWh) };
-  });
+  const groups = new Map<string, { fee: bigint; sessions: number; hourly: bigint[] }>();
+  for (const x of r.rows) {
+    let g = groups.get(x.id);
+    if (!g) groups.set(x.id, (g = { fee: 0n, sessions: 0, hourly: new Array<bigint>(24).fill(0n) }));
+    g.fee += BigInt(x.fee);
+    g.sessions += x.n;
+    g.hourly[x.h]! += BigInt(x.mwh);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([id, g]) => ({
+      id,
+      energyWh: mwhToWh(g.hourly.reduce((a, b) => a + b, 0n)),
+      feeCents: Number(g.fee),
+      sessions: g.sessions,
+      hourly: g.hourly.map(mwhToWh),
+    }));
 }
-
-const HOURS = Array.from({ length: 24 }, (_, h) => h);
-const HOUR_SUMS = HOURS.map((h) => `coalesce(sum(energy_mwh) FILTER (WHERE hour_of_day = ${h}), 0)::text AS h${h}`).join(", ");
 
 export function emptyTotals(): UsageTotals {
   return { energyWh: 0, feeCents: 0, sessions: 0, hourly: new Array<number>(24).fill(0) };

@@ -6,7 +6,8 @@ import { dashboards, expandMacros } from "../../dashboards/index.ts";
 import { push } from "../../dashboards/push.ts";
 import { refreshAggregates } from "../../ingest/index.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
-import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
+import type { TestPlatform } from "../helpers/platform.ts";
+import { analyticsPlatform, craftSession, flatTariff, put } from "../helpers/usage.ts";
 
 // Grafana cannot run here: every panel's SQL is expanded as Grafana would (macros, template
 // variables) and run against the real database with data in it, and its columns checked against
@@ -40,13 +41,10 @@ const panels = Object.entries(dashboards()).flatMap(([name, d]) =>
 function suite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
   beforeAll(async () => {
-    tp = await testPlatform({ VEND_STORAGE: engine, USAGE_ROLL_S: "3600" }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
-    const ok = async (path: string, body: unknown) => {
-      const r = await tp.api("PUT", path, body);
-      if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    };
+    tp = await analyticsPlatform(engine);
+    const ok = (path: string, body: unknown) => put(tp, path, body);
     await ok("/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai" });
-    await ok("/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
+    await ok("/v1/admin/regions/R1/tariff", flatTariff);
     await ok("/v1/admin/franchisees/FR1", { name: "FR1" });
     await ok("/v1/admin/gateways/G1", { regionId: "R1" });
     await ok("/v1/admin/terminals/T1", { qr: "qr-T1", gatewayId: "G1", regionId: "R1", franchiseeId: "FR1" });
@@ -55,13 +53,7 @@ function suite(engine: "plain" | "timescaledb") {
     const db = tp.p.db;
     // One 90-minute session, a reading a minute, 1 Wh a minute; then idle readings.
     const end = start + 90 * MIN;
-    await db.query(
-      `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, handshake_ok, target, payment,
-         tariff_version, cap_cents, start_mwh, end_mwh, energy_mwh, duration_ms, fee_cents, stop_reason, created_at, started_at, ended_at)
-       VALUES ('S-1', 'U1', 'T1', 'G1', 'R1', 'FR1', 'completed', true, '{"energyWh": 90}', 'prepaid', 1, 100, 0, 90000, 90000, $1, 9, 'target_reached',
-         vv_ms_to_ts($2), vv_ms_to_ts($2), vv_ms_to_ts($3))`,
-      [end - start, start, end],
-    );
+    await craftSession(db, { id: "S-1", user: "U1", terminal: "T1", franchisee: "FR1", start, end, startMwh: 0, energyMwh: 90_000, feeCents: 9 });
     const ts = Array.from({ length: 180 }, (_, m) => start + m * MIN);
     await db.query(
       `INSERT INTO readings (terminal_id, ts, gateway_id, seq, relay_on, current_a, voltage_v, power_w, energy_mwh, received_at)

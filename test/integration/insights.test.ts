@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timescaleAvailable } from "../helpers/database.ts";
-import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
+import type { TestPlatform } from "../helpers/platform.ts";
+import { analyticsPlatform, craftSession, flatTariff, put } from "../helpers/usage.ts";
 
 // Step 108 on a crafted week in Asia/Shanghai: four terminals in sessions 18:00-22:00 local, one of
 // them also 08:00-12:00, idle otherwise; a terminal of another region busy all day must not count.
@@ -20,17 +21,14 @@ const localHour = (ts: number) => new Date(ts + 8 * 3_600_000).getUTCHours();
 function suite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
   beforeAll(async () => {
-    tp = await testPlatform({ VEND_STORAGE: engine, USAGE_ROLL_S: "3600" }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
-    const ok = async (path: string, body: unknown) => {
-      const r = await tp.api("PUT", path, body);
-      if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    };
+    tp = await analyticsPlatform(engine);
+    const ok = (path: string, body: unknown) => put(tp, path, body);
     await ok("/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai" });
     await ok("/v1/admin/regions/R2", { name: "Elsewhere", timezone: "Asia/Shanghai" });
     await ok("/v1/admin/franchisees/FR1", { name: "FR1" });
     await ok("/v1/admin/gateways/G1", { regionId: "R1" });
-    await ok("/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
-    await ok("/v1/admin/regions/R2/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] });
+    await ok("/v1/admin/regions/R1/tariff", flatTariff);
+    await ok("/v1/admin/regions/R2/tariff", flatTariff);
     await ok("/v1/admin/users/U1", {});
     // Sessions by local hours [from, to) each day of the week.
     const terminals: [string, string, [number, number][]][] = [
@@ -46,13 +44,7 @@ function suite(engine: "plain" | "timescaledb") {
         for (const [h0, h1] of runs) {
           const s0 = from + d * DAY + h0 * 3_600_000;
           const s1 = from + d * DAY + h1 * 3_600_000;
-          await tp.p.db.query(
-            `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, handshake_ok, target, payment,
-               tariff_version, cap_cents, start_mwh, end_mwh, energy_mwh, duration_ms, fee_cents, stop_reason, created_at, started_at, ended_at)
-             VALUES ($1, 'U1', $2, 'G1', $3, 'FR1', 'completed', true, '{"durationS": 3600}', 'postpaid', 1, 1000, 0, 1000, 1000, $5::bigint - $4::bigint, 1,
-               'target_reached', vv_ms_to_ts($4), vv_ms_to_ts($4), vv_ms_to_ts($5))`,
-            [`S-${t}-${d}-${h0}`, t, region, s0, s1],
-          );
+          await craftSession(tp.p.db, { id: `S-${t}-${d}-${h0}`, user: "U1", terminal: t, region, franchisee: "FR1", start: s0, end: s1, startMwh: 0, energyMwh: 1000, feeCents: 1 });
         }
     }
     await tp.p.control!.rollUsage();

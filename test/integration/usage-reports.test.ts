@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publishDuePackages } from "../../control/reports/daily.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
 import { streamMessages } from "../helpers/streams.ts";
-import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
+import type { TestPlatform } from "../helpers/platform.ts";
+import { analyticsPlatform, craftSession, put } from "../helpers/usage.ts";
 
 // Usage reports over sessions with known readings, in Asia/Shanghai (UTC+8): one session crosses
 // the 22:00 tariff boundary and local midnight and loses 40 minutes of readings; the hours must
@@ -58,11 +59,8 @@ const add = (...xs: number[][]) => xs.reduce((a, b) => a.map((v, i) => Math.roun
 function suite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
   beforeAll(async () => {
-    tp = await testPlatform({ VEND_STORAGE: engine, USAGE_ROLL_S: "3600" }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
-    const ok = async (m: string, path: string, body: unknown) => {
-      const r = await tp.api(m, path, body);
-      if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    };
+    tp = await analyticsPlatform(engine);
+    const ok = (_m: "PUT", path: string, body: unknown) => put(tp, path, body);
     await ok("PUT", "/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai" });
     await ok("PUT", "/v1/admin/regions/R1/tariff", {
       effectiveFrom: 0,
@@ -81,14 +79,7 @@ function suite(engine: "plain" | "timescaledb") {
     const db = tp.p.db;
     for (const s of sessions) {
       const end = s.start + s.minutes * MIN + 30_000; // power_off_ack half a minute after the last reading
-      await db.query(
-        `INSERT INTO sessions (session_id, user_id, terminal_id, gateway_id, region_id, franchisee_id, state, handshake_ok, target, payment,
-           tariff_version, cap_cents, start_mwh, end_mwh, energy_mwh, duration_ms, fee_cents, stop_reason, created_at, started_at, ended_at)
-         VALUES ($1, $2, $3, 'G1', 'R1', $4, 'completed', true, '{"energyWh": 1000}', 'postpaid',
-           (SELECT max(version) FROM tariff_versions WHERE region_id = 'R1'), 10000, $5, $6, $7, $8, $9, 'user_stop',
-           vv_ms_to_ts($10), vv_ms_to_ts($10), vv_ms_to_ts($11))`,
-        [s.id, s.user, s.terminal, s.franchisee, s.startMwh, s.startMwh + s.billedMwh, s.billedMwh, end - s.start, s.feeCents, s.start, end],
-      );
+      await craftSession(db, { id: s.id, user: s.user, terminal: s.terminal, franchisee: s.franchisee, start: s.start, end, startMwh: s.startMwh, energyMwh: s.billedMwh, feeCents: s.feeCents });
       const ts: number[] = [];
       const mwh: number[] = [];
       for (let m = 0; m <= s.minutes; m++) {
