@@ -36,6 +36,11 @@ export const configSchema = z.object({
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
   USAGE_ROLL_S: int(10),
+  /**
+   * The demo sign-in (`POST /v1/demo/sign-in`: any user id gets a user token). On with --demo;
+   * never in production: plug in an identity provider instead (docs/pages.md). @default false
+   */
+  DEMO_SIGN_IN: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /** How often the writer refreshes the telemetry aggregates. @default 60 */
   AGGREGATE_REFRESH_S: int(60),
   /** The time zone whose midnight ends a franchisee's daily package. @default UTC */
@@ -88,5 +93,6 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { demo
     if (!opts.demo) throw new ConfigError("VEND_JWT_SECRET is required (at least 16 characters) outside --demo");
     cfg.VEND_JWT_SECRET = "demo-secret-not-for-production";
   }
+  if (opts.demo && env.DEMO_SIGN_IN === undefined) cfg.DEMO_SIGN_IN = true;
   return cfg;
 }

@@ -16,6 +16,7 @@ import { createMetrics } from "./metrics.ts";
 import { sessionService, type SessionService } from "./sessions/service.ts";
 import { startTicker } from "./ticker.ts";
 import { reportRoutes } from "./http/reports.ts";
+import { pageRoutes } from "./http/pages.ts";
 import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
 
@@ -86,6 +87,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     user: auth("user"),
     userOrAdmin: auth("user", "admin"),
   });
+  pageRoutes(app, { db: o.db, buckets: o.buckets, clock: o.clock, offlineMs: c.TERMINAL_OFFLINE_S * 1000, demoSignIn: c.DEMO_SIGN_IN, jwtSecret: c.VEND_JWT_SECRET! });
   reportRoutes(app, { db: o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 

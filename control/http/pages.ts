@@ -1,0 +1,74 @@
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { idSchema, localTime } from "../../contracts/index.ts";
+import { signToken } from "../auth.ts";
+import type { Db } from "../db.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { hasSafetyFault } from "../faults/store.ts";
+import { readLive } from "../../processors/index.ts";
+import type { Buckets } from "../../ingest/index.ts";
+import { liveSessionOfTerminal } from "../sessions/store.ts";
+import { tariffInForce } from "../tariffs.ts";
+import type { App } from "./server.ts";
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
+/** The pages' files: nothing else under control/pages is served. */
+const assets: Record<string, string> = {
+  "charge.js": "text/javascript; charset=utf-8",
+  "i18n.js": "text/javascript; charset=utf-8",
+  "api.js": "text/javascript; charset=utf-8",
+  "pages.css": "text/css; charset=utf-8",
+};
+
+/**
+ * The user's charge page (`/t/<terminalId>`, what a terminal's QR code links to), its assets, the
+ * public terminal status it shows before sign-in, and the demo sign-in (docs/pages.md).
+ */
+export function pageRoutes(
+  app: App,
+  o: { db: Db; buckets: Buckets; clock: () => number; offlineMs: number; demoSignIn: boolean; jwtSecret: string },
+) {
+  const file = (name: string) => readFile(join(dir, name));
+
+  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: idSchema }) } }, async (_req, reply) =>
+    reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
+  );
+
+  app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string() }) } }, async (req, reply) => {
+    const type = assets[req.params.name];
+    if (!type) throw notFound("page_asset", req.params.name);
+    return reply.type(type).header("cache-control", "public, max-age=300").send(await file(req.params.name));
+  });
+
+  /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
+  app.get("/v1/terminals/:terminalId", { schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
+    const now = o.clock();
+    const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
+      "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
+      [req.params.terminalId],
+    );
+    const term = t.rows[0];
+    if (!term) throw notFound("terminal", req.params.terminalId);
+    const live = await readLive(o.buckets.live, term.terminal_id);
+    const state =
+      !live || now - live.seenAt > o.offlineMs
+        ? "offline"
+        : (await hasSafetyFault(o.db, term.terminal_id))
+          ? "faulted"
+          : (await liveSessionOfTerminal(o.db, term.terminal_id))
+            ? "busy"
+            : "available";
+    const tv = await tariffInForce(o.db, term.region_id, now);
+    const l = localTime(now, term.timezone);
+    const hhmm = `${String(Math.floor(l.msOfDay / 3_600_000)).padStart(2, "0")}:${String(Math.floor(l.msOfDay / 60_000) % 60).padStart(2, "0")}`;
+    const period = tv?.periods.find((p) => p.start <= hhmm && hhmm < p.end) ?? null;
+    return { terminalId: term.terminal_id, qr: term.qr, regionId: term.region_id, timezone: term.timezone, state, priceNow: period };
+  });
+
+  app.post("/v1/demo/sign-in", { schema: { tags: ["public"], body: z.object({ userId: idSchema }) } }, async (req) => {
+    if (!o.demoSignIn) throw new ApiError(404, "not_found", "the demo sign-in is off (DEMO_SIGN_IN)");
+    return { token: await signToken(o.jwtSecret, req.body.userId, "user", 12 * 3600), userId: req.body.userId };
+  });
+}
