@@ -17,6 +17,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 /** The pages' files: nothing else under control/pages is served. */
 const assets: Record<string, string> = {
   "charge.js": "text/javascript; charset=utf-8",
+  "console.js": "text/javascript; charset=utf-8",
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
@@ -34,6 +35,10 @@ export function pageRoutes(
 
   app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: idSchema }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
+  );
+
+  app.get("/console", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
   );
 
   app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string() }) } }, async (req, reply) => {
@@ -67,8 +72,14 @@ export function pageRoutes(
     return { terminalId: term.terminal_id, qr: term.qr, regionId: term.region_id, timezone: term.timezone, state, priceNow: period };
   });
 
-  app.post("/v1/demo/sign-in", { schema: { tags: ["public"], body: z.object({ userId: idSchema }) } }, async (req) => {
-    if (!o.demoSignIn) throw new ApiError(404, "not_found", "the demo sign-in is off (DEMO_SIGN_IN)");
-    return { token: await signToken(o.jwtSecret, req.body.userId, "user", 12 * 3600), userId: req.body.userId };
-  });
+  app.post(
+    "/v1/demo/sign-in",
+    { schema: { tags: ["public"], body: z.union([z.object({ userId: idSchema }).strict(), z.object({ franchiseeId: idSchema }).strict()]) } },
+    async (req) => {
+      if (!o.demoSignIn) throw new ApiError(404, "not_found", "the demo sign-in is off (DEMO_SIGN_IN)");
+      const b = req.body;
+      if ("userId" in b) return { token: await signToken(o.jwtSecret, b.userId, "user", 12 * 3600), userId: b.userId };
+      return { token: await signToken(o.jwtSecret, b.franchiseeId, "franchisee", 12 * 3600), franchiseeId: b.franchiseeId };
+    },
+  );
 }

@@ -21,6 +21,12 @@ const en = {
   err_terminal_not_found: "This code does not belong to a terminal we know.",
   err_unauthorized: "Please sign in again.", err_generic: "Something went wrong. Please try again.",
   reported: "Thank you. The operator has been told.",
+  console: "Console", franchiseeId: "Your franchisee id", openFaults: "Open faults", noFaults: "None.", terminals: "Terminals",
+  usage30: "Usage, last 30 days", byHour: "Energy by hour of day", byTerminal: "Energy by terminal", acknowledge: "Acknowledge",
+  acknowledgedBy: "acknowledged", relayOn: "on", relayOff: "off", lastReading: "last reading", faultCount: "times",
+  kind_on_current_out_of_range: "current out of range while charging", kind_off_current_leak: "current leaking while off",
+  kind_scan_failure: "users cannot scan the code", kind_terminal_offline: "no telemetry", kind_voltage_out_of_range: "voltage out of range",
+  kind_register_backwards: "meter went backwards", kind_power_mismatch: "power disagrees with V×I", kind_relay_on_without_session: "relay on without a session",
 };
 const zh = {
   title: "充电", terminal: "充电桩", state: "状态", priceNow: "当前价格", signIn: "登录", userId: "用户编号",
@@ -44,6 +50,12 @@ const zh = {
   err_terminal_not_found: "无法识别该二维码对应的充电桩。",
   err_unauthorized: "请重新登录。", err_generic: "出错了，请重试。",
   reported: "谢谢，已通知运营方。",
+  console: "管理台", franchiseeId: "加盟商编号", openFaults: "未处理故障", noFaults: "暂无。", terminals: "充电桩",
+  usage30: "近30天用量", byHour: "按小时电量", byTerminal: "按充电桩电量", acknowledge: "确认",
+  acknowledgedBy: "已确认", relayOn: "通电", relayOff: "断电", lastReading: "最近读数", faultCount: "次",
+  kind_on_current_out_of_range: "充电电流异常", kind_off_current_leak: "断电漏电", kind_scan_failure: "用户扫码失败",
+  kind_terminal_offline: "无遥测数据", kind_voltage_out_of_range: "电压异常", kind_register_backwards: "电表倒退",
+  kind_power_mismatch: "功率与电压电流不符", kind_relay_on_without_session: "无订单通电",
 };
 
 export const lang = (navigator.languages ?? [navigator.language]).some((l) => /^zh\b/i.test(l)) ? "zh-CN" : "en";
