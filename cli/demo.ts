@@ -61,6 +61,8 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
     await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
   }
   const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400)] as const)));
+  // The pages (docs/pages.md): a terminal's QR link, and the franchisees' console (demo sign-in).
+  process.stdout.write(`charge page: ${qrs[0]} (sign in as any user id, e.g. U-1)\nconsole: ${p.url}/console (sign in as FR-A or FR-B)\n`);
 
   // Users arrive every 1.5 s on average and ask for 5-40 Wh, 10-60 s or 1-5 cents.
   const arrivals = setInterval(() => {
