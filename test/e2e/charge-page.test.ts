@@ -1,14 +1,12 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { writeFileSync } from "node:fs";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM, hasChromium, launchChromium, SHOTS } from "../helpers/browser.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // The user's charge page in a real headless Chromium (Debian's, driven by playwright-core),
 // against the real platform and the terminal simulator. Screenshots go to test-results/screenshots.
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`SKIPPED: the charge page in a browser — ${CHROMIUM} is not installed (apt-get install chromium)`);
-const SHOTS = "test-results/screenshots";
 
 let tp: TestPlatform;
 let gw: Awaited<ReturnType<typeof simGateway>>;
@@ -17,16 +15,12 @@ const transfer: Record<string, number> = {};
 
 beforeAll(async () => {
   if (!hasChromium) return;
-  mkdirSync(SHOTS, { recursive: true });
   tp = await testPlatform({ DEMO_SIGN_IN: "true" });
   await seedFleet(tp, { terminals: ["T1", "REFUSE"] });
   gw = await simGateway(tp, { T1: {}, REFUSE: { handshake: "refuse" } }, { tickMs: 100 });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "e2e" });
   await new Promise((r) => setTimeout(r, 500)); // the terminals are seen
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 90_000);
 
 afterAll(async () => {

@@ -1,15 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM, hasChromium, launchChromium, SHOTS } from "../helpers/browser.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { craftSession } from "../helpers/usage.ts";
 
 // The franchisee's console in Debian's Chromium against the real platform and simulator: a leak
 // appears live and is acknowledged; the terminals and the usage of its own terminals show.
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`SKIPPED: the franchisee console in a browser — ${CHROMIUM} is not installed (apt-get install chromium)`);
-const SHOTS = "test-results/screenshots";
 
 let tp: TestPlatform;
 let gw: Awaited<ReturnType<typeof simGateway>>;
@@ -18,7 +16,6 @@ let bytes = 0;
 
 beforeAll(async () => {
   if (!hasChromium) return;
-  mkdirSync(SHOTS, { recursive: true });
   tp = await testPlatform({ DEMO_SIGN_IN: "true" });
   await seedFleet(tp, { terminals: ["T1", "LEAK"] });
   // Another franchisee's terminal, which must not show.
@@ -31,10 +28,7 @@ beforeAll(async () => {
   await craftSession(tp.p.db, { id: "S-old", user: "U1", terminal: "T1", franchisee: "FR1", start, end: start + 3_600_000, startMwh: 0, energyMwh: 3_700_000, feeCents: 370 });
   await craftSession(tp.p.db, { id: "S-other", user: "U1", terminal: "T9", franchisee: "FR2", start, end: start + 3_600_000, startMwh: 0, energyMwh: 9_000_000, feeCents: 900 });
   await tp.p.control!.rollUsage();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 90_000);
 
 afterAll(async () => {
