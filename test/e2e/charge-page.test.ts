@@ -88,7 +88,9 @@ describe.skipIf(!hasChromium)("the charge page", () => {
     const before = (await tp.api("GET", "/v1/me", undefined, await tp.token("U1", "user"))).body;
     await page.getByLabel("Value").fill("1000");
     await page.getByRole("button", { name: "Start charging" }).click();
-    await page.locator("body[data-done=failed]").waitFor({ timeout: 30_000 });
+    // The receipt, or an error said on the page (then the test says which).
+    await page.locator("body[data-done=failed], #error:not([hidden])").first().waitFor({ timeout: 30_000 });
+    expect(await page.locator("#error").isVisible() ? await page.locator("#error").textContent() : "no error").toBe("no error");
     expect(await page.locator("#outcome").textContent()).toContain("Nothing was charged; any prepaid amount is back in your wallet.");
     await page.screenshot({ path: `${SHOTS}/charge-refused.png`, fullPage: true });
     const after = await until(async () => {
