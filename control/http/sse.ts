@@ -14,14 +14,25 @@ const ended = (s: { state: string }) => s.state === "completed" || s.state === "
 export async function sessionEvents(
   req: FastifyRequest,
   reply: FastifyReply,
-  o: { nc: NatsConnection; subjects: Subjects; metrics: Metrics; initial: Session },
+  o: { nc: NatsConnection; subjects: Subjects; metrics: Metrics; sessionId: string; load: () => Promise<Session> },
 ): Promise<void> {
+  // Subscribed (and the server told) before the session is read: a change between the read and
+  // the subscription would otherwise be lost, and a stream left waiting for an end already past
+  // (seen: a refused handshake fails the session within milliseconds of its creation).
+  const sub = o.nc.subscribe(o.subjects.sessionUpdates(o.sessionId));
+  let initial: Session;
+  try {
+    await o.nc.flush();
+    initial = await o.load();
+  } catch (e) {
+    sub.unsubscribe();
+    throw e;
+  }
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
   const write = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   o.metrics.sseClients.inc();
-  const sub = o.nc.subscribe(o.subjects.sessionUpdates(o.initial.sessionId));
   const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
   const close = () => {
     clearInterval(keepAlive);
@@ -30,8 +41,8 @@ export async function sessionEvents(
     res.end();
   };
   req.raw.on("close", close);
-  write("session", o.initial);
-  if (ended(o.initial)) return close();
+  write("session", initial);
+  if (ended(initial)) return close();
   for await (const m of sub) {
     const u = m.json<{ type: "session"; session: Session } | ({ type: "progress" } & Record<string, unknown>)>();
     if (u.type === "session") {

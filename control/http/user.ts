@@ -41,8 +41,14 @@ export function userRoutes(
   });
 
   app.get("/v1/sessions/:sessionId/events", { onRequest: o.userOrAdmin, schema: { tags, params: sessionParamsSchema } }, async (req, reply) => {
-    const row = await o.sessions.ownSession(who(req), req.params.sessionId);
-    await sessionEvents(req, reply, { nc: o.nc, subjects: o.subjects, metrics: o.metrics, initial: await o.sessions.view(row) });
+    // The session is read (and refused, 403/404, before the stream starts) once subscribed.
+    await sessionEvents(req, reply, {
+      nc: o.nc,
+      subjects: o.subjects,
+      metrics: o.metrics,
+      sessionId: req.params.sessionId,
+      load: async () => o.sessions.view(await o.sessions.ownSession(who(req), req.params.sessionId)),
+    });
   });
 
   app.post("/v1/scan-failures", { onRequest: o.user, schema: { tags, body: scanFailureBodySchema } }, async (req, reply) =>
