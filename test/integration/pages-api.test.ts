@@ -22,7 +22,7 @@ describe("what the pages use", () => {
   it("a terminal's public status: offline without telemetry, and the price period in force", async () => {
     const r = await fetch(`${tp.p.url}/v1/terminals/T1`);
     expect(r.status).toBe(200);
-    const body = await r.json();
+    const body = (await r.json()) as { priceNow: unknown };
     const hour = Number(new Intl.DateTimeFormat("en-GB", { hour: "2-digit", hourCycle: "h23", timeZone: "Asia/Shanghai" }).format(new Date()));
     expect(body).toMatchObject({ terminalId: "T1", qr: "qr-T1", regionId: "R1", timezone: "Asia/Shanghai", state: "offline" });
     expect(body.priceNow).toEqual(
