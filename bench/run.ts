@@ -25,7 +25,8 @@ async function main() {
 
   // Latency runs: the control service in a process of its own, the processors in another, the
   // writer in a third (docs/operations.md), so the control service never waits behind a batch.
-  const latencySplit = ["control", "cutoff,faults", "writer"];
+  // BENCH_SPLIT="control,cutoff,faults|writer" tries another layout.
+  const latencySplit = process.env.BENCH_SPLIT?.split("|") ?? ["control", "cutoff,faults", "writer"];
   if (!only || only === "cutoff")
     write("cutoff", await benchCutoff({ terminals: 1000, seconds: quick ? 15 : 60, concurrent: 200, port: 18_080, split: latencySplit }));
 

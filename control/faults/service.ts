@@ -7,7 +7,7 @@ import type { Buckets } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { ApiError, forbidden, notFound } from "../errors.ts";
 import { terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
-import { acknowledge, faultById, openOrRepeat, reportScanFailure, resolve, toEvent, type Out } from "./store.ts";
+import { acknowledge, applyChange, faultById, reportScanFailure, toEvent, type Out } from "./store.ts";
 
 export function terminalInfo(t: TerminalRecord): TerminalInfo {
   const p = t.profile;
@@ -30,13 +30,7 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
   return {
     /** A change decided by the fault processor; idempotent (a redelivered open is a repeat of an open fault, so it is skipped). */
     async onChange(c: FaultChange): Promise<void> {
-      const out: Out = [];
-      await inTx(db, async (tx) => {
-        out.length = 0; // a retried transaction starts over
-        if (c.change === "resolve") return void (await resolve(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at }, out));
-        await openOrRepeat(tx, s, { terminalId: c.terminalId, kind: c.kind, at: c.at, evidence: c.evidence ?? {} }, out);
-      });
-      await flush(out);
+      await flush(await applyChange(db, s, c));
     },
 
     async reportScanFailure(userId: string, b: { qr?: string | undefined; terminalId?: string | undefined; reason: string }): Promise<{ faultId: string }> {
