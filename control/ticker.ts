@@ -2,6 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { relayOutbox } from "./outbox.ts";
+import { everyRound } from "./rounds.ts";
 import { claimDue, expireCommand, expiredCommands, type Timing } from "./commands.ts";
 import type { Db } from "./db.ts";
 import type { SessionService } from "./sessions/service.ts";
@@ -12,8 +13,6 @@ import type { SessionService } from "./sessions/service.ts";
  */
 export function startTicker(o: { db: Db; nc: NatsConnection; sessions: SessionService; clock: () => number; timing: Timing; everyMs: number; log: Logger }) {
   const js = jetstream(o.nc);
-  let running: Promise<void> | null = null;
-  let stopped = false;
   const once = async () => {
     const now = o.clock();
     for (const cmd of await claimDue(o.db, now, o.timing)) o.sessions.repeat(cmd);
@@ -22,18 +21,6 @@ export function startTicker(o: { db: Db; nc: NatsConnection; sessions: SessionSe
     }
     while ((await relayOutbox(o.db, js)) === 200);
   };
-  const timer = setInterval(() => {
-    if (running || stopped) return; // a slow round is not overlapped by the next
-    running = once()
-      .catch((err) => o.log.error({ err }, "command tick failed"))
-      .finally(() => (running = null));
-  }, o.everyMs);
-  return {
-    tick: once,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  const rounds = everyRound(o.everyMs, once, (err) => o.log.error({ err }, "command tick failed"));
+  return { tick: once, stop: rounds.stop };
 }

@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { Db, Tx } from "./db.ts";
+import { everyRound } from "./rounds.ts";
 
 /** Queues a POST of `body` to the franchisee's webhook, if it has one, in the caller's transaction. */
 export async function enqueueWebhook(tx: Tx, franchiseeId: string, body: unknown): Promise<void> {
@@ -55,8 +56,6 @@ export interface WebhookOptions {
 export function startWebhookSender(o: WebhookOptions) {
   const giveUp = o.giveUpMs ?? 86_400_000;
   const maxBackoff = o.maxBackoffMs ?? 600_000;
-  let running: Promise<void> | null = null;
-  let stopped = false;
 
   const claim = async (): Promise<Due[]> => {
     const r = await o.db.query<Due>(
@@ -112,17 +111,6 @@ export function startWebhookSender(o: WebhookOptions) {
   const round = async () => {
     for (const d of await claim()) await send(d);
   };
-  const timer = setInterval(() => {
-    if (running || stopped) return;
-    running = round()
-      .catch((err) => o.log.error({ err }, "webhook round failed"))
-      .finally(() => (running = null));
-  }, o.everyMs ?? 500);
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  const rounds = everyRound(o.everyMs ?? 500, round, (err) => o.log.error({ err }, "webhook round failed"));
+  return { stop: rounds.stop };
 }

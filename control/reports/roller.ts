@@ -2,6 +2,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Subjects } from "../../contracts/index.ts";
 import type { Db } from "../db.ts";
+import { everyRound } from "../rounds.ts";
 import { publishDuePackages } from "./daily.ts";
 
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
@@ -25,25 +26,11 @@ export function startUsageRoller(o: {
   log: Logger;
   packages: { nc: NatsConnection; subjects: Subjects; tz: string; delayMs: number };
 }) {
-  let running: Promise<void> | null = null;
-  let stopped = false;
   const once = async () => {
-    while ((await rollSessionUsage(o.db, o.clock())) === 500 && !stopped);
+    while ((await rollSessionUsage(o.db, o.clock())) === 500 && !rounds.stopped);
     const made = await publishDuePackages({ db: o.db, ...o.packages, now: o.clock() });
     if (made) o.log.info({ made }, "franchisee packages published");
   };
-  const timer = setInterval(() => {
-    if (running || stopped) return;
-    running = once()
-      .catch((err) => o.log.error({ err }, "usage rollup failed"))
-      .finally(() => (running = null));
-  }, o.everyMs);
-  return {
-    roll: once,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  const rounds = everyRound(o.everyMs, once, (err) => o.log.error({ err }, "usage rollup failed"));
+  return { roll: once, stop: rounds.stop };
 }
