@@ -47,25 +47,31 @@ async function announce(tx: Tx, s: Subjects, r: FaultRow, out: Out): Promise<Fau
  * (the partial unique index makes the two one statement). The franchisee and region are the
  * terminal's now.
  */
+/** Opens a fault, or counts a repeat of the unresolved one: $1 terminal, $2 kind, $3 at (ms), $4 a new fault id, $5 evidence. */
+const OPEN_OR_REPEAT = `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
+  SELECT $4::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $5::jsonb, vv_ms_to_ts($3::bigint), vv_ms_to_ts($3::bigint)
+  FROM terminals t WHERE t.terminal_id = $1::text
+  ON CONFLICT (terminal_id, kind) WHERE status <> 'resolved'
+  DO UPDATE SET count = faults.count + 1, evidence = EXCLUDED.evidence, last_seen_at = EXCLUDED.last_seen_at, updated_at = now()`;
+const openParams = (o: { terminalId: string; kind: string; at: number; evidence?: Record<string, unknown> | undefined }) => [
+  o.terminalId,
+  o.kind,
+  o.at,
+  `F-${randomUUID()}`,
+  JSON.stringify(o.evidence ?? {}),
+];
+
+/** Resolves the unresolved fault of a kind on a terminal: $1 terminal, $2 kind, $3 at (ms). */
+const RESOLVE = `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), updated_at = now()
+  WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved'`;
+
 export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number; evidence: Record<string, unknown> }, out: Out): Promise<FaultRow | null> {
-  const r = await tx.query<FaultRow>(
-    `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
-     SELECT $1::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $3::jsonb, vv_ms_to_ts($4::bigint), vv_ms_to_ts($4::bigint)
-     FROM terminals t WHERE t.terminal_id = $5::text
-     ON CONFLICT (terminal_id, kind) WHERE status <> 'resolved'
-     DO UPDATE SET count = faults.count + 1, evidence = EXCLUDED.evidence, last_seen_at = EXCLUDED.last_seen_at, updated_at = now()
-     RETURNING ${cols}`,
-    [`F-${randomUUID()}`, o.kind, JSON.stringify(o.evidence), o.at, o.terminalId],
-  );
+  const r = await tx.query<FaultRow>(`${OPEN_OR_REPEAT} RETURNING ${cols}`, openParams(o));
   return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
 export async function resolve(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number }, out: Out): Promise<FaultRow | null> {
-  const r = await tx.query<FaultRow>(
-    `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), updated_at = now()
-     WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved' RETURNING ${cols}`,
-    [o.terminalId, o.kind, o.at],
-  );
+  const r = await tx.query<FaultRow>(`${RESOLVE} RETURNING ${cols}`, [o.terminalId, o.kind, o.at]);
   return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
@@ -147,23 +153,17 @@ export async function faultsOpenedIn(q: Q, franchiseeId: string, from: number, t
  * The processor's change as one statement: the fault opened, repeated or resolved, its event into
  * the outbox and, if the franchisee has a webhook, a delivery, all committed together (a statement
  * is its own transaction) in one round trip instead of five: this is on the fault's way to the
- * franchisee. The event is the protocol's fault event (`toEvent`), built in SQL.
+ * franchisee. The event is the protocol's fault event (`toEvent`), its subject and message id those
+ * of `announce`, built in SQL.
  */
 export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; kind: string; change: "open" | "repeat" | "resolve"; at: number; evidence?: Record<string, unknown> }): Promise<Outgoing[]> {
-  const change =
-    c.change === "resolve"
-      ? `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), updated_at = now()
-         WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved' RETURNING *`
-      : `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
-         SELECT $5::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $6::jsonb, vv_ms_to_ts($3::bigint), vv_ms_to_ts($3::bigint)
-         FROM terminals t WHERE t.terminal_id = $1::text
-         ON CONFLICT (terminal_id, kind) WHERE status <> 'resolved'
-         DO UPDATE SET count = faults.count + 1, evidence = EXCLUDED.evidence, last_seen_at = EXCLUDED.last_seen_at, updated_at = now()
-         RETURNING *`;
+  // The subject prefix is the parameter after the change's own.
+  const [change, params] = c.change === "resolve" ? [RESOLVE, [c.terminalId, c.kind, c.at]] : [OPEN_OR_REPEAT, openParams(c)];
+  const prefix = `$${params.length + 1}::text`;
   const r = await q.query<{ id: number; subject: string; msg_id: string; payload: unknown }>(
-    `WITH f AS (${change}),
+    `WITH f AS (${change} RETURNING *),
      ev AS (
-       SELECT f.franchisee_id, $4::text || '.fault.' || f.franchisee_id || '.' || f.terminal_id AS subject,
+       SELECT f.franchisee_id, ${prefix} || '.fault.' || f.franchisee_id || '.' || f.terminal_id AS subject,
               'fault:' || f.fault_id || ':' || f.status || ':' || f.count AS msg_id,
               jsonb_build_object('faultId', f.fault_id, 'kind', f.kind, 'status', f.status, 'terminalId', f.terminal_id,
                 'franchiseeId', f.franchisee_id, 'regionId', f.region_id, 'openedAt', vv_ts_to_ms(f.opened_at),
@@ -176,8 +176,7 @@ export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; ki
        SELECT ev.franchisee_id, ev.payload, now() FROM ev JOIN franchisee_webhooks h ON h.franchisee_id = ev.franchisee_id
      )
      INSERT INTO outbox (subject, msg_id, payload) SELECT subject, msg_id, payload FROM ev RETURNING id, subject, msg_id, payload`,
-    // (A resolve names no new fault: its statement takes the first four parameters only.)
-    [c.terminalId, c.kind, c.at, s.prefix, ...(c.change === "resolve" ? [] : [`F-${randomUUID()}`, JSON.stringify(c.evidence ?? {})])],
+    [...params, s.prefix],
   );
   return r.rows.map((x) => ({ id: Number(x.id), subject: x.subject, msgId: x.msg_id, payload: x.payload }));
 }
