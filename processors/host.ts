@@ -15,7 +15,6 @@ export interface StageContext {
 
 /** One per-terminal step over the telemetry stream (cutoff, faults), fed by a shared consumer. */
 export interface Stage {
-  name: string;
   /** Readings of other terminals are skipped before they are parsed. @default all wanted */
   want?(terminalId: string): boolean;
   /** Steps the readings, in stream order, and resolves when their effects are done. */

@@ -30,11 +30,6 @@ export function liveWriter(kv: KV, everyMs = 5000) {
     return everyMs / 2 + (h % (everyMs / 2));
   };
   return {
-    /** Whether a reading seen at `seenAt` must be looked at to keep the entry fresh. */
-    due(terminalId: string, seenAt: number): boolean {
-      const w = written.get(terminalId);
-      return !w || seenAt - w.at >= w.period;
-    },
     note(gatewayId: string, terminalId: string, r: Reading, seenAt: number): Promise<unknown> | null {
       const w = written.get(terminalId);
       // Never back in time (a redelivered or late reading), and not more often than needed.
@@ -53,6 +48,11 @@ export function liveWriter(kv: KV, everyMs = 5000) {
       return kv.put(terminalId, JSON.stringify(live));
     },
   };
+}
+
+/** Whether a terminal with this live entry counts as online at `now`: seen within `offlineMs`. */
+export function isOnline(live: Live | null, now: number, offlineMs: number): live is Live {
+  return live !== null && now - live.seenAt <= offlineMs;
 }
 
 export async function readLive(kv: KV, terminalId: string): Promise<Live | null> {

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
 import type { Subjects } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
-import { readLive } from "../../processors/index.ts";
+import { isOnline, readLive } from "../../processors/index.ts";
 import type { Db } from "../db.ts";
 import type { FaultService } from "../faults/service.ts";
 import { faultsOf, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
@@ -50,7 +50,7 @@ export function franchiseeRoutes(
             energyWh: live.energyWh,
             lastReadingAt: live.ts,
             seenAt: live.seenAt,
-            online: now - live.seenAt <= o.offlineMs,
+            online: isOnline(live, now, o.offlineMs),
           },
           openFaults: faults.filter((f) => f.terminalId === t.terminal_id).map(toEvent),
         };

@@ -7,7 +7,7 @@ import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { hasSafetyFault } from "../faults/store.ts";
-import { readLive } from "../../processors/index.ts";
+import { isOnline, readLive } from "../../processors/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
@@ -58,7 +58,7 @@ export function pageRoutes(
     if (!term) throw notFound("terminal", req.params.terminalId);
     const live = await readLive(o.buckets.live, term.terminal_id);
     const state =
-      !live || now - live.seenAt > o.offlineMs
+      !isOnline(live, now, o.offlineMs)
         ? "offline"
         : (await hasSafetyFault(o.db, term.terminal_id))
           ? "faulted"

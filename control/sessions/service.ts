@@ -20,7 +20,7 @@ import {
   type TerminalEvent,
 } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
-import { readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
+import { isOnline, readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
 import { closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
 import { inTx, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
@@ -172,7 +172,7 @@ export function sessionService(d: SessionServiceDeps) {
     const terminal = await terminalByQr(db, body.qr);
     if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
     const live = await readLive(buckets.live, terminal.terminalId);
-    if (!live || now - live.seenAt > d.offlineMs)
+    if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
     if (await hasSafetyFault(db, terminal.terminalId))
       throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);

@@ -188,7 +188,6 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   }, o.tickMs ?? 1000);
 
   return {
-    name: "cutoff",
     // Readings of terminals with no session need no parsing at all: most of the fleet, most of
     // the time (a terminal not yet owned is read once, to own it).
     want: (id) => states.has(id) || waitingArms.has(id) || !owned.has(id),

@@ -162,7 +162,6 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   }, o.tickMs ?? 1000);
 
   return {
-    name: "faults",
     handle,
     async stop() {
       clearInterval(timer);

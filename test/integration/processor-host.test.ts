@@ -20,7 +20,6 @@ afterAll(async () => {
 function recorder(name: string, failFirst = 0): Stage & { seen: string[]; attempts: number } {
   let failures = failFirst;
   const st = {
-    name,
     seen: [] as string[],
     attempts: 0,
     async handle(items: TelemetryItem[]) {
@@ -77,7 +76,7 @@ describe("the processor host", () => {
   it("refuses to start and stops the stages made so far when one cannot be made", async () => {
     const { nc, subjects: s } = tp.p;
     let stopped = 0;
-    const ok: Stage = { name: "ok", handle: async () => {}, stop: async () => void stopped++ };
+    const ok: Stage = { handle: async () => {}, stop: async () => void stopped++ };
     await expect(
       startProcessorHost({
         nc,
