@@ -1,11 +1,9 @@
 // The charge page: what a terminal's QR code opens (/t/<terminalId>). See docs/pages.md.
 import { api, ApiError, events, setToken, takeTokenFromFragment, token } from "./api.js";
-import { lang, t, translatePage } from "./i18n.js";
+import { t, translatePage, wh, yuan } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const terminalId = decodeURIComponent(location.pathname.split("/").pop() ?? "");
-const yuan = (cents) => new Intl.NumberFormat(lang, { style: "currency", currency: "CNY" }).format(cents / 100);
-const wh = (x) => `${new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(x)} Wh`;
 const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 const PRESETS = { energyWh: [500, 1000, 2000, 5000], durationS: [15, 30, 60, 120], amountCents: [2, 5, 10, 20] };
 let terminal = null;

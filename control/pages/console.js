@@ -1,9 +1,8 @@
 // The franchisee's console (/console): terminals live, open faults as they come, usage. docs/pages.md.
 import { api, ApiError, events, setToken, takeTokenFromFragment, token } from "./api.js";
-import { lang, t, translatePage } from "./i18n.js";
+import { lang, t, translatePage, wh } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const wh = (x) => `${new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(x)} Wh`;
 const time = (ms) => new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(ms));
 const el = (tag, props = {}, ...children) => {
   const e = Object.assign(document.createElement(tag), props);

@@ -61,6 +61,10 @@ const zh = {
 export const lang = (navigator.languages ?? [navigator.language]).some((l) => /^zh\b/i.test(l)) ? "zh-CN" : "en";
 const words = lang === "zh-CN" ? zh : en;
 
+/** Energy and money as people here read them. */
+export const wh = (x) => `${new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(x)} Wh`;
+export const yuan = (cents) => new Intl.NumberFormat(lang, { style: "currency", currency: "CNY" }).format(cents / 100);
+
 /** The word for a key (the key itself if there is none, so a gap shows rather than hides). */
 export const t = (key) => words[key] ?? en[key] ?? key;
 
