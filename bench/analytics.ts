@@ -1,14 +1,11 @@
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
 import { regionInsights } from "../control/reports/insights.ts";
 import { buildPackage } from "../control/reports/package.ts";
 import { rollSessionUsage } from "../control/reports/roller.ts";
 import { usageReport, type GroupBy } from "../control/reports/usage.ts";
 import { refreshAggregates } from "../ingest/index.ts";
 import { migrate } from "../sql/index.ts";
-import { PG_BASE, percentile } from "./harness.ts";
+import { copy, PG_BASE, percentile } from "./harness.ts";
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -30,20 +27,6 @@ export interface Fleet {
   readingEveryS: number;
 }
 
-async function copy(c: pg.PoolClient, sql: string, rows: Iterable<string>): Promise<void> {
-  const chunks = function* () {
-    let buf = "";
-    for (const r of rows) {
-      buf += r;
-      if (buf.length > 1 << 16) {
-        yield buf;
-        buf = "";
-      }
-    }
-    if (buf) yield buf;
-  };
-  await pipeline(Readable.from(chunks()), c.query(copyFrom(sql)));
-}
 
 /**
  * 30 days of a fleet: per terminal, up to eight sessions a day (30-90 min, 3.6 kW, random users,

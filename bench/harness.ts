@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 import { signToken } from "../control/index.ts";
 
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -94,4 +97,20 @@ export function percentile(sorted: number[], p: number): number {
 
 export function machine() {
   return { node: process.version, cpus: (globalThis as any).navigator?.hardwareConcurrency ?? null, platform: process.platform };
+}
+
+/** COPYs text-format rows (each ending in a newline) in 64 KB chunks. */
+export async function copy(c: pg.Client | pg.PoolClient, sql: string, rows: Iterable<string>): Promise<void> {
+  const chunks = function* () {
+    let buf = "";
+    for (const r of rows) {
+      buf += r;
+      if (buf.length > 1 << 16) {
+        yield buf;
+        buf = "";
+      }
+    }
+    if (buf) yield buf;
+  };
+  await pipeline(Readable.from(chunks()), c.query(copyFrom(sql)));
 }

@@ -2,10 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { NATS_URL, PG_BASE, startPlatformProcess, type PlatformProcess } from "./harness.ts";
+import { copy, NATS_URL, PG_BASE, startPlatformProcess, type PlatformProcess } from "./harness.ts";
 
 const TERMINALS = 1000;
 const PER_GATEWAY = 50;
@@ -31,20 +28,14 @@ export async function rawCopy(rows: number): Promise<number> {
     await c.query(`CREATE TABLE r (terminal_id text, ts timestamptz, gateway_id text, seq bigint, relay_on boolean, current_a real,
       voltage_v real, power_w real, energy_mwh bigint, session_id text, received_at timestamptz, PRIMARY KEY (terminal_id, ts))`);
     const lines = function* () {
-      let chunk = "";
       for (let i = 0; i < rows; i++) {
         const t = i % TERMINALS;
         const ts = new Date(T0 + Math.floor(i / TERMINALS) * 1000).toISOString();
-        chunk += `T${t}\t${ts}\tG${Math.floor(t / PER_GATEWAY)}\t${i}\tt\t16.8\t220.5\t3704.4\t${1_000_000 + i}\t\\N\t${ts}\n`;
-        if (chunk.length > 1 << 16) {
-          yield chunk;
-          chunk = "";
-        }
+        yield `T${t}\t${ts}\tG${Math.floor(t / PER_GATEWAY)}\t${i}\tt\t16.8\t220.5\t3704.4\t${1_000_000 + i}\t\\N\t${ts}\n`;
       }
-      if (chunk) yield chunk;
     };
     const start = performance.now();
-    await pipeline(Readable.from(lines()), c.query(copyFrom("COPY r FROM STDIN")));
+    await copy(c, "COPY r FROM STDIN", lines());
     return rows / ((performance.now() - start) / 1000);
   } finally {
     await c.end();
