@@ -25,7 +25,8 @@ function window(q: { from?: number | undefined; to?: number | undefined }, now: 
   return { from, to };
 }
 
-const idField = (g: GroupBy) => `${g}Id`;
+/** Each group named by its kind's id field (`userId`, `terminalId`, …), as the protocol's answers. */
+const named = (groupBy: GroupBy, groups: Awaited<ReturnType<typeof usageReport>>) => groups.map(({ id, ...t }) => ({ [`${groupBy}Id`]: id, ...t }));
 
 /** The usage reports of the protocol (flows 107-110), for admins, users and franchisees. */
 export function reportRoutes(
@@ -40,8 +41,7 @@ export function reportRoutes(
     async (req) => {
       const { groupBy } = req.query;
       const w = window(req.query, o.clock());
-      const groups = await usageReport(o.db, { groupBy, ...w });
-      return { groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+      return { groupBy, ...w, groups: named(groupBy, await usageReport(o.db, { groupBy, ...w })) };
     },
   );
 
@@ -69,8 +69,7 @@ export function reportRoutes(
       const franchiseeId = me(req);
       const { groupBy } = req.query;
       const w = window(req.query, o.clock());
-      const groups = await usageReport(o.db, { groupBy, ...w, franchiseeId });
-      return { franchiseeId, groupBy, ...w, groups: groups.map(({ id, ...t }) => ({ [idField(groupBy)]: id, ...t })) };
+      return { franchiseeId, groupBy, ...w, groups: named(groupBy, await usageReport(o.db, { groupBy, ...w, franchiseeId })) };
     },
   );
 
