@@ -22,47 +22,49 @@ export interface UsageQuery {
   franchiseeId?: string;
 }
 
+const HOURS = Array.from({ length: 24 }, (_, h) => `sum(e${h})`).join(", ");
+
 /**
  * Usage of the sessions that started in [from, to), grouped: their whole billed energy and fee,
- * and their energy by local hour of day (sql/008_usage.sql). A session counts once it is rolled,
- * seconds after it ends. One scan of session_usage (its last-hour rows carry fees and counts);
+ * and their energy by local hour of day. A session counts once it is rolled, seconds after it
+ * ends. One scan of session_curves (sql/011_session_curves.sql), a row per session with its 24
+ * hours, so the grouping is plain sums and one row per group comes back, its curve as one text;
  * energies are summed in integer mWh, Wh exact to the mWh.
  */
 export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
-  // (Measured on 30 days of 10 000 users, 1000 terminals: this grouping beat 24 FILTER sums per
-  // group and array_agg per group for every grouping but `user`, where all three were too slow.)
-  const r = await db.query<{ id: string; h: number; mwh: string; fee: string; n: number }>(
-    `SELECT ${column[q.groupBy]} AS id, hour_of_day AS h, sum(energy_mwh)::text AS mwh, sum(fee_cents)::text AS fee, sum(sessions)::int AS n
-     FROM session_usage
+  const r = await db.query<{ id: string; fee: string; n: number; mwh: string }>(
+    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, count(*)::int AS n, array_to_string(ARRAY[${HOURS}], ',') AS mwh
+     FROM session_curves
      WHERE started_at >= vv_ms_to_ts($1::bigint) AND started_at < vv_ms_to_ts($2::bigint)
        AND ($3::text IS NULL OR user_id = $3::text) AND ($4::text IS NULL OR franchisee_id = $4::text)
-     GROUP BY 1, 2`,
+     GROUP BY 1 ORDER BY ${column[q.groupBy]} COLLATE "C"`,
     [q.from, q.to, q.userId ?? null, q.franchiseeId ?? null],
   );
-  const groups = new Map<string, { fee: bigint; sessions: number; hourly: bigint[] }>();
-  for (const x of r.rows) {
-    let g = groups.get(x.id);
-    if (!g) groups.set(x.id, (g = { fee: 0n, sessions: 0, hourly: new Array<bigint>(24).fill(0n) }));
-    g.fee += BigInt(x.fee);
-    g.sessions += x.n;
-    g.hourly[x.h]! += BigInt(x.mwh);
+  // In SQL order, and the curve parsed by hand: for 10 000 groups these were a third of the time.
+  return r.rows.map((x) => {
+    const { hourly, mwh } = parseCurve(x.mwh);
+    return { id: x.id, energyWh: mwh / 1000, feeCents: Number(x.fee), sessions: x.n, hourly };
+  });
+}
+
+/** "m0,m1,…,m23" (non-negative integer mWh) as Wh by hour, and the total in mWh. */
+function parseCurve(text: string): { hourly: number[]; mwh: number } {
+  const hourly: number[] = [];
+  let total = 0;
+  let v = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 44;
+    if (c === 44) {
+      hourly.push(v / 1000);
+      total += v;
+      v = 0;
+    } else v = v * 10 + (c - 48);
   }
-  return [...groups.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([id, g]) => ({
-      id,
-      energyWh: mwhToWh(g.hourly.reduce((a, b) => a + b, 0n)),
-      feeCents: Number(g.fee),
-      sessions: g.sessions,
-      hourly: g.hourly.map(mwhToWh),
-    }));
+  // Integers stay exact in a double up to 2^53 mWh (9 TWh); past that, fail rather than round.
+  if (hourly.length !== 24 || !Number.isSafeInteger(total)) throw new RangeError(`not a usage curve: ${text.slice(0, 80)}`);
+  return { hourly, mwh: total };
 }
 
 export function emptyTotals(): UsageTotals {
   return { energyWh: 0, feeCents: 0, sessions: 0, hourly: new Array<number>(24).fill(0) };
-}
-
-/** Exact to the mWh: the decimal of mWh / 1000, as a number. */
-function mwhToWh(mwh: bigint): number {
-  return Number(mwh) / 1000;
 }

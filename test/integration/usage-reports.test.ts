@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publishDuePackages } from "../../control/reports/daily.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
@@ -153,6 +154,32 @@ function suite(engine: "plain" | "timescaledb") {
       { franchiseeId: "FR1", energyWh: 210.5, feeCents: 19, sessions: 2, hourly: add(A, B) },
       { franchiseeId: "FR2", energyWh: 5, feeCents: 4, sessions: 2, hourly: C },
     ]);
+  });
+
+  it("each session's curve holds exactly its hours, by local hour of day", async () => {
+    const hours = await tp.p.db.query("SELECT session_id, hour_of_day AS h, sum(energy_mwh)::int AS mwh FROM session_usage GROUP BY 1, 2");
+    const curves = await tp.p.db.query(`SELECT session_id, ARRAY[${Array.from({ length: 24 }, (_, h) => `e${h}`).join(", ")}] AS e, fee_cents FROM session_curves ORDER BY 1`);
+    expect(curves.rows.map((c) => c.session_id)).toEqual(sessions.map((x) => x.id).sort());
+    for (const c of curves.rows) {
+      const want = new Array<number>(24).fill(0);
+      for (const x of hours.rows.filter((x) => x.session_id === c.session_id)) want[x.h] = x.mwh;
+      expect(c.e).toEqual(want);
+      expect(c.fee_cents).toBe(sessions.find((x) => x.id === c.session_id)!.feeCents);
+    }
+  });
+
+  it("sessions rolled before the curves existed get theirs from the migration's backfill", async () => {
+    const groupings = ["user", "terminal", "region", "franchisee"];
+    const before = await Promise.all(groupings.map((g) => get(`/v1/admin/reports/usage?groupBy=${g}`)));
+    // The statement of sql/011 that fills session_curves from the session_usage rolled earlier.
+    const sql = await readFile(new URL("../../sql/011_session_curves.sql", import.meta.url), "utf8");
+    const backfill = sql.split("\n").find((l) => l.startsWith("SELECT vv_add_session_curves("));
+    expect(backfill).toBeDefined();
+    await tp.p.db.query("DELETE FROM session_curves");
+    expect((await get("/v1/admin/reports/usage?groupBy=user")).body.groups).toEqual([]);
+    await tp.p.db.query(backfill!);
+    const after = await Promise.all(groupings.map((g) => get(`/v1/admin/reports/usage?groupBy=${g}`)));
+    expect(after.map((r) => r.body)).toEqual(before.map((r) => r.body));
   });
 
   it("a user sees their own usage; a franchisee only its own terminals", async () => {
