@@ -87,7 +87,25 @@ export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: n
     // start of its bucket (the refresh takes only whole buckets inside the window).
     const from = `least(time_bucket(interval '${width}', ${at(since)}), ${at(now)} - interval '${start}')`;
     // CALL takes no bind parameters here: the values are ours (numbers and the fixed intervals).
-    await db.query(`CALL refresh_continuous_aggregate('${view}', ${from}, ${at(now)} - interval '${end}')`);
+    await whileRefreshing(() => db.query(`CALL refresh_continuous_aggregate('${view}', ${from}, ${at(now)} - interval '${end}')`));
   }
   return { engine, rows: 0 };
+}
+
+/**
+ * Runs a continuous aggregate's refresh, waiting out another refresh of it: TimescaleDB refuses
+ * overlapping ones with lock_not_available ("due to a concurrent refresh"), and where its
+ * background jobs run, a policy's refresh can take the same moment. The other refresh may cover
+ * a different window, so this one runs after it rather than being skipped.
+ */
+async function whileRefreshing<T>(refresh: () => Promise<T>, waitMs = 30_000): Promise<T> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await refresh();
+    } catch (e) {
+      if ((e as { code?: string }).code !== "55P03" || Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
