@@ -22,6 +22,9 @@ export interface UsageQuery {
   franchiseeId?: string;
 }
 
+// The 24 sums as one text: concat_ws measured faster than array_to_string(ARRAY[...]). The columns
+// are NOT NULL and a group has rows, so no sum is NULL (which concat_ws would skip; parseCurve
+// would then refuse the curve).
 const HOURS = Array.from({ length: 24 }, (_, h) => `sum(e${h})`).join(", ");
 
 /**
@@ -33,7 +36,7 @@ const HOURS = Array.from({ length: 24 }, (_, h) => `sum(e${h})`).join(", ");
  */
 export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
   const r = await db.query<{ id: string; fee: string; n: number; mwh: string }>(
-    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, count(*)::int AS n, array_to_string(ARRAY[${HOURS}], ',') AS mwh
+    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, count(*)::int AS n, concat_ws(',', ${HOURS}) AS mwh
      FROM session_curves
      WHERE started_at >= vv_ms_to_ts($1::bigint) AND started_at < vv_ms_to_ts($2::bigint)
        AND ($3::text IS NULL OR user_id = $3::text) AND ($4::text IS NULL OR franchisee_id = $4::text)
