@@ -8,9 +8,9 @@ import { publishDuePackages } from "./daily.ts";
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
 const SETTLE_MS = 5000;
 
-/** Rolls finished sessions into usage facts and curves (sql/008_usage.sql, sql/011_session_curves.sql); returns how many it rolled. */
+/** Rolls finished sessions into usage facts (sql/008_usage.sql); returns how many it rolled. */
 export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<number> {
-  const r = await db.query<{ n: number }>("SELECT vv_roll_usage(vv_ms_to_ts($1::bigint), $2::int) AS n", [now - SETTLE_MS, max]);
+  const r = await db.query<{ n: number }>("SELECT vv_roll_session_usage(vv_ms_to_ts($1::bigint), $2::int) AS n", [now - SETTLE_MS, max]);
   return r.rows[0]!.n;
 }
 

@@ -31,12 +31,12 @@ const HOURS = Array.from({ length: 24 }, (_, h) => `sum(e${h})`).join(", ");
  * Usage of the sessions that started in [from, to), grouped: their whole billed energy and fee,
  * and their energy by local hour of day. A session counts once it is rolled, seconds after it
  * ends. One scan of session_curves (sql/011_session_curves.sql), a row per session with its 24
- * hours, so the grouping is plain sums and one row per group comes back, its curve as one text;
- * energies are summed in integer mWh, Wh exact to the mWh.
+ * hours (rarely several parts that add up to it), so the grouping is plain sums and one row per
+ * group comes back, its curve as one text; energies are summed in integer mWh, Wh exact to the mWh.
  */
 export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
   const r = await db.query<{ id: string; fee: string; n: number; mwh: string }>(
-    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, count(*)::int AS n, concat_ws(',', ${HOURS}) AS mwh
+    `SELECT ${column[q.groupBy]} AS id, sum(fee_cents)::text AS fee, sum(sessions)::int AS n, concat_ws(',', ${HOURS}) AS mwh
      FROM session_curves
      WHERE started_at >= vv_ms_to_ts($1::bigint) AND started_at < vv_ms_to_ts($2::bigint)
        AND ($3::text IS NULL OR user_id = $3::text) AND ($4::text IS NULL OR franchisee_id = $4::text)
