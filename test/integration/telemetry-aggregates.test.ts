@@ -147,11 +147,14 @@ async function pausePolicies(tp: TestPlatform) {
   await tp.p.db.query(
     "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'",
   );
+  // A job that started before the pause may not show as Running yet: look at the workers too.
   await until(async () => {
     const r = await tp.p.db.query(
-      `SELECT count(*)::int AS n FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j USING (job_id)
-       WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND s.job_status = 'Running'`,
+      `SELECT (SELECT count(*) FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j USING (job_id)
+               WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND s.job_status = 'Running')
+            + (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name ILIKE '%refresh continuous aggregate%')
+              AS n`,
     );
-    return r.rows[0].n === 0;
+    return Number(r.rows[0].n) === 0;
   });
 }
