@@ -8,9 +8,11 @@
 -- The hour columns and the fee are integer, not bigint, because PostgreSQL sums integers in a plain
 -- 64-bit state but bigints in a 128-bit one allocated per group, which cost a third of the report's
 -- time. A real session stays far below 2^31 in each (2 147 kWh in one hour of day; 21 million yuan).
--- One that does not (a meter that jumped, a session of several days) is split into parts, each
--- within the range, that sum to it: part 0 counts the session (`sessions` = 1), the others 0. So
--- no value can fail the rollup, which would hold back every session after it.
+-- One that does not (a meter that jumped, a session of several days) is split into up to 16 parts,
+-- each within the range, that sum to it: part 0 counts the session (`sessions` = 1), the others 0.
+-- One past even that (2^35 mWh in an hour of day, or 2^35 cents) keeps its curve in bigints in
+-- session_curves_big, which reports add. So no value can fail the rollup, which would hold back
+-- every session after it, nor make it write millions of rows.
 CREATE TABLE session_curves (
   session_id    text NOT NULL REFERENCES sessions,
   part          integer NOT NULL DEFAULT 0 CHECK (part >= 0),
@@ -52,6 +54,19 @@ CREATE INDEX session_curves_started ON session_curves (started_at);
 CREATE INDEX session_curves_user ON session_curves (user_id, started_at);
 CREATE INDEX session_curves_franchisee ON session_curves (franchisee_id, started_at);
 
+-- The rare sessions too large for 16 integer parts: their 24 hours (mWh) and fee as bigints.
+CREATE TABLE session_curves_big (
+  session_id    text PRIMARY KEY REFERENCES sessions,
+  started_at    timestamptz NOT NULL,
+  user_id       text NOT NULL,
+  terminal_id   text NOT NULL,
+  region_id     text NOT NULL,
+  franchisee_id text NOT NULL,
+  fee_cents     bigint NOT NULL,
+  hours_mwh     bigint[] NOT NULL CHECK (cardinality(hours_mwh) = 24)
+);
+CREATE INDEX session_curves_big_started ON session_curves_big (started_at);
+
 -- Part p of a value split into integers: v = the sum over p of vv_curve_part(v, p).
 CREATE FUNCTION vv_curve_part(v bigint, p integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
@@ -75,6 +90,12 @@ LANGUAGE sql AS $$
                  coalesce(sum(energy_mwh) FILTER (WHERE hour_of_day = 21), 0), coalesce(sum(energy_mwh) FILTER (WHERE hour_of_day = 22), 0), coalesce(sum(energy_mwh) FILTER (WHERE hour_of_day = 23), 0)]::bigint[] AS h
     FROM session_usage WHERE session_id = ANY (ids)
     GROUP BY session_id
+  ), split AS (
+    -- The last part's number: the largest value over 2^31 - 1, rounded up, less one.
+    SELECT s.*, ((SELECT max(abs(x)) FROM unnest(s.h || s.fee) x) - 1) / 2147483647 AS last FROM s
+  ), big AS (
+    INSERT INTO session_curves_big (session_id, started_at, user_id, terminal_id, region_id, franchisee_id, fee_cents, hours_mwh)
+    SELECT session_id, started_at, user_id, terminal_id, region_id, franchisee_id, fee, h FROM split WHERE last >= 16
   )
   INSERT INTO session_curves (session_id, part, sessions, started_at, user_id, terminal_id, region_id, franchisee_id, fee_cents, e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15, e16, e17, e18, e19, e20, e21, e22, e23)
   SELECT s.session_id, p, CASE WHEN p = 0 THEN 1 ELSE 0 END, s.started_at, s.user_id, s.terminal_id, s.region_id, s.franchisee_id,
@@ -83,7 +104,8 @@ LANGUAGE sql AS $$
          vv_curve_part(s.h[7], p), vv_curve_part(s.h[8], p), vv_curve_part(s.h[9], p), vv_curve_part(s.h[10], p), vv_curve_part(s.h[11], p), vv_curve_part(s.h[12], p),
          vv_curve_part(s.h[13], p), vv_curve_part(s.h[14], p), vv_curve_part(s.h[15], p), vv_curve_part(s.h[16], p), vv_curve_part(s.h[17], p), vv_curve_part(s.h[18], p),
          vv_curve_part(s.h[19], p), vv_curve_part(s.h[20], p), vv_curve_part(s.h[21], p), vv_curve_part(s.h[22], p), vv_curve_part(s.h[23], p), vv_curve_part(s.h[24], p)
-  FROM s, generate_series(0, (((SELECT max(abs(x)) FROM unnest(s.h || s.fee) x) - 1) / 2147483647)::integer) p
+  FROM split s, generate_series(0, s.last::integer) p
+  WHERE s.last < 16
 $$;
 
 -- Wherever sessions are marked rolled (vv_roll_session_usage, by this release or by an instance
