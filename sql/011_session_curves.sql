@@ -67,10 +67,11 @@ CREATE TABLE session_curves_big (
 );
 CREATE INDEX session_curves_big_started ON session_curves_big (started_at);
 
--- Part p of a value split into integers: v = the sum over p of vv_curve_part(v, p).
+-- Part p of a value split into integers: v = the sum over p of vv_curve_part(v, p). In bigint
+-- throughout (sign() would have gone through double precision, exact here but not money's type).
 CREATE FUNCTION vv_curve_part(v bigint, p integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT (sign(v) * least(greatest(abs(v) - p::bigint * 2147483647, 0), 2147483647))::integer
+  SELECT (CASE WHEN v < 0 THEN -1 ELSE 1 END * least(greatest(abs(v) - p::bigint * 2147483647, 0), 2147483647))::integer
 $$;
 
 -- The curves of the given sessions, from their session_usage hours. An SQL function, planned
