@@ -1,9 +1,9 @@
 import pg from "pg";
-import { PG_ADMIN_URL, TEMPLATE_DB, dbUrl, rand } from "./env.ts";
+import { PG_ADMIN_URL, TEMPLATE_DB, dbUrl, testDbName } from "./env.ts";
 
 /** A database of its own for one test file, cloned from the migrated template; dropped on dispose. */
 export async function testDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
-  const name = `vt_${rand()}`;
+  const name = testDbName();
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
@@ -25,7 +25,7 @@ export async function testDatabase(): Promise<{ url: string; name: string } & As
 
 /** A database name of its own, not yet created (the platform's migration creates it); dropped on dispose. */
 export async function namedDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
-  return disposable(`vt_${rand()}`);
+  return disposable(testDbName());
 }
 
 function disposable(name: string): { url: string; name: string } & AsyncDisposable {

@@ -1,12 +1,30 @@
 /** Where the real servers of the test run are; the only environment the tests read. */
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const NATS_URL = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
-export const TEMPLATE_DB = "voltvend_test_template";
+
+export const rand = () => Math.random().toString(36).slice(2, 10).padEnd(8, "0");
+
+/**
+ * This test run's id (4 characters), chosen by the global setup and inherited by the workers. Every
+ * database and subject prefix of the run carries it, so two runs on one machine never touch each
+ * other's state, and a run's leftovers can be told from a live run's (the run holds an advisory lock
+ * named after it while it lives).
+ */
+export const RUN_ID = process.env.VT_RUN_ID ?? rand().slice(0, 4);
+process.env.VT_RUN_ID = RUN_ID;
+
+export const TEMPLATE_DB = `vtt_${RUN_ID}`;
+
+/** A database name of this run: vt_<run>_<8 random>. */
+export const testDbName = () => `vt_${RUN_ID}_${rand()}`;
+/** A subject prefix of this run: t<run><6 random> (stream names start with it and `_`). */
+export const testPrefix = () => `t${RUN_ID}${rand().slice(0, 6)}`;
+
+/** The advisory lock a live run holds, keyed by its id. */
+export const runLockKey = (run: string) => `voltvend-test-run:${run}`;
 
 export function dbUrl(name: string): string {
   const u = new URL(PG_ADMIN_URL);
   u.pathname = `/${name}`;
   return u.toString();
 }
-
-export const rand = () => Math.random().toString(36).slice(2, 10).padEnd(8, "0");

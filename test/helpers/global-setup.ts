@@ -2,45 +2,69 @@ import pg from "pg";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { migrate } from "../../sql/index.ts";
-import { NATS_URL, PG_ADMIN_URL, TEMPLATE_DB, dbUrl } from "./env.ts";
+import { NATS_URL, PG_ADMIN_URL, RUN_ID, TEMPLATE_DB, dbUrl, runLockKey } from "./env.ts";
 
 /**
- * Checks the real servers are there, and builds the migrated template database that every test
- * file clones (CREATE DATABASE ... TEMPLATE is far faster than migrating per file).
+ * Checks the real servers are there, clears what dead runs left behind, and builds this run's
+ * migrated template database that every test file clones (CREATE DATABASE ... TEMPLATE is far
+ * faster than migrating per file). The run holds an advisory lock named after its id until it ends,
+ * so a concurrent run on the same servers sees it alive and leaves its databases and streams alone.
  */
-export default async function setup(): Promise<void> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+export default async function setup(): Promise<() => Promise<void>> {
+  const lock = new pg.Client({ connectionString: PG_ADMIN_URL });
   try {
-    await admin.connect();
+    await lock.connect();
   } catch (e) {
     throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL}: ${(e as Error).message}`);
   }
+  await lock.query("SELECT pg_advisory_lock(hashtext($1))", [runLockKey(RUN_ID)]);
+  const alive = async (run: string): Promise<boolean> => {
+    if (run === RUN_ID) return true;
+    const r = await lock.query<{ got: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS got", [runLockKey(run)]);
+    if (r.rows[0]!.got) await lock.query("SELECT pg_advisory_unlock(hashtext($1))", [runLockKey(run)]);
+    return !r.rows[0]!.got;
+  };
+  const verdicts = new Map<string, boolean>();
+  const dead = async (run: string) => {
+    if (!verdicts.has(run)) verdicts.set(run, await alive(run));
+    return !verdicts.get(run);
+  };
+
   try {
     const nc = await connect({ servers: NATS_URL, timeout: 3000 });
-    // Streams of test files that an earlier, interrupted run could not delete (prefixes t<8 chars>).
     const jsm = await jetstreamManager(nc);
     for await (const si of jsm.streams.list()) {
-      if (/^(KV_)?t[a-z0-9]{8}_/.test(si.config.name)) await jsm.streams.delete(si.config.name);
+      // Test prefixes are t<run 4><6 random>; older runs used t<8 random> (no run: always stale).
+      const m = /^(?:KV_)?t([a-z0-9]{4})[a-z0-9]{6}_/.exec(si.config.name);
+      const old = /^(?:KV_)?t[a-z0-9]{8}_/.test(si.config.name);
+      if ((m && (await dead(m[1]!))) || (!m && old)) await jsm.streams.delete(si.config.name).catch(() => {});
     }
     await nc.close();
   } catch (e) {
     throw new Error(`NATS is not reachable at ${NATS_URL}: ${(e as Error).message}`);
   }
-  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`).catch(async (e) => {
-    // A template that forbids connections is dropped after allowing them again.
-    if (!/ALLOW_CONNECTIONS|not currently accepting/i.test(String(e))) throw e;
-  });
-  // Databases of test files that an earlier, interrupted run could not drop.
-  const stale = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%'");
-  for (const r of stale.rows) await admin.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
-  await admin.end();
+  const dbs = await lock.query<{ datname: string }>(
+    "SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%' OR datname LIKE 'vtt\\_%' OR datname = 'voltvend_test_template'",
+  );
+  for (const { datname } of dbs.rows) {
+    const m = /^vtt?_([a-z0-9]{4})(?:_|$)/.exec(datname);
+    if (m && !(await dead(m[1]!))) continue;
+    await dropDatabase(lock, datname);
+  }
   // The plain-PostgreSQL path; the TimescaleDB tests migrate databases of their own.
   await migrate(dbUrl(TEMPLATE_DB), () => {}, "plain");
   // Nobody connects to the template from now on (TimescaleDB's launcher visits every database
   // that allows connections, which would make CREATE DATABASE ... TEMPLATE fail now and then).
-  const a2 = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await a2.connect();
-  await a2.query(`ALTER DATABASE ${TEMPLATE_DB} WITH ALLOW_CONNECTIONS false`);
-  await a2.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [TEMPLATE_DB]);
-  await a2.end();
+  await lock.query(`ALTER DATABASE ${TEMPLATE_DB} WITH ALLOW_CONNECTIONS false`);
+  await lock.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [TEMPLATE_DB]);
+
+  return async () => {
+    await dropDatabase(lock, TEMPLATE_DB).catch(() => {});
+    await lock.end();
+  };
+}
+
+async function dropDatabase(c: pg.Client, name: string): Promise<void> {
+  await c.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`).catch(() => {});
+  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 }

@@ -6,7 +6,7 @@ import { signToken, type Role } from "../../control/index.ts";
 import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
 import { createGateway, type Gateway, type TerminalOptions } from "../../cli/sim/index.ts";
 import { namedDatabase, testDatabase } from "./database.ts";
-import { NATS_URL, rand } from "./env.ts";
+import { NATS_URL, testPrefix } from "./env.ts";
 
 export const SECRET = "test-secret-0123456789abcdef";
 
@@ -29,7 +29,7 @@ export async function testPlatform(
   // A fresh database is migrated by the platform itself (the TimescaleDB path cannot be cloned
   // from a template while its background workers hold connections to it).
   const db = o.freshDatabase ? await namedDatabase() : await testDatabase();
-  const prefix = `t${rand()}`;
+  const prefix = testPrefix();
   const config = loadConfig({
     NATS_URL,
     DATABASE_URL: db.url,

@@ -10,7 +10,7 @@ import { derivedNatsPassword, natsInboxPrefix, natsUser } from "../../cli/nats-a
 import { writeNatsConfig, type NatsConfigResult } from "../../cli/nats-config.ts";
 import { subjects } from "../../contracts/subjects.ts";
 import { testDatabase } from "../helpers/database.ts";
-import { rand } from "../helpers/env.ts";
+import { rand, testPrefix } from "../helpers/env.ts";
 import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 
 // The authorization `npm run nats:config` generates from the registry, loaded by a nats-server of
@@ -20,7 +20,7 @@ import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 const SECRET = "nats-secret-0123456789abcdef";
 // Quoting is part of what is tested: `$` (a variable to nats-server when unquoted), `"` and `\`.
 const PLATFORM_PASSWORD = 'pl$tform"pass\\word-0123456789';
-const prefix = `t${rand()}`;
+const prefix = testPrefix();
 const s = subjects(prefix);
 
 let db: Awaited<ReturnType<typeof testDatabase>>;

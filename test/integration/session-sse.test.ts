@@ -6,12 +6,12 @@ import { subjects as makeSubjects, type Session } from "../../contracts/index.ts
 import { sessionEvents } from "../../control/http/sse.ts";
 import { createMetrics } from "../../control/metrics.ts";
 import { newRegistry } from "../../control/index.ts";
-import { NATS_URL, rand } from "../helpers/env.ts";
+import { NATS_URL, testPrefix } from "../helpers/env.ts";
 
 // The session's event stream must not lose a change that happens while it reads the session: it
 // subscribes first. Here the change is published from inside the read, the worst moment; a stream
 // that subscribed after reading would wait forever for an end that already went by.
-const s = makeSubjects(`t${rand()}`);
+const s = makeSubjects(testPrefix());
 let nc: NatsConnection;
 let app: FastifyInstance;
 let url: string;
