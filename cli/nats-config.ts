@@ -43,6 +43,8 @@ function credentialsCsv(credentials: NatsCredential[]): string {
  */
 export async function writeNatsConfig(db: pg.Pool | string, o: NatsConfigOptions): Promise<NatsConfigResult> {
   const pool = typeof db === "string" ? new pg.Pool({ connectionString: db, max: 1 }) : db;
+  // An idle connection lost makes the pool emit 'error' (fatal unheard); the next query reports it.
+  if (typeof db === "string") pool.on("error", () => {});
   let franchisees: string[];
   let gateways: string[];
   try {

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { guardClient, withClient } from "../ingest/index.ts";
 
 // bigint columns (money, registers) come back as strings by default; money stays exact as
 // JavaScript numbers up to 2^53 cents, far beyond any wallet, so int8 parses to number here.
@@ -11,30 +12,47 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
 export type Db = pg.Pool;
 export type Tx = pg.PoolClient;
 
+/**
+ * How long a request waits for a connection (a new one, or a free one of a busy pool) before it
+ * fails as unavailable: without it, a server that does not answer (a cut network) holds every
+ * caller for as long as the kernel tries to connect.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 20): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: "voltvend" });
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    application_name: "voltvend",
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A peer that vanished without closing (a cut network) is noticed on an idle connection too.
+    keepAlive: true,
+  });
   // An idle connection can die with the server (restart, failover); the pool replaces it, and an
   // unhandled 'error' event would otherwise end the process.
   pool.on("error", onIdleError);
+  // So can one that is checked out (see guardClient): every client of the pool gets a listener.
+  pool.on("connect", guardClient);
   return pool;
 }
 
 /** Runs fn in a transaction; retries once on serialization failure or deadlock. */
 export async function inTx<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
-    const client = await db.connect();
-    try {
-      await client.query("BEGIN");
-      const out = await fn(client);
-      await client.query("COMMIT");
-      return out;
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => {});
-      const code = (e as { code?: string }).code;
-      if (attempt < 2 && (code === "40001" || code === "40P01")) continue;
-      throw e;
-    } finally {
-      client.release();
-    }
+    const out = await withClient(db, async (client) => {
+      try {
+        await client.query("BEGIN");
+        const value = await fn(client);
+        await client.query("COMMIT");
+        return { value };
+      } catch (e) {
+        // A lost connection rolls back by itself; the ROLLBACK just fails, and is not the error.
+        await client.query("ROLLBACK").catch(() => {});
+        const code = (e as { code?: string }).code;
+        if (attempt < 2 && (code === "40001" || code === "40P01")) return null;
+        throw e;
+      }
+    });
+    if (out) return out.value;
   }
 }

@@ -1,4 +1,5 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { withClient } from "../ingest/index.ts";
 import type { Db, Tx } from "./db.ts";
 
 export interface Outgoing {
@@ -36,26 +37,25 @@ export async function publishNow(db: Db, js: JetStreamClient, out: Outgoing[]): 
  * stream's duplicate window through its message id.
  */
 export async function relayOutbox(db: Db, js: JetStreamClient, limit = 200, graceMs = 2000): Promise<number> {
-  const client = await db.connect();
-  try {
-    await client.query("BEGIN");
-    const r = await client.query<{ id: number; subject: string; msg_id: string; payload: unknown }>(
-      `SELECT id, subject, msg_id, payload FROM outbox WHERE created_at < now() - $2::int * interval '1 millisecond'
-       ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED`,
-      [limit, graceMs],
-    );
-    if (r.rows.length === 0) {
-      await client.query("ROLLBACK");
-      return 0;
+  return withClient(db, async (client) => {
+    try {
+      await client.query("BEGIN");
+      const r = await client.query<{ id: number; subject: string; msg_id: string; payload: unknown }>(
+        `SELECT id, subject, msg_id, payload FROM outbox WHERE created_at < now() - $2::int * interval '1 millisecond'
+         ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED`,
+        [limit, graceMs],
+      );
+      if (r.rows.length === 0) {
+        await client.query("ROLLBACK");
+        return 0;
+      }
+      await Promise.all(r.rows.map((m) => js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.msg_id })));
+      await client.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.rows.map((m) => m.id)]);
+      await client.query("COMMIT");
+      return r.rows.length;
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw e;
     }
-    await Promise.all(r.rows.map((m) => js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.msg_id })));
-    await client.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.rows.map((m) => m.id)]);
-    await client.query("COMMIT");
-    return r.rows.length;
-  } catch (e) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -21,6 +21,6 @@ export function startTicker(o: { db: Db; nc: NatsConnection; sessions: SessionSe
     }
     while ((await relayOutbox(o.db, js)) === 200);
   };
-  const rounds = everyRound(o.everyMs, once, (err) => o.log.error({ err }, "command tick failed"));
+  const rounds = everyRound(o.everyMs, once, { log: o.log, what: "command tick" });
   return { tick: once, stop: rounds.stop };
 }

@@ -111,6 +111,6 @@ export function startWebhookSender(o: WebhookOptions) {
   const round = async () => {
     for (const d of await claim()) await send(d);
   };
-  const rounds = everyRound(o.everyMs ?? 500, round, (err) => o.log.error({ err }, "webhook round failed"));
+  const rounds = everyRound(o.everyMs ?? 500, round, { log: o.log, what: "webhook round" });
   return { stop: rounds.stop };
 }

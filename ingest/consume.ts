@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { RetryBackoff } from "./retry.ts";
 import { isNotFound } from "./streams.ts";
 
 /** A message that can never be valid: dead-lettered and terminated, not retried. */
@@ -62,7 +63,10 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
   deadLetter(m: JsMsg, reject: Reject): Promise<void>;
   /** Largest batch handed to handle(). @default 500 */
   maxBatch?: number;
-  /** Delay before a failed batch is redelivered (or retried). @default 1000 */
+  /**
+   * Delay before a failed batch is redelivered (or retried); it doubles with each failure in a
+   * row, up to 5 s or this, whichever is longer (an outage of PostgreSQL or NATS). @default 1000
+   */
   retryDelayMs?: number;
   /**
    * Batches in flight at once (decoded in order, handled overlapping): lets a writer keep the
@@ -121,6 +125,11 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   let pulling = true;
   let stopping = false;
   let current: ConsumerMessages | null = null;
+  const subscribing = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "subscribing", { baseMs: 500 });
+  const batches = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "batch", {
+    baseMs: o.retryDelayMs ?? 1000,
+    maxMs: Math.max(o.retryDelayMs ?? 1000, 5000),
+  });
 
   // The pull subscription can end under us (a server restart it could not ride out, the consumer
   // recreated); the reader then subscribes again, until stop() is called.
@@ -129,16 +138,18 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       try {
         const consumer = await js.consumers.get(o.stream, o.durable);
         current = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
+        subscribing.succeeded();
         for await (const m of current) {
           buf.push(m);
           sig.wake?.();
           if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
         }
         if (!stopping) o.log.warn({ stream: o.stream, durable: o.durable }, "pull subscription ended; subscribing again");
+        if (!stopping) await new Promise((r) => setTimeout(r, 500));
       } catch (e) {
-        if (!stopping) o.log.warn({ err: e, stream: o.stream, durable: o.durable }, "consumer failed; subscribing again");
+        // NATS down: the lookup fails until it is back; each try waits longer, up to 5 s.
+        if (!stopping) await new Promise((r) => setTimeout(r, subscribing.failed(e)));
       }
-      if (!stopping) await new Promise((r) => setTimeout(r, 500));
     }
     pulling = false;
     sig.wake?.();
@@ -157,7 +168,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       const batch = buf.splice(0, maxBatch);
       sig.drained?.();
       sig.drained = undefined;
-      const p = processBatch(o, batch, () => stopping).finally(() => inflight.delete(p));
+      const p = processBatch(o, batch, () => stopping, batches).finally(() => inflight.delete(p));
       inflight.add(p);
       if (inflight.size >= concurrency) await Promise.race(inflight);
     }
@@ -177,7 +188,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   };
 }
 
-async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean): Promise<void> {
+async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean, backoff: RetryBackoff): Promise<void> {
   const items: T[] = [];
   const good: JsMsg[] = [];
   const poison = new Set<JsMsg>();
@@ -224,16 +235,15 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       const late = await o.handle(items, good);
       if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
       for (const m of good) m.ack();
+      backoff.succeeded();
       return;
     } catch (e) {
-      const delay = o.retryDelayMs ?? 1000;
+      // Logged by the back-off: an outage as a warning now and then, anything else each time.
+      const delay = backoff.failed(e, { n: good.length, attempt, redelivered: !inPlace || isStopping() });
       if (!inPlace || isStopping()) {
-        o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
         for (const m of good) m.nak(delay);
         return;
       }
-      if (attempt === 1 || attempt % 30 === 0)
-        o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length, attempt }, "batch failed; retrying in order");
       for (const m of good) m.working();
       await new Promise((r) => setTimeout(r, delay));
     }

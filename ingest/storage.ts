@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { withClient } from "./pg.ts";
 
 export interface StoragePolicy {
   retentionDays: number;
@@ -17,26 +18,27 @@ export async function storageEngine(db: pg.Pool): Promise<"timescaledb" | "plain
  */
 export async function maintainStorage(db: pg.Pool, p: StoragePolicy, now: number): Promise<{ engine: string; made: number; dropped: number }> {
   const engine = await storageEngine(db);
-  const client = await db.connect();
-  try {
-    await client.query("SELECT pg_advisory_lock(hashtext('voltvend_storage'))");
-    if (engine === "timescaledb") {
-      await setPolicy(client, "policy_retention", "drop_after", `${p.retentionDays} days`, (i) =>
-        client.query("SELECT add_retention_policy('readings', $1::interval)", [i]),
-      );
-      await setPolicy(client, "policy_compression", "compress_after", `${p.compressAfterDays} days`, (i) =>
-        client.query("SELECT add_compression_policy('readings', $1::interval)", [i]),
-      );
-      return { engine, made: 0, dropped: 0 };
+  return withClient(db, async (client) => {
+    try {
+      await client.query("SELECT pg_advisory_lock(hashtext('voltvend_storage'))");
+      if (engine === "timescaledb") {
+        await setPolicy(client, "policy_retention", "drop_after", `${p.retentionDays} days`, (i) =>
+          client.query("SELECT add_retention_policy('readings', $1::interval)", [i]),
+        );
+        await setPolicy(client, "policy_compression", "compress_after", `${p.compressAfterDays} days`, (i) =>
+          client.query("SELECT add_compression_policy('readings', $1::interval)", [i]),
+        );
+        return { engine, made: 0, dropped: 0 };
+      }
+      const day = (offsetDays: number) => new Date(now + offsetDays * 86_400_000).toISOString().slice(0, 10);
+      const made = await client.query<{ n: number }>("SELECT vv_ensure_reading_partitions($1::date, $2::date) AS n", [day(-2), day(3)]);
+      const dropped = await client.query<{ n: number }>("SELECT vv_drop_reading_partitions_before($1::date) AS n", [day(-p.retentionDays)]);
+      return { engine, made: made.rows[0]!.n, dropped: dropped.rows[0]!.n };
+    } finally {
+      // A lost connection took its session lock with it.
+      await client.query("SELECT pg_advisory_unlock(hashtext('voltvend_storage'))").catch(() => {});
     }
-    const day = (offsetDays: number) => new Date(now + offsetDays * 86_400_000).toISOString().slice(0, 10);
-    const made = await client.query<{ n: number }>("SELECT vv_ensure_reading_partitions($1::date, $2::date) AS n", [day(-2), day(3)]);
-    const dropped = await client.query<{ n: number }>("SELECT vv_drop_reading_partitions_before($1::date) AS n", [day(-p.retentionDays)]);
-    return { engine, made: made.rows[0]!.n, dropped: dropped.rows[0]!.n };
-  } finally {
-    await client.query("SELECT pg_advisory_unlock(hashtext('voltvend_storage'))").catch(() => {});
-    client.release();
-  }
+  });
 }
 
 async function setPolicy(

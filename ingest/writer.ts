@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
+import { unavailableDependency } from "./outage.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
@@ -48,7 +49,8 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
   const maintain = () =>
     maintainStorage(db, o.policy, o.clock())
       .then((m) => log.debug(m, "storage maintained"))
-      .catch((err) => log.error({ err }, "storage maintenance failed"));
+      // Hourly: a round missed in an outage is made up by the next.
+      .catch((err) => log[unavailableDependency(err) ? "warn" : "error"]({ err }, "storage maintenance failed; trying again in an hour"));
   await maintainStorage(db, o.policy, o.clock());
   const hourly = setInterval(maintain, 3_600_000);
   // The oldest reading stored since the last refresh: the refresh reaches back to it, so a late

@@ -37,6 +37,8 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   if (!name) throw new MigrationError(`DATABASE_URL names no database: ${databaseUrl}`);
   url.pathname = "/postgres";
   const client = new pg.Client({ connectionString: url.toString() });
+  // A connection lost mid-way fails the query in hand; unheard, its 'error' event would end the process.
+  client.on("error", () => {});
   await client.connect();
   try {
     const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1::text", [name]);
@@ -65,6 +67,7 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
   await ensureDatabase(databaseUrl);
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString: databaseUrl });
+  client.on("error", () => {}); // as in ensureDatabase
   await client.connect();
   const applied: number[] = [];
   try {

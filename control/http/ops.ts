@@ -1,23 +1,55 @@
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import type { QueryConfig } from "pg";
 import type { Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { App } from "./server.ts";
 
-/** Liveness, readiness (database and NATS reachable), Prometheus metrics, and the OpenAPI document. */
+/** How long readiness waits for each dependency's answer: a load balancer polls often and wants a quick no. */
+export const READY_TIMEOUT_MS = 2000;
+
+/** Resolves "ok" when `probe` answers in time, else the reason (its error, or the timeout). */
+async function check(probe: () => Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((r) => (timer = setTimeout(() => r(`no answer in ${ms} ms`), ms)));
+  try {
+    return await Promise.race([
+      probe().then(
+        () => "ok",
+        (e: unknown) => (e as Error).message || String(e),
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Liveness, readiness, Prometheus metrics, and the OpenAPI document. Readiness is a round trip to
+ * each dependency: `SELECT 1` through the pool (as a request gets its connection) and a JetStream
+ * API call (account info), which needs the server connected and JetStream answering; a
+ * connection's own state (`isClosed()`) stays "open" through a whole outage while it reconnects.
+ */
 export function opsRoutes(app: App, o: { db: Db; nc: NatsConnection; metrics: Metrics; draining: () => boolean }) {
   const hide = { schema: { hide: true } };
+  // No API check at creation (that is a request itself); each call times out on its own.
+  let jsm: JetStreamManager | null = null;
+  const natsRoundTrip = async () => {
+    jsm ??= await jetstreamManager(o.nc, { checkAPI: false, timeout: READY_TIMEOUT_MS });
+    await jsm.getAccountInfo();
+  };
   app.get("/healthz", hide, async () => ({ ok: true }));
   app.get("/readyz", hide, async (_req, reply) => {
-    const checks: Record<string, string> = {};
-    try {
-      await o.db.query("SELECT 1");
-      checks.database = "ok";
-    } catch (e) {
-      checks.database = (e as Error).message;
-    }
-    checks.nats = o.nc.isClosed() ? "closed" : "ok";
+    const [database, nats] = await Promise.all([
+      // query_timeout (read by pg per query, absent from its types): a stalled probe fails and its
+      // connection leaves the pool, rather than each poll holding one more.
+      check(() => o.db.query({ text: "SELECT 1", query_timeout: READY_TIMEOUT_MS } as QueryConfig), READY_TIMEOUT_MS),
+      check(natsRoundTrip, READY_TIMEOUT_MS),
+    ]);
+    const checks: Record<string, string> = { database, nats };
     if (o.draining()) checks.draining = "shutting down";
-    const ok = checks.database === "ok" && checks.nats === "ok" && !o.draining();
+    const ok = database === "ok" && nats === "ok" && !o.draining();
     return reply.status(ok ? 200 : 503).send({ ok, checks });
   });
   app.get("/metrics", hide, async (_req, reply) =>

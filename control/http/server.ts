@@ -10,7 +10,8 @@ import {
 } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
 import type { Principal, Role } from "../auth.ts";
-import { ApiError } from "../errors.ts";
+import { unavailableDependency } from "../../ingest/index.ts";
+import { ApiError, RETRY_AFTER_S, unavailable } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 
 declare module "fastify" {
@@ -47,7 +48,8 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
     const route = req.routeOptions.url ?? "unmatched";
     o.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     o.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 500) req.log.error({ route, status: reply.statusCode }, "request failed");
+    // 503 is an outage, logged once where it is classified (sendError), not a failed request.
+    if (reply.statusCode >= 500 && reply.statusCode !== 503) req.log.error({ route, status: reply.statusCode }, "request failed");
   });
 
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
@@ -66,7 +68,14 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
 }
 
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  // A call that could not be served because PostgreSQL or NATS is down: retry later, not a 500.
+  const down = unavailableDependency(err);
+  if (down) {
+    req.log.warn({ dependency: down, error: (err as Error).message }, "dependency unavailable");
+    err = unavailable(down);
+  }
   if (err instanceof ApiError) {
+    if (err.status === 503) reply.header("retry-after", String(RETRY_AFTER_S));
     return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
   }
   if (hasZodFastifySchemaValidationErrors(err)) {

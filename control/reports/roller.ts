@@ -31,6 +31,6 @@ export function startUsageRoller(o: {
     const made = await publishDuePackages({ db: o.db, ...o.packages, now: o.clock() });
     if (made) o.log.info({ made }, "franchisee packages published");
   };
-  const rounds = everyRound(o.everyMs, once, (err) => o.log.error({ err }, "usage rollup failed"));
+  const rounds = everyRound(o.everyMs, once, { log: o.log, what: "usage rollup" });
   return { roll: once, stop: rounds.stop };
 }
