@@ -37,6 +37,10 @@ export interface TestNatsServer extends AsyncDisposable {
   mqttPort: number | null;
   /** Stops the server (SIGTERM, as an operator's restart) and starts it again on the same store. */
   restart(downMs?: number): Promise<void>;
+  /** Stops the server (SIGTERM) and keeps its store, until start(): an outage of a length the test decides. */
+  halt(): Promise<void>;
+  /** Starts a halted server again on the same port and store. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -79,6 +83,8 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: 
     url: `nats://127.0.0.1:${port}`,
     port,
     mqttPort,
+    halt,
+    start,
     async restart(downMs = 500) {
       await halt();
       await new Promise((r) => setTimeout(r, downMs));
