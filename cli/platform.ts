@@ -47,6 +47,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     // Under the generated authorization (npm run nats:config) the platform logs in as `platform`.
     ...(config.VEND_NATS_PASSWORD ? { user: "platform", pass: config.VEND_NATS_PASSWORD } : {}),
   });
+  logConnectionChanges(nc, log);
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
@@ -106,6 +107,19 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     },
   };
   return platform;
+}
+
+/**
+ * Says when the NATS connection is lost and back: it reconnects by itself (maxReconnectAttempts
+ * -1) and what waited on it is retried, so this is for the operator reading the log.
+ */
+function logConnectionChanges(nc: NatsConnection, log: Logger): void {
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") log.warn({ server: s.server }, "NATS connection lost; reconnecting");
+      else if (s.type === "reconnect") log.info({ server: s.server }, "NATS connection back");
+    }
+  })().catch(() => {});
 }
 
 /**

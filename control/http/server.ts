@@ -71,7 +71,8 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   // A call that could not be served because PostgreSQL or NATS is down: retry later, not a 500.
   const down = unavailableDependency(err);
   if (down) {
-    req.log.warn({ dependency: down, error: (err as Error).message }, "dependency unavailable");
+    // Info, not warn: an outage answers every call so, and the loops' back-off logs it as a warning.
+    req.log.info({ dependency: down, error: (err as Error).message }, "dependency unavailable");
     err = unavailable(down);
   }
   if (err instanceof ApiError) {
