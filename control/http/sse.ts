@@ -1,9 +1,22 @@
-import type { NatsConnection } from "@nats-io/nats-core";
+import { errors, type NatsConnection } from "@nats-io/nats-core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Session, Subjects } from "../../contracts/index.ts";
 import type { Metrics } from "../metrics.ts";
 
 const ended = (s: { state: string }) => s.state === "completed" || s.state === "failed";
+
+/** How long a new stream waits for the server to confirm its subscription: NATS away, it answers 503. */
+const FLUSH_TIMEOUT_MS = 5000;
+
+/** nc.flush() waits through a reconnect however long it takes; a request should not. */
+async function flushWithin(nc: NatsConnection, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([nc.flush(), new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new errors.TimeoutError()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Server-sent events of one session: `session` (the whole session, on every state change) and
@@ -22,7 +35,7 @@ export async function sessionEvents(
   const sub = o.nc.subscribe(o.subjects.sessionUpdates(o.sessionId));
   let initial: Session;
   try {
-    await o.nc.flush();
+    await flushWithin(o.nc, FLUSH_TIMEOUT_MS);
     initial = await o.load();
   } catch (e) {
     sub.unsubscribe();

@@ -56,7 +56,8 @@ afterAll(async () => {
 describe("NATS goes away and comes back", () => {
   it("readiness is 503 during the outage, a charge request is 503 unavailable, and the platform recovers", async () => {
     expect((await ready()).status).toBe(200);
-    expect(await chargeToCompletion("qr-T1")).toMatchObject({ state: "completed", stopReason: "target_reached" });
+    const first = await chargeToCompletion("qr-T1");
+    expect(first).toMatchObject({ state: "completed", stopReason: "target_reached" });
 
     await nats.halt();
     try {
@@ -74,6 +75,10 @@ describe("NATS goes away and comes back", () => {
       const charge = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T2", target: { energyWh: 2 }, payment: "prepaid" }, user);
       expect(charge.status).toBe(503);
       expect(charge.body).toMatchObject({ error: { code: "unavailable" } });
+      // A session's live events need a subscription the server confirms: not now.
+      const events = await fetch(`${tp.p.url}/v1/sessions/${first.sessionId}/events`, { headers: { authorization: `Bearer ${user}` } });
+      expect(events.status).toBe(503);
+      expect(await events.json()).toMatchObject({ error: { code: "unavailable" } });
       // Still down: readiness has not flipped back by chance.
       expect((await ready()).status).toBe(503);
       // What needs only PostgreSQL still works.
