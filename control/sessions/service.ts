@@ -144,9 +144,18 @@ export function sessionService(d: SessionServiceDeps) {
             break;
         }
       }
-      // An ended session keeps no arm, whichever transition ended it; the arm goes only if it is
-      // this session's (a late event of an ended session finds the next one's and leaves it).
-      if (disarm || patch.state === "completed" || patch.state === "failed") await disarmTerminal(buckets.arms, cur.terminalId, sessionId);
+      // The arm goes only if it is this session's (a late event of an ended session finds the next
+      // one's and leaves it), and before the state that ends the session commits.
+      if (disarm) await disarmTerminal(buckets.arms, cur.terminalId, sessionId);
+      // Any other end (a failure before power on) has no arm, unless a transaction that wrote one
+      // rolled back: removed on the way, or by the arms check if NATS is away now.
+      else if (patch.state === "completed" || patch.state === "failed")
+        after.push(() =>
+          disarmTerminal(buckets.arms, cur.terminalId, sessionId).then(
+            () => {},
+            (err) => log.warn({ err, sessionId }, "removing a possible arm of an ended session failed; the arms check will"),
+          ),
+        );
       const next = await updateSession(tx, sessionId, patch);
       if ((next.state === "completed" || next.state === "failed") && cur.state !== next.state)
         await enqueue(tx, s.sessionRecord(next.terminalId), `session:${sessionId}`, sessionRecord(next));

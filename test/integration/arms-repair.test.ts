@@ -1,4 +1,4 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Arm } from "../../contracts/index.ts";
 import { openBuckets } from "../../ingest/index.ts";
@@ -18,7 +18,7 @@ beforeAll(async () => {
     { CONTROL_TICK_MS: "3600000", ARMS_CHECK_MS: "300" },
     { clock, parts: { cutoff: false, faults: false, writer: false, backup: false } },
   );
-  await seedFleet(tp, { terminals: ["T1", "T2", "T3", "T4", "T5"] });
+  await seedFleet(tp, { terminals: ["T1", "T2", "T3", "T4", "T5", "T6"] });
   expect((await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1_000_000, reference: "seed" })).status).toBe(201);
 });
 afterAll(async () => tp?.[Symbol.asyncDispose]());
@@ -61,6 +61,34 @@ describe("the arm is written before the state", () => {
     await powerOnAck("T1", sessionId);
     expect(await stateOf(sessionId)).toBe("active");
     expect(await armOf("T1")).toMatchObject({ sessionId, startTs: now + 100, startWh: 500.25 });
+  });
+});
+
+describe("a late power_off_ack of the terminal's previous session", () => {
+  it("arriving through the events stream after the next session started, leaves the next one armed", async () => {
+    const x = await sessionOn("T6");
+    await powerOnAck("T6", x);
+    const offAck = { type: "power_off_ack", sessionId: x, energyWh: 501, ts: now + 200 };
+    await tp.p.control!.sessions.onEvent("G1", "T6", offAck as never);
+    expect(await stateOf(x)).toBe("completed");
+    const y = await sessionOn("T6");
+    await powerOnAck("T6", y);
+    expect((await armOf("T6"))?.sessionId).toBe(y);
+    const revision = (await tp.p.buckets.arms.get("T6"))!.revision;
+
+    // The gateway (or JetStream, after a crash) brings X's acknowledgement again.
+    const js = jetstream(tp.p.nc);
+    const { seq } = await js.publish(tp.p.subjects.evt("G1", "T6"), JSON.stringify(offAck));
+    const jsm = await jetstreamManager(tp.p.nc);
+    await until(async () => {
+      const ci = await jsm.consumers.info(tp.p.subjects.streams.events, tp.p.subjects.consumer("control_events"));
+      return ci.ack_floor.stream_seq >= seq;
+    });
+    expect(await stateOf(y)).toBe("active");
+    // The very entry Y was armed with: not deleted and put back by the arms check meanwhile.
+    const e = (await tp.p.buckets.arms.get("T6"))!;
+    expect(e.operation).toBe("PUT");
+    expect(e.revision).toBe(revision);
   });
 });
 
