@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TerminalEvent } from "../../contracts/index.ts";
+import type { Arm, TerminalEvent } from "../../contracts/index.ts";
+import { armTerminal, disarmTerminal } from "../../control/sessions/arms.ts";
 import { seedFleet, testPlatform, type TestPlatform } from "../helpers/platform.ts";
 
 // Two consecutive sessions on one terminal, X then Y, driven through the real control service
@@ -203,5 +204,35 @@ describe("arms of two consecutive sessions on one terminal", () => {
       }),
       { numRuns: 50, endOnFailure: true },
     );
+  });
+});
+
+const armOfTest: Arm = {
+  sessionId: "",
+  terminalId: "TR",
+  gatewayId: "G1",
+  startTs: 0,
+  startWh: 0,
+  target: { energyWh: 1000 },
+  capCents: 100,
+  capLookahead: false,
+  tariff: { version: 1, timezone: "Asia/Shanghai", periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100, timeCentsPerHour: 0 }] },
+};
+
+describe("compare-and-set", () => {
+  it("a disarm of X racing an arm of Y over X's entry always ends with Y armed", async () => {
+    const kv = tp.p.buckets.arms;
+    const arm = (sessionId: string) => ({ ...armOfTest, sessionId });
+    for (let i = 0; i < 20; i++) {
+      const seen = await kv.put("TR", JSON.stringify(arm(`X${i}`)));
+      const [, armed] = await Promise.all([disarmTerminal(kv, "TR", `X${i}`), armTerminal(kv, arm(`Y${i}`))]);
+      expect(armed).toBe(true);
+      expect((await kv.get("TR"))?.json()).toMatchObject({ sessionId: `Y${i}` });
+      // A disarm of an ended session never takes the next one's arm, nor one narrowed to an older revision.
+      expect(await disarmTerminal(kv, "TR", `X${i}`)).toBe(false);
+      expect(await disarmTerminal(kv, "TR", `Y${i}`, seen)).toBe(false);
+      expect((await kv.get("TR"))?.json()).toMatchObject({ sessionId: `Y${i}` });
+    }
+    await kv.delete("TR");
   });
 });

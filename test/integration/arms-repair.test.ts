@@ -100,7 +100,6 @@ describe("the arms check", () => {
     expect(armed?.sessionId).toBe(sessionId);
     // Lost behind the service's back (an older instance's unconditional delete, a restored store).
     await tp.p.buckets.arms.delete("T2");
-    expect(await armOf("T2")).toBeNull();
     const again = await until(() => armOf("T2"), 10_000);
     expect(again).toEqual(armed);
   });
