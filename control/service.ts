@@ -106,6 +106,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     timing,
     everyMs: c.CONTROL_TICK_MS,
     armsCheckMs: c.ARMS_CHECK_MS,
+    metrics,
     log: o.log,
   });
   const roller = startUsageRoller({

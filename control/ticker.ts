@@ -4,8 +4,9 @@ import type { Logger } from "pino";
 import { relayOutbox } from "./outbox.ts";
 import { everyRound } from "./rounds.ts";
 import { claimDue, expireCommand, expiredCommands, type Timing } from "./commands.ts";
-import type { Db } from "./db.ts";
 import type { KV } from "@nats-io/kv";
+import type { Db } from "./db.ts";
+import type { Metrics } from "./metrics.ts";
 import { checkArms } from "./sessions/arms-check.ts";
 import type { SessionService } from "./sessions/service.ts";
 
@@ -24,6 +25,7 @@ export function startTicker(o: {
   timing: Timing;
   everyMs: number;
   armsCheckMs: number;
+  metrics: Metrics;
   log: Logger;
 }) {
   const js = jetstream(o.nc);
@@ -36,7 +38,11 @@ export function startTicker(o: {
     while ((await relayOutbox(o.db, js)) === 200);
   };
   const rounds = everyRound(o.everyMs, once, (err) => o.log.error({ err }, "command tick failed"));
-  const armsRound = async () => void (await checkArms(o.db, o.arms, o.log));
+  const armsRound = async () => {
+    const r = await checkArms(o.db, o.arms, o.log);
+    o.metrics.armsRepaired.inc({ change: "rearmed" }, r.rearmed);
+    o.metrics.armsRepaired.inc({ change: "removed" }, r.removed);
+  };
   const armsRounds = everyRound(o.armsCheckMs, armsRound, (err) => o.log.error({ err }, "arms check failed"));
   return {
     async tick() {
