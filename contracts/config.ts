@@ -50,6 +50,12 @@ export const configSchema = z.object({
   /** How often the control service looks for due command repeats and deadlines. @default 200 */
   CONTROL_TICK_MS: int(200),
   /**
+   * How often the control service checks the arms bucket against the sessions (re-arms a powered
+   * session found unarmed, removes arms of sessions not powered): the longest a lost arm stays lost.
+   * @default 5000
+   */
+  ARMS_CHECK_MS: int(5000),
+  /**
    * Bytes the telemetry stream may hold before the oldest readings go; the other streams get a
    * tenth each. JetStream reserves this much of its store per stream. @default 10 GiB
    */

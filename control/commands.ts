@@ -49,6 +49,15 @@ export async function closeCommands(tx: Tx, sessionId: string, types: CommandTyp
   );
 }
 
+/** Cancels what is still pending for the terminal's other sessions (all of them have ended). */
+export async function cancelOtherSessionsCommands(tx: Tx, terminalId: string, sessionId: string, now: number): Promise<void> {
+  await tx.query(
+    `UPDATE commands SET status = 'cancelled', done_at = vv_ms_to_ts($3::bigint)
+     WHERE terminal_id = $1::text AND session_id <> $2::text AND status = 'pending'`,
+    [terminalId, sessionId, now],
+  );
+}
+
 /**
  * Claims the commands due for a repeat and moves their next time on; concurrent control
  * instances skip each other's claims, so each repeat goes out once.

@@ -17,6 +17,12 @@ export function createMetrics(registry: Registry) {
     sessionsEnded: new Counter({ name: "vend_sessions_ended_total", help: "Sessions ended", labelNames: ["state", "reason"], registers: r }),
     commandsSent: new Counter({ name: "vend_commands_sent_total", help: "Commands published", labelNames: ["type", "repeat"], registers: r }),
     commandsExpired: new Counter({ name: "vend_commands_expired_total", help: "Commands unanswered by their deadline", labelNames: ["type"], registers: r }),
+    armsRepaired: new Counter({
+      name: "vend_arms_repaired_total",
+      help: "Arms the arms check had to write (a powered session unarmed) or remove (an arm of a session not powered)",
+      labelNames: ["change"],
+      registers: r,
+    }),
     cutoffLatency: new Histogram({
       name: "vend_cutoff_to_power_off_seconds",
       help: "From the processor deciding a cutoff to power_off published",

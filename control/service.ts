@@ -38,6 +38,8 @@ export interface RunningControl {
   url: string;
   /** Rolls finished sessions into usage facts and publishes due packages now, rather than at the next round. */
   rollUsage(): Promise<void>;
+  /** Runs the command round now (repeats, deadlines, outbox, the arms check), rather than at the next tick. */
+  tick(): Promise<void>;
   /** Graceful: stops taking requests, finishes those in flight, then stops consuming. */
   stop(): Promise<void>;
 }
@@ -95,7 +97,18 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   // Terminals registered before the fault processor existed (or while the bucket was lost).
   void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
   const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock });
-  const ticker = startTicker({ db: o.db, nc: o.nc, sessions, clock: o.clock, timing, everyMs: c.CONTROL_TICK_MS, log: o.log });
+  const ticker = startTicker({
+    db: o.db,
+    nc: o.nc,
+    sessions,
+    arms: o.buckets.arms,
+    clock: o.clock,
+    timing,
+    everyMs: c.CONTROL_TICK_MS,
+    armsCheckMs: c.ARMS_CHECK_MS,
+    metrics,
+    log: o.log,
+  });
   const roller = startUsageRoller({
     db: o.db,
     clock: o.clock,
@@ -110,6 +123,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     sessions,
     url: url.replace("0.0.0.0", "127.0.0.1"),
     rollUsage: roller.roll,
+    tick: ticker.tick,
     async stop() {
       draining = true;
       await app.close();

@@ -8,9 +8,7 @@ import {
   exactFee,
   maxCostCents,
   mwhToWh,
-  periodInputs,
   whToMwh,
-  type Arm,
   type ChargeRequestBody,
   type Command,
   type Cutoff,
@@ -21,7 +19,7 @@ import {
 } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { isOnline, readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
-import { closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
+import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
 import { inTx, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
@@ -30,6 +28,7 @@ import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
 import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
+import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
 import { finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
@@ -84,6 +83,7 @@ export function sessionService(d: SessionServiceDeps) {
       const t = transition(cur, input, now);
       if (!t) return null;
       const { startWh, ...core } = t.patch;
+      let disarm = false;
       const patch: SessionPatch = { ...core, ...(startWh !== undefined ? { startMwh: Number(whToMwh(startWh)) } : {}) };
       for (const a of t.actions) {
         switch (a.kind) {
@@ -98,6 +98,9 @@ export function sessionService(d: SessionServiceDeps) {
               a.kind === "send_power_on"
                 ? { type: "power_on", cmdId: newCmdId(), sessionId, ...powerOnLimits(cur, d.maxSessionS) }
                 : { type: "power_off", cmdId: newCmdId(), sessionId, reason: a.reason };
+            // Power on hands the terminal to this session: repeats of an ended session's commands
+            // (a power_off sent to be safe) would switch this one off.
+            if (a.kind === "send_power_on") await cancelOtherSessionsCommands(tx, cur.terminalId, sessionId, now);
             const cmd = await createCommand(tx, { sessionId, terminalId: cur.terminalId, gatewayId: cur.gatewayId, payload }, now, d.timing);
             after.push(() => send(cmd));
             break;
@@ -127,29 +130,32 @@ export function sessionService(d: SessionServiceDeps) {
             break;
           }
           case "arm": {
+            // Armed before the state that says "active" commits: a session is never active unarmed
+            // (a failed arm rolls the transition back, and the event comes again).
             const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
-            const arm: Arm = {
-              sessionId,
-              terminalId: cur.terminalId,
-              gatewayId: cur.gatewayId,
-              startTs: a.ts,
-              startWh: a.energyWh,
-              target: cur.target,
-              capCents: cur.capCents,
-              capLookahead: cur.payment === "postpaid",
-              tariff: { version: tv.version, timezone: tv.tariff.timezone, periods: periodInputs(tv.tariff) },
-            };
-            after.push(async () => void (await buckets.arms.put(cur.terminalId, JSON.stringify(arm))));
+            await armTerminal(buckets.arms, armOf(cur, tv, { ts: a.ts, energyWh: a.energyWh }));
             // A charge started after a scan: the code scans again, so reports of it are resolved.
             // (Published by the outbox relay: no one waits on this one.)
             if (cur.state === "authorizing") await resolveFault(tx, s, { terminalId: cur.terminalId, kind: "scan_failure", at: now }, []);
             break;
           }
           case "disarm":
-            after.push(async () => void (await buckets.arms.delete(cur.terminalId)));
+            disarm = true;
             break;
         }
       }
+      // The arm goes only if it is this session's (a late event of an ended session finds the next
+      // one's and leaves it), and before the state that ends the session commits.
+      if (disarm) await disarmTerminal(buckets.arms, cur.terminalId, sessionId);
+      // Any other end (a failure before power on) has no arm, unless a transaction that wrote one
+      // rolled back: removed on the way, or by the arms check if NATS is away now.
+      else if (patch.state === "completed" || patch.state === "failed")
+        after.push(() =>
+          disarmTerminal(buckets.arms, cur.terminalId, sessionId).then(
+            () => {},
+            (err) => log.warn({ err, sessionId }, "removing a possible arm of an ended session failed; the arms check will"),
+          ),
+        );
       const next = await updateSession(tx, sessionId, patch);
       if ((next.state === "completed" || next.state === "failed") && cur.state !== next.state)
         await enqueue(tx, s.sessionRecord(next.terminalId), `session:${sessionId}`, sessionRecord(next));

@@ -161,3 +161,22 @@ export async function stopActive(
   );
   return r.rows[0] ?? null;
 }
+
+/** Sessions whose power is on (active, or stopping until the terminal confirms): the ones to arm. */
+export async function poweredSessions(db: Q): Promise<{ sessionId: string; terminalId: string }[]> {
+  const r = await db.query<{ sessionId: string; terminalId: string }>(
+    `SELECT session_id AS "sessionId", terminal_id AS "terminalId" FROM sessions WHERE state IN ('active', 'stopping')`,
+  );
+  return r.rows;
+}
+
+/**
+ * The session under its row lock, unless another transaction holds it: "locked" then (it is
+ * being moved, and that transaction looks after its arm), null when there is no such session.
+ */
+export async function sessionIfFree(tx: Tx, sessionId: string): Promise<SessionRow | "locked" | null> {
+  const r = await tx.query<SessionRow>(`SELECT ${cols} FROM sessions WHERE session_id = $1::text FOR UPDATE SKIP LOCKED`, [sessionId]);
+  if (r.rows[0]) return r.rows[0];
+  const exists = await tx.query("SELECT 1 FROM sessions WHERE session_id = $1::text", [sessionId]);
+  return exists.rowCount ? "locked" : null;
+}
