@@ -17,7 +17,7 @@ export type SessionInput =
   | { kind: "power_on_ack"; ts: number; energyWh: number }
   | { kind: "power_off_ack"; ts: number; energyWh: number; targetMet: boolean }
   /** The terminal's `power_off` event: it switched off by itself at its power_on limits. */
-  | { kind: "terminal_limit"; ts: number; energyWh: number }
+  | { kind: "terminal_limit"; ts: number; energyWh: number; targetMet: boolean }
   | { kind: "stop"; reason: PowerOffReason }
   | { kind: "command_expired"; type: CommandType };
 
@@ -97,12 +97,15 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
       return ignore;
     }
     case "terminal_limit": {
-      // Power is off at the terminal's own limit, whether or not the cloud had asked meanwhile:
-      // the session ends there, billed on the register it reports, and a power_off still being
-      // repeated is answered.
+      // Power is off at the terminal's own limit, whether or not the cloud had asked meanwhile
+      // (the event precedes the answer to that power_off on the terminal's subject): the session
+      // ends there, billed on the register it reports, and a power_off still being repeated is
+      // answered. A limit that is the user's own target (the terminal is exact where the cloud
+      // is a reading late) reached the target; any other (a money cap, the longest session) is
+      // `limit`. Either way the outcome does not depend on whether a cloud cutoff came first.
       if (s.state === "active" || s.state === "stopping")
         return {
-          patch: { state: "completed", endedAt: input.ts, stopReason: "limit" },
+          patch: { state: "completed", endedAt: input.ts, stopReason: input.targetMet ? "target_reached" : "limit" },
           actions: [
             { kind: "close_commands", types: ["power_off"], status: "acked" },
             { kind: "settle", end: { ts: input.ts, energyWh: input.energyWh } },

@@ -33,7 +33,7 @@ import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
 import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
-import { finalBill } from "./bill.ts";
+import { checkpointUpTo, finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
@@ -312,9 +312,14 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
-      const checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
+      let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
+      // The terminal's own stop is the session's end: readings the processor counted after it are not.
+      if (ev.type === "power_off" && checkpoint && checkpoint.meter.sessionId === ev.sessionId) {
+        const meter = checkpointUpTo(checkpoint.meter, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
+        checkpoint = meter ? { ...checkpoint, meter } : null;
+      }
       const amountMet =
-        ev.type === "power_off_ack" && "amountCents" in row.target && row.startedAt !== null
+        (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
           ? await amountReached(row, checkpoint?.meter ?? null, ev)
           : false;
       await apply(
@@ -328,7 +333,7 @@ export function sessionService(d: SessionServiceDeps) {
             case "power_off_ack":
               return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
             case "power_off":
-              return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh };
+              return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
           }
         },
         { checkpoint },

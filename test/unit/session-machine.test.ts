@@ -42,7 +42,8 @@ const inputs = {
   on_ack: { kind: "power_on_ack", ts: ON_TS, energyWh: 125_000 },
   off_ack_met: { kind: "power_off_ack", ts: OFF_TS, energyWh: 127_000, targetMet: true },
   off_ack_unmet: { kind: "power_off_ack", ts: OFF_TS, energyWh: 126_500, targetMet: false },
-  limit: { kind: "terminal_limit", ts: LIMIT_TS, energyWh: 127_250.5 },
+  limit: { kind: "terminal_limit", ts: LIMIT_TS, energyWh: 127_250.5, targetMet: false },
+  limit_met: { kind: "terminal_limit", ts: LIMIT_TS, energyWh: 127_250.5, targetMet: true },
   stop: { kind: "stop", reason: "user_stop" },
   exp_handshake: { kind: "command_expired", type: "handshake" },
   exp_power_on: { kind: "command_expired", type: "power_on" },
@@ -63,15 +64,15 @@ const offAckWhileStopping = (energyWh: number): Transition => ({
   ],
 });
 const closePowerOff: Transition = { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
-/** The terminal stopped at its own limit: the session ends `limit`, billed on the event's register. */
-const endedAtLimit: Transition = {
-  patch: { state: "completed", endedAt: LIMIT_TS, stopReason: "limit" },
+/** The terminal stopped at its own limit: the session ends there, billed on the event's register. */
+const endedAtLimit = (stopReason: "limit" | "target_reached"): Transition => ({
+  patch: { state: "completed", endedAt: LIMIT_TS, stopReason },
   actions: [
     { kind: "close_commands", types: ["power_off"], status: "acked" },
     { kind: "settle", end: { ts: LIMIT_TS, energyWh: 127_250.5 } },
     { kind: "disarm" },
   ],
-};
+});
 
 /** The whole table: what each input does in each state. `null`: ignored. */
 const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
@@ -86,6 +87,7 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     off_ack_met: null,
     off_ack_unmet: null,
     limit: null,
+    limit_met: null,
     stop: {
       patch: { state: "failed", stopReason: "user_stop", endedAt: NOW },
       actions: [{ kind: "close_commands", types: ["handshake", "power_on"], status: "cancelled" }, { kind: "release" }],
@@ -108,6 +110,7 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     off_ack_met: null,
     off_ack_unmet: null,
     limit: null, // power on never confirmed: the power_on expiry fails the session
+    limit_met: null,
     stop: {
       patch: { state: "failed", stopReason: "user_stop", endedAt: NOW },
       actions: [
@@ -137,7 +140,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
       patch: { state: "completed", endedAt: OFF_TS, stopReason: "fault" },
       actions: [{ kind: "settle", end: { ts: OFF_TS, energyWh: 126_500 } }, { kind: "disarm" }],
     },
-    limit: endedAtLimit, // the terminal stopped by itself: `limit`, whatever its register says of the target
+    limit: endedAtLimit("limit"), // stopped by itself short of the target: a money cap or the longest session
+    limit_met: endedAtLimit("target_reached"), // the limit was the target: exact where the cloud is a reading late
     stop: {
       patch: { state: "stopping", stopReason: "user_stop", stopRequestedAt: NOW },
       actions: [{ kind: "send_power_off", reason: "user_stop" }],
@@ -154,7 +158,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     // The stop reason asked for stays; targetMet only matters when the terminal stopped by itself.
     off_ack_met: offAckWhileStopping(127_000),
     off_ack_unmet: offAckWhileStopping(126_500),
-    limit: endedAtLimit, // the terminal was off before the power_off reached it
+    limit: endedAtLimit("limit"), // the terminal was off before the power_off reached it
+    limit_met: endedAtLimit("target_reached"),
     stop: null, // already stopping: the first reason wins
     exp_handshake: null,
     exp_power_on: null,
@@ -168,6 +173,7 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     off_ack_met: { patch: {}, actions: [{ kind: "disarm" }] },
     off_ack_unmet: { patch: {}, actions: [{ kind: "disarm" }] },
     limit: closePowerOff, // a repeat or a late one: never a disarm, the arm may be the next session's
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
@@ -181,6 +187,7 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     off_ack_met: closePowerOff,
     off_ack_unmet: closePowerOff,
     limit: closePowerOff,
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
@@ -194,6 +201,7 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     off_ack_met: closePowerOff,
     off_ack_unmet: closePowerOff,
     limit: closePowerOff,
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
