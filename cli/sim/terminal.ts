@@ -19,6 +19,12 @@ export interface TerminalBehaviour {
   online: boolean;
   /** Real-time delay before an answer is sent (the command itself takes effect at once). */
   ackDelayMs: number;
+  /**
+   * true: stops by itself at power_on's `limitWh`/`limitS` and reports `power_off` (limit), as the
+   * protocol lets a terminal do; false: only the cloud's power_off stops it (to measure the cloud's
+   * own cutoff). @default true
+   */
+  limits: boolean;
 }
 
 export interface TerminalOptions extends Partial<TerminalBehaviour> {
@@ -79,6 +85,7 @@ export class SimTerminal {
       leakA: 0,
       online: true,
       ackDelayMs: 0,
+      limits: true,
       ...stripUndefined(behaviour),
     };
     this.#wh = energyWh;
@@ -277,7 +284,7 @@ export class SimTerminal {
   /** When the running session reaches its limitWh or limitS at the present current, if ever. */
   #limitMoment(): { at: number; wh?: number } | undefined {
     const l = this.#limit;
-    if (!l || this.#relay !== "on") return undefined;
+    if (!l || this.#relay !== "on" || !this.#b.limits) return undefined;
     let best: { at: number; wh?: number } | undefined;
     if (l.limitS !== undefined) best = { at: Math.max(this.#integratedTo, l.startTs + l.limitS * 1000) };
     const whPerMs = (this.#b.voltageV * this.#current()) / 3_600_000;

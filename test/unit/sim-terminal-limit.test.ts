@@ -57,6 +57,15 @@ describe("the simulated terminal's own limit", () => {
     expect(s.limitEvents()).toEqual([{ type: "power_off", sessionId: "S1", reason: "limit", energyWh: 100_010, ts: T0 + 15_000 }]);
   });
 
+  it("a terminal that does not enforce limits runs past them until told to stop", () => {
+    const s = aTerminal();
+    s.t.set({ limits: false });
+    s.t.receive({ type: "power_on", cmdId: "C1", sessionId: "S1", limitWh: 10, limitS: 5 });
+    s.at(60_000);
+    expect(s.t.read()).toMatchObject({ state: "on", energyWh: 100_060 });
+    expect(s.limitEvents()).toEqual([]);
+  });
+
   it("without limits runs until told to stop", () => {
     const s = aTerminal();
     s.t.receive({ type: "power_on", cmdId: "C1", sessionId: "S1" });
