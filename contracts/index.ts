@@ -9,4 +9,5 @@ export * from "./billing/zoned.ts";
 export * from "./billing/tariff.ts";
 export * from "./billing/meter.ts";
 export * from "./billing/hold.ts";
+export * from "./billing/limits.ts";
 export * from "./arm.ts";

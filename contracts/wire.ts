@@ -39,6 +39,14 @@ export const powerOffAckSchema = z.object({
   energyWh: z.number().nonnegative(),
   ts: tsSchema,
 });
+/** Protocol 1.1: the terminal switched off by itself at the `limitWh`/`limitS` of its `power_on`. */
+export const powerOffEventSchema = z.object({
+  type: z.literal("power_off"),
+  sessionId: z.string().min(1),
+  reason: z.literal("limit"),
+  energyWh: z.number().nonnegative(),
+  ts: tsSchema,
+});
 export const bootSchema = z.object({
   type: z.literal("boot"),
   energyWh: z.number().nonnegative(),
@@ -48,6 +56,7 @@ export const terminalEventSchema = z.discriminatedUnion("type", [
   handshakeResultSchema,
   powerOnAckSchema,
   powerOffAckSchema,
+  powerOffEventSchema,
   bootSchema,
 ]);
 export type TerminalEvent = z.infer<typeof terminalEventSchema>;
@@ -62,7 +71,7 @@ export const stopReasonSchema = z.enum([
 ]);
 export type PowerOffReason = z.infer<typeof stopReasonSchema>;
 
-export const sessionStopReasonSchema = z.enum([...stopReasonSchema.options, "handshake_failed", "handshake_timeout"]);
+export const sessionStopReasonSchema = z.enum([...stopReasonSchema.options, "handshake_failed", "handshake_timeout", "limit"]);
 export type SessionStopReason = z.infer<typeof sessionStopReasonSchema>;
 
 export const handshakeCommandSchema = z.object({
