@@ -62,7 +62,10 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
   deadLetter(m: JsMsg, reject: Reject): Promise<void>;
   /** Largest batch handed to handle(). @default 500 */
   maxBatch?: number;
-  /** Delay before a failed batch is redelivered (or retried). @default 1000 */
+  /**
+   * Delay before a failed batch is retried in place, and the first delay before one is
+   * redelivered; each redelivery of a message doubles it, up to 8 times the first. @default 1000
+   */
   retryDelayMs?: number;
   /**
    * Batches in flight at once (decoded in order, handled overlapping): lets a writer keep the
@@ -208,7 +211,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       // Nothing is acknowledged before its dead letters are stored.
       if (!inPlace || isStopping()) {
         o.log.error({ err: e }, "dead-lettering failed; redelivering");
-        for (const m of batch) m.nak(o.retryDelayMs ?? 1000);
+        for (const m of batch) m.nak(backoff(o.retryDelayMs ?? 1000, m.info.deliveryCount));
         return;
       }
       if (attempt === 1) o.log.error({ err: e }, "dead-lettering failed; retrying");
@@ -229,7 +232,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       const delay = o.retryDelayMs ?? 1000;
       if (!inPlace || isStopping()) {
         o.log.error({ err: e, stream: o.stream, durable: o.durable, n: good.length }, "batch failed; redelivering");
-        for (const m of good) m.nak(delay);
+        for (const m of good) m.nak(backoff(delay, m.info.deliveryCount));
         return;
       }
       if (attempt === 1 || attempt % 30 === 0)
@@ -238,4 +241,12 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+}
+
+/**
+ * The delay before the n-th delivery of a message is tried again: doubled per delivery, at most 8
+ * times the first, so an outage is not hammered and a recovery is noticed within seconds.
+ */
+export function backoff(firstMs: number, deliveryCount: number): number {
+  return firstMs * 2 ** Math.min(Math.max(deliveryCount - 1, 0), 3);
 }

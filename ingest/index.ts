@@ -3,6 +3,7 @@ export { ensureTopology, openBuckets, streamConfigs, isNotFound, type Buckets, t
 export { runConsumer, ensureConsumer, PoisonMessageError, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
 export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";
+export { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
 export { startWriter, type WriterOptions } from "./writer.ts";
 export { maintainStorage, refreshAggregates, storageEngine, type StoragePolicy } from "./storage.ts";
 export { readingsOf, type StoredReading } from "./store.ts";

@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
+import { permanentReason, writeIsolating } from "./isolate.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
@@ -132,11 +133,19 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         () => undefined,
       );
       const { accepted, rejects } = await checking;
-      // One statement: committed on its own, no transaction round trips.
-      const n = await insertReadings(db, accepted);
+      // One statement: committed on its own, no transaction round trips. A reading the database
+      // refuses (a value its column cannot hold) is found by halving the batch and dead-lettered
+      // alone; the rest are stored and acknowledged instead of the whole batch retried forever.
+      const { written: n, refused } = await writeIsolating(accepted, (part) => insertReadings(db, part));
+      for (const { item: it, error } of refused) {
+        rejects.push({ msg: it.msg, reject: { code: "db_refused", reason: permanentReason(error), part: it.part, payload: rawOf(s.prefix, it) } });
+        // Its mark may stand for a reading that was never stored: read the terminal again from the table.
+        if (marks.get(it.terminalId)?.ts === it.reading.ts) marks.delete(it.terminalId);
+        gatewayOf.delete(it.terminalId);
+      }
       for (const it of accepted) if (it.reading.ts < oldestStored) oldestStored = it.reading.ts;
       stored.inc(n);
-      duplicates.inc(accepted.length - n);
+      duplicates.inc(accepted.length - refused.length - n);
       end();
       return rejects;
     },
