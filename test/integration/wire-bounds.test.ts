@@ -1,5 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wireBounds } from "../../contracts/index.ts";
 import { NATS_URL } from "../helpers/env.ts";
@@ -19,7 +20,7 @@ const T0 = Date.now() - 3_600_000; // an hour old: inside retention and the cloc
 
 beforeAll(async () => {
   tp = await testPlatform();
-  await seedFleet(tp, { terminals: ["T1", "T2", "T3", "T4", "T5"] });
+  await seedFleet(tp, { terminals: ["T1", "T2", "T3", "T4", "T5", "T6"] });
   nc = await connect({ servers: NATS_URL });
   // 220 V × 16.8 A ≈ 1.03 Wh per second of reading time.
   gw = await simGateway(tp, { T1: {}, T2: {} }, { tickMs: 100 });
@@ -150,6 +151,48 @@ describe("the writer: out-of-range readings are dead-lettered, the rest of their
       await tp.p.db.query("ALTER TABLE readings DROP CONSTRAINT readings_test_refuse");
     }
   });
+});
+
+describe("the writer under hostile numbers", () => {
+  it("1000 readings with hostile values, alone and in batches: each is stored or dead-lettered with its reason", async () => {
+    const hostile = fc.oneof(
+      fc.double(),
+      fc.constantFrom(0, 1e-50, 5e-324, 1e16, 1e39, 1e306, Number.MAX_VALUE, 2 ** 53, 2 ** 63, wireBounds.energyWh, wireBounds.currentA + 1),
+      fc.string({ maxLength: 3 }),
+    );
+    const values = fc.sample(
+      fc.record({ field: fc.constantFrom("seq", "currentA", "voltageV", "powerW", "energyWh", "sessionId", "none"), value: hostile }),
+      { numRuns: 1000, seed: 11 },
+    );
+    const T = Date.now() - 1_800_000;
+    const all = values.map(({ field, value }, i) => ({
+      ts: T + i,
+      seq: i,
+      state: "on",
+      currentA: 16.5,
+      voltageV: 220,
+      energyWh: 1000 + i,
+      ...(field === "none" ? {} : { [field]: field === "sessionId" ? `S-${String(value)}\u0000` : value }),
+    }));
+    for (let i = 0; i < 500; i++) nc.publish(`${tp.prefix}.tel.G1.T6`, JSON.stringify(all[i]));
+    for (let b = 500; b < 1000; b += 50)
+      nc.publish(`${tp.prefix}.telb.G1`, JSON.stringify({ readings: all.slice(b, b + 50).map((r) => ({ terminalId: "T6", ...r })) }));
+
+    const mine = (l: { data: Letter }) =>
+      l.data.subject === `${tp.prefix}.tel.G1.T6` || (l.data.subject === `${tp.prefix}.telb.G1` && /"terminalId":"T6"/.test(l.data.payload));
+    const counts = await until(
+      async () => {
+        const rows = (await tp.p.db.query("SELECT count(*)::int AS n FROM readings WHERE terminal_id = 'T6'")).rows[0].n as number;
+        const letters = (await deadLetters()).filter(mine);
+        return rows + letters.length === all.length ? { rows, letters } : null;
+      },
+      60_000,
+      500,
+    );
+    expect(counts.rows).toBeGreaterThan(100);
+    expect(counts.letters.length).toBeGreaterThan(100);
+    for (const l of counts.letters) expect(l.data.reason).toMatch(/\w+: |is below the previous|refused/);
+  }, 90_000);
 });
 
 describe("the processors: a huge register on one terminal does not hold up another's cutoff", () => {

@@ -131,3 +131,42 @@ describe("redelivery backs off", () => {
     expect(backoff(1000, n)).toBe(ms);
   });
 });
+
+describe("whatever a gateway sends, an accepted reading fits the columns and the money code", () => {
+  // Hostile numbers: huge, tiny, negative, fractional, the edges of the bounds and of doubles.
+  const hostile = fc.oneof(
+    fc.double({ noNaN: false }),
+    fc.constantFrom(0, -0, 1e-50, 5e-324, 1e16, 1e39, 1e306, Number.MAX_VALUE, Number.MAX_SAFE_INTEGER, 2 ** 53, 2 ** 63, wireBounds.energyWh, wireBounds.ts),
+    fc.integer(),
+    fc.string({ maxLength: 4 }),
+    fc.constant(null),
+  );
+  const aHostileReading = fc.record({
+    ts: fc.oneof(hostile, fc.integer({ min: 0, max: wireBounds.ts })),
+    seq: hostile,
+    state: fc.constantFrom("on", "off", "maybe"),
+    currentA: hostile,
+    voltageV: hostile,
+    powerW: fc.option(hostile, { nil: undefined }),
+    energyWh: hostile,
+  });
+  const REAL_MAX = 3.4028234663852886e38;
+  const BIGINT_MAX = 2n ** 63n - 1n;
+
+  it("is refused by the schema, or every value is in range", () => {
+    fc.assert(
+      fc.property(aHostileReading, (raw) => {
+        const r = readingSchema.safeParse(JSON.parse(JSON.stringify(raw)));
+        if (!r.success) return;
+        const x = r.data;
+        for (const v of [x.currentA, x.voltageV, x.powerW ?? x.currentA * x.voltageV]) expect(Number.isFinite(v) && v >= 0 && v <= REAL_MAX).toBe(true);
+        expect(Number.isSafeInteger(x.seq) && BigInt(x.seq) <= BIGINT_MAX).toBe(true);
+        expect(Number.isSafeInteger(x.ts)).toBe(true);
+        expect(new Date(x.ts).getUTCFullYear()).toBeLessThanOrEqual(9999);
+        const mwh = whToMwh(x.energyWh); // would throw past exact arithmetic
+        expect(mwh >= 0n && mwh <= BIGINT_MAX).toBe(true);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
