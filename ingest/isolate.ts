@@ -9,8 +9,15 @@ import { PoisonMessageError } from "./consume.ts";
  * nor is anything without a SQLSTATE (a lost connection).
  */
 export function isDataError(e: unknown): boolean {
+  return sqlState(e) !== undefined;
+}
+
+/** The data-error SQLSTATE of e or of an error it wraps (`cause`), if any. */
+function sqlState(e: unknown, depth = 0): string | undefined {
   const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (/^22[0-9A-Z]{3}$/.test(code) || code === "23502" || code === "23514");
+  if (typeof code === "string" && (/^22[0-9A-Z]{3}$/.test(code) || code === "23502" || code === "23514")) return code;
+  const cause = (e as { cause?: unknown } | null)?.cause;
+  return cause !== undefined && depth < 4 ? sqlState(cause, depth + 1) : undefined;
 }
 
 /** An error that handling the same message again would meet again: the message is dead-lettered, not retried. */
@@ -20,9 +27,9 @@ export function isPermanent(e: unknown): boolean {
 
 /** What a dead letter says of a permanent error. */
 export function permanentReason(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
+  const code = sqlState(e);
   const msg = (e as Error | null)?.message ?? String(e);
-  return isDataError(e) ? `the database refused it: ${msg} (SQLSTATE ${String(code)})` : msg;
+  return code ? `the database refused it: ${msg} (SQLSTATE ${code})` : msg;
 }
 
 export interface Refused<T> {

@@ -10,7 +10,7 @@ import {
   whToMwh,
   wireBounds,
 } from "../../contracts/index.ts";
-import { backoff } from "../../ingest/index.ts";
+import { backoff, isDataError, isPermanent } from "../../ingest/index.ts";
 
 // What existing gateways and the simulator send (protocol examples): must stay valid.
 const aReading = (o: Record<string, unknown> = {}) => ({
@@ -168,5 +168,32 @@ describe("whatever a gateway sends, an accepted reading fits the columns and the
       }),
       { numRuns: 20_000 },
     );
+  });
+});
+
+describe("which failures are the message's own (dead-lettered) and which are transient (retried)", () => {
+  const pgError = (code: string) => Object.assign(new Error(`pg ${code}`), { code });
+  it.each([
+    ["22003 numeric value out of range", pgError("22003"), true],
+    ["22021 NUL in text", pgError("22021"), true],
+    ["22P02 invalid text representation", pgError("22P02"), true],
+    ["23514 check violation", pgError("23514"), true],
+    ["23502 not null violation", pgError("23502"), true],
+    ["23505 unique violation (another row may settle it)", pgError("23505"), false],
+    ["23503 foreign key violation", pgError("23503"), false],
+    ["08006 connection failure", pgError("08006"), false],
+    ["57P01 admin shutdown", pgError("57P01"), false],
+    ["40001 serialization failure", pgError("40001"), false],
+    ["ECONNREFUSED", pgError("ECONNREFUSED"), false],
+    ["a lost connection without a code", new Error("Connection terminated unexpectedly"), false],
+    ["a data error wrapped as the cause", new Error("unavailable", { cause: pgError("22003") }), true],
+  ])("%s: %s", (_, e, data) => {
+    expect(isDataError(e)).toBe(data);
+    expect(isPermanent(e)).toBe(data);
+  });
+
+  it("the billing code's OutOfRangeError is permanent; a plain error is not", () => {
+    expect(isPermanent(new OutOfRangeError("x"))).toBe(true);
+    expect(isPermanent(new RangeError("x"))).toBe(false);
   });
 });
