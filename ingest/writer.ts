@@ -5,7 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
-import { permanentReason, writeIsolating } from "./isolate.ts";
+import { isPermanent, permanentReason, writeIsolating } from "./isolate.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
@@ -102,7 +102,15 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
         continue;
       }
-      const v = checkReading(marks.get(it.terminalId), it.reading);
+      let v: ReturnType<typeof checkReading>;
+      try {
+        v = checkReading(marks.get(it.terminalId), it.reading);
+      } catch (e) {
+        // A number no schema bound caught (OutOfRangeError): this reading's fault, not the batch's.
+        if (!isPermanent(e)) throw e;
+        reject("invalid", permanentReason(e));
+        continue;
+      }
       if (!v.ok) {
         reject(v.code, v.reason);
         continue;
