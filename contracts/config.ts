@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { prefixPattern } from "./subjects.ts";
 import { isValidTimeZone } from "./billing/zoned.ts";
+import { wireBounds } from "./bounds.ts";
 
 const int = (d: number) => z.coerce.number().int().positive().default(d);
 
@@ -30,8 +31,11 @@ export const configSchema = z.object({
   TERMINAL_OFFLINE_S: int(60),
   /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */
   SCAN_FAILURE_WINDOW_S: int(600),
-  /** The longest a session may run; bounds the prepaid hold of energy targets. @default 43200 */
-  MAX_SESSION_S: int(12 * 3600),
+  /**
+   * The longest a session may run; bounds the prepaid hold of energy targets. At most the
+   * `limitS` a `power_on` may carry (2^31 − 1 s). @default 43200
+   */
+  MAX_SESSION_S: z.coerce.number().int().positive().max(wireBounds.limitS).default(12 * 3600),
   /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
