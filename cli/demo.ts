@@ -64,13 +64,13 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
   // The pages (docs/pages.md): a terminal's QR link, and the franchisees' console (demo sign-in).
   process.stdout.write(`charge page: ${qrs[0]} (sign in as any user id, e.g. U-1)\nconsole: ${p.url}/console (sign in as FR-A or FR-B)\n`);
 
-  // Users arrive every 1.5 s on average and ask for 5-40 Wh, 10-60 s or 1-5 cents.
+  // Users arrive every 1.5 s on average and ask for 5-40 Wh, 60-120 s (the shortest allowed is 60) or 1-5 cents.
   const arrivals = setInterval(() => {
     if (Math.random() > 0.66) return;
     const u = pick(users);
     const target = pick([
       { energyWh: 5 + Math.floor(Math.random() * 35) },
-      { durationS: 10 + Math.floor(Math.random() * 50) },
+      { durationS: 60 + Math.floor(Math.random() * 60) },
       { amountCents: 1 + Math.floor(Math.random() * 5) },
     ]);
     void call("POST", "/v1/charge-requests", { qr: pick(qrs), target, payment: Math.random() < 0.8 ? "prepaid" : "postpaid" }, tokens.get(u)).catch(() => {});
