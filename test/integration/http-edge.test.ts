@@ -195,7 +195,7 @@ describe("top-up references", () => {
 });
 
 describe("scan-failure evidence", () => {
-  it("names the reporting user to admins only: not on the franchisee's API, stream, NATS subject or webhook", async () => {
+  it("names the reporting user to admins only: not on the franchisee's API, stream, NATS subject, webhook or package", async () => {
     const hooks: any[] = [];
     const receiver: Server = createServer((req, res) => {
       let b = "";
@@ -221,7 +221,9 @@ describe("scan-failure evidence", () => {
     await until(async () => onNats.length > 0 && hooks.length > 0);
     const api = (await tp.api("GET", "/v1/franchisee/faults?status=open", undefined, fr1)).body.faults.find((f: any) => f.faultId === r.body.faultId);
     const terminals = (await tp.api("GET", "/v1/franchisee/terminals", undefined, fr1)).body.terminals.find((t: any) => t.terminalId === "T3");
+    const pkg = (await tp.api("GET", `/v1/franchisee/package?from=${Date.now() - 3_600_000}&to=${Date.now() + 60_000}`, undefined, fr1)).body;
     const seen = {
+      package: pkg.faults.find((f: any) => f.faultId === r.body.faultId).evidence,
       api: api.evidence,
       terminals: terminals.openFaults[0].evidence,
       sse: events.find((e) => e.event === "fault")!.data.evidence,
