@@ -28,7 +28,8 @@ function eventStream(req: FastifyRequest, reply: FastifyReply, o: { metrics: Met
   let closed = false;
   let started = false;
   let keepAlive: NodeJS.Timeout | undefined;
-  const close = async () => {
+  /** `abort`: drop the connection rather than end the stream (what is buffered is not waited for). */
+  const close = async (abort = false) => {
     if (closed) return;
     closed = true;
     res.off("close", onClose);
@@ -42,7 +43,8 @@ function eventStream(req: FastifyRequest, reply: FastifyReply, o: { metrics: Met
         req.log.warn({ err }, "event stream cleanup failed");
       }
     }
-    if (started && !res.writableEnded) res.end();
+    if (abort) res.destroy();
+    else if (started && !res.writableEnded) res.end();
   };
   const onClose = () => void close();
   res.on("close", onClose);
@@ -52,7 +54,7 @@ function eventStream(req: FastifyRequest, reply: FastifyReply, o: { metrics: Met
     onClose: (u: () => unknown) => (closed ? void u() : void undo.push(u)),
     gone: () => closed,
     started: () => started,
-    close,
+    close: () => close(),
     /** Switches the reply to an event stream. */
     start() {
       reply.hijack();
@@ -67,7 +69,7 @@ function eventStream(req: FastifyRequest, reply: FastifyReply, o: { metrics: Met
       res.write(chunk);
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         req.log.warn({ bytes: res.writableLength }, "event stream client too slow; dropped");
-        void close();
+        void close(true);
         return false;
       }
       return true;

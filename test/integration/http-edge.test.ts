@@ -268,11 +268,20 @@ describe("the franchisee's fault stream", () => {
       );
       await until(async () => (await allConsumers()) === baseline, 10_000);
     }
-    // Every slot of the cap came back too: a full set of streams opens again.
+    // Every slot of the cap came back too: a full set of streams opens again, each with its consumer.
     const open = await Promise.all(Array.from({ length: 20 }, () => fetchStream(fr1)));
-    expect(open.map((o) => o.status)).toEqual(Array(20).fill(200));
-    expect(await allConsumers()).toBe(baseline + 20);
-    for (const o of open) o.abort();
+    try {
+      expect(open.map((o) => o.status)).toEqual(Array(20).fill(200));
+      const counts: number[] = [];
+      await until(async () => {
+        counts.push(await allConsumers());
+        return counts.at(-1) === baseline + 20;
+      }, 10_000).catch((e) => {
+        throw new Error(`${String(e)}; consumers seen: ${counts.slice(-10).join(",")}; streams ended: ${open.filter((o) => o.ended()).length}`);
+      });
+    } finally {
+      for (const o of open) o.abort();
+    }
     await until(async () => (await allConsumers()) === baseline, 10_000);
   });
 });
@@ -285,7 +294,16 @@ async function allConsumers(): Promise<number> {
 async function fetchStream(token: string) {
   const ctl = new AbortController();
   const res = await fetch(`${tp.p.url}/v1/franchisee/faults/stream`, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
-  return { status: res.status, abort: () => ctl.abort() };
+  let ended = false;
+  void (async () => {
+    try {
+      for await (const _ of res.body as unknown as AsyncIterable<Uint8Array>);
+    } catch {
+      // aborted
+    }
+    ended = true;
+  })();
+  return { status: res.status, abort: () => ctl.abort(), ended: () => ended };
 }
 
 async function readEvents(token: string, stop: (events: { event: string; data: any }[]) => boolean, ms = 15_000) {
