@@ -39,6 +39,8 @@ export async function testPlatform(
     VEND_JWT_SECRET: SECRET,
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
+    // Tests stop duration targets after seconds, not the minute a real request must at least ask for.
+    MIN_TARGET_DURATION_S: "1",
     ...env,
   });
   const log = makeLogger(config.LOG_LEVEL);

@@ -117,7 +117,7 @@ describe("session events", () => {
   });
 
   it("refuses another user's session", async () => {
-    const created = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T2", target: { energyWh: 0.2 }, payment: "prepaid" }, user);
+    const created = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T2", target: { energyWh: 1 }, payment: "prepaid" }, user);
     const other = await tp.token("U2", "user");
     const res = await fetch(`${tp.p.url}/v1/sessions/${created.body.sessionId}/events`, { headers: { authorization: `Bearer ${other}` } });
     expect(res.status).toBe(403);
