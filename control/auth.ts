@@ -68,12 +68,15 @@ export async function signToken(
   role: Role,
   ttlS = 3600,
   claims: { issuer?: string | undefined; audience?: string | undefined } = {},
+  /** When the token is issued (epoch ms): the platform's clock, which tests may set. */
+  nowMs = Date.now(),
 ): Promise<string> {
+  const nowS = Math.floor(nowMs / 1000);
   let jwt = new SignJWT({ role })
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlS);
+    .setIssuedAt(nowS)
+    .setExpirationTime(nowS + ttlS);
   if (claims.issuer) jwt = jwt.setIssuer(claims.issuer);
   if (claims.audience) jwt = jwt.setAudience(claims.audience);
   return jwt.sign(new TextEncoder().encode(secret));

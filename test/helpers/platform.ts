@@ -52,7 +52,7 @@ export async function testPlatform(
     await db[Symbol.asyncDispose]();
     throw e;
   }
-  const admin = await signToken(SECRET, "admin1", "admin");
+  const admin = await signToken(SECRET, "admin1", "admin", 3600, {}, o.clock?.() ?? Date.now());
   const tp: TestPlatform = {
     get p() {
       return p;
@@ -60,7 +60,7 @@ export async function testPlatform(
     prefix,
     config,
     admin,
-    token: (sub, role) => signToken(SECRET, sub, role),
+    token: (sub, role) => signToken(SECRET, sub, role, 3600, {}, o.clock?.() ?? Date.now()),
     async api(method, path, body, token = admin) {
       const res = await fetch(p.url + path, {
         method,
