@@ -102,3 +102,18 @@ describe("a reading dated ahead of its arrival", () => {
     expect(done.energyWh).toBeLessThan(5.6);
   });
 });
+
+describe("a reading the cutoff step cannot take", () => {
+  it("is skipped alone: every other session is still cut at its target", async () => {
+    // Schema-valid today (issue 11, hole 4): exact money cannot hold a register of 1e306 Wh.
+    const a = await charge("TA3", 3);
+    const b = await charge("TB5", 3);
+    tp.p.nc.publish(tp.p.subjects.tel("G1", "TA3"), forged({ ts: Date.now() + 200, seq: 2_000_000, energyWh: 1e306 }));
+    const [doneA, doneB] = await Promise.all([completed(a), completed(b)]);
+    expect(doneB.stopReason).toBe("target_reached");
+    expect(doneB.energyWh).toBeLessThan(3.6);
+    // The terminal whose reading it was goes on from its next reading.
+    expect(doneA.stopReason).toBe("target_reached");
+    expect(doneA.energyWh).toBeLessThan(3.6);
+  });
+});
