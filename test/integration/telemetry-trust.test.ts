@@ -103,6 +103,22 @@ describe("a reading dated ahead of its arrival", () => {
   });
 });
 
+describe("a reading dated ahead, within the bound", () => {
+  it("does not keep the real readings out of the live entry (the terminal stays online)", async () => {
+    const written: number[] = [];
+    const w = await tp.p.buckets.live.watch({ key: "TC7", include: "updates" });
+    void (async () => {
+      for await (const e of w) if (e.operation === "PUT") written.push(e.json<{ ts: number }>().ts);
+    })();
+    const ahead = Date.now() + 50_000;
+    tp.p.nc.publish(tp.p.subjects.tel("G1", "TC7"), forged({ ts: ahead, state: "on", currentA: 16.8, energyWh: gw.terminals.get("TC7")!.energyWh }));
+    // Written (the relay "changed"), then, the relay being off in truth, replaced by the next real
+    // reading well before the 50 s are up.
+    await until(async () => written.indexOf(ahead) >= 0 && written.slice(written.indexOf(ahead) + 1).some((ts) => ts < ahead));
+    w.stop();
+  });
+});
+
 describe("a reading the cutoff step cannot take", () => {
   it("is skipped alone: every other session is still cut at its target", async () => {
     // Schema-valid today (issue 11, hole 4): exact money cannot hold a register of 1e306 Wh.
