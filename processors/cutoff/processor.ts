@@ -6,7 +6,8 @@ import { armSchema, readingSchema, type Subjects } from "../../contracts/index.t
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { serialQueue } from "../serial.ts";
-import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { beginUnit, type HeldStates, type Unit } from "./unit.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
 export interface CutoffStageOptions {
@@ -87,56 +88,9 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
   }
 
-  // Arms of terminals not (yet) owned wait here until their first reading makes them ours.
-  const waitingArms = new Map<string, CutoffEvent & { kind: "arm" }>();
-
-  /**
-   * One unit of work (a batch, an arm change, a tick): its steps see each other's changes, and the
-   * changes are kept only once its effects are done. A cutoff that failed to publish is thus
-   * decided again when the unit is retried, instead of being remembered as sent.
-   */
-  const begin = () => {
-    const changed = new Map<string, TerminalState | null>();
-    const nowOwned = new Set<string>();
-    const waits = new Map<string, (CutoffEvent & { kind: "arm" }) | null>();
-    const state = (id: string) => (changed.has(id) ? (changed.get(id) ?? undefined) : states.get(id));
-    const isOwned = (id: string) => owned.has(id) || nowOwned.has(id);
-    const waiting = (id: string) => (waits.has(id) ? (waits.get(id) ?? undefined) : waitingArms.get(id));
-    const apply = (terminalId: string, e: CutoffEvent, at: number): CutoffEffect[] => {
-      if (partitioned && !isOwned(terminalId)) {
-        if (e.kind === "arm") waits.set(terminalId, e);
-        if (e.kind === "disarm") waits.set(terminalId, null);
-        return [];
-      }
-      const res = step(terminalId, state(terminalId) ?? emptyState(at), e, at, stepOpts);
-      changed.set(terminalId, res.state.arm || res.state.meter ? res.state : null);
-      return res.effects;
-    };
-    return {
-      state,
-      apply,
-      /** A reading's first sight of its terminal makes it ours, with the arm that waited for it. */
-      own(terminalId: string, at: number): CutoffEffect[] {
-        if (isOwned(terminalId)) return [];
-        nowOwned.add(terminalId);
-        const arm = waiting(terminalId);
-        waits.set(terminalId, null);
-        return arm ? apply(terminalId, arm, at) : [];
-      },
-      commit() {
-        for (const [id, st] of changed) {
-          if (st) states.set(id, st);
-          else states.delete(id);
-        }
-        for (const id of nowOwned) owned.add(id);
-        for (const [id, a] of waits) {
-          if (a) waitingArms.set(id, a);
-          else waitingArms.delete(id);
-        }
-      },
-    };
-  };
-  type Unit = ReturnType<typeof begin>;
+  const held: HeldStates = { states, owned, waitingArms: new Map() };
+  // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
+  const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
   const publish = o.publish ?? ((subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID }));
   const run = async (effects: CutoffEffect[]): Promise<void> => {
@@ -257,7 +211,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     name: "cutoff",
     // Readings of terminals with no session need no parsing at all: most of the fleet, most of
     // the time (a terminal not yet owned is read once, to own it).
-    want: (id) => states.has(id) || waitingArms.has(id) || !owned.has(id),
+    want: (id) => states.has(id) || held.waitingArms.has(id) || !owned.has(id),
     handle,
     async stop() {
       clearInterval(timer);
