@@ -105,6 +105,8 @@ describe("a reading dated ahead of its arrival", () => {
 
 describe("a reading dated ahead, within the bound", () => {
   it("does not keep the real readings out of the live entry (the terminal stays online)", async () => {
+    // The relay is off (no session) and the entry says so: a reading saying "on" is written at once.
+    await until(async () => (await tp.p.buckets.live.get("TC7"))?.json<{ state: string }>().state === "off");
     const written: number[] = [];
     const w = await tp.p.buckets.live.watch({ key: "TC7", include: "updates" });
     void (async () => {
