@@ -21,11 +21,6 @@ export interface CutoffStageOptions {
   silenceMs: number;
   /** @default 1000 */
   tickMs?: number;
-  /**
-   * Publishes a cutoff into the CONTROL stream and resolves once it is stored there.
-   * @default a JetStream publish with the message id (duplicates within the window are dropped)
-   */
-  publish?: (subject: string, data: string, msgID: string) => Promise<unknown>;
 }
 
 export interface CutoffProcessorOptions extends CutoffStageOptions {
@@ -92,7 +87,8 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
   const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
-  const publish = o.publish ?? ((subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID }));
+  // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
+  const publish = (subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID });
   const run = async (effects: CutoffEffect[]): Promise<void> => {
     const saves = new Map<string, CutoffEffect & { kind: "save_meter" }>();
     const first: Promise<unknown>[] = [];
