@@ -29,6 +29,8 @@ export const configSchema = z.object({
   SESSION_SILENCE_S: int(30),
   /** A terminal silent this long answers charge requests with `terminal_offline`. @default 60 */
   TERMINAL_OFFLINE_S: int(60),
+  /** The processors do not step a reading whose ts is further ahead of its arrival (docs/faults.md). @default 60 */
+  PROCESSOR_MAX_AHEAD_S: int(60),
   /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */
   SCAN_FAILURE_WINDOW_S: int(600),
   /**
