@@ -102,10 +102,16 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
       // ends there, billed on the register it reports, and a power_off still being repeated is
       // answered. A limit that is the user's own target (the terminal is exact where the cloud
       // is a reading late) reached the target; any other (a money cap, the longest session) is
-      // `limit`. Either way the outcome does not depend on whether a cloud cutoff came first.
+      // `limit`. A session the cloud was already stopping keeps the cloud's reason (a postpaid
+      // cap is cut `credit_exhausted` a reading early, and the terminal's limit only backs it up),
+      // so the reason does not depend on which of the two reached the platform first.
       if (s.state === "active" || s.state === "stopping")
         return {
-          patch: { state: "completed", endedAt: input.ts, stopReason: input.targetMet ? "target_reached" : "limit" },
+          patch: {
+            state: "completed",
+            endedAt: input.ts,
+            stopReason: s.state === "stopping" && s.stopReason ? s.stopReason : input.targetMet ? "target_reached" : "limit",
+          },
           actions: [
             { kind: "close_commands", types: ["power_off"], status: "acked" },
             { kind: "settle", end: { ts: input.ts, energyWh: input.energyWh } },

@@ -14,7 +14,7 @@ let user: string;
 beforeAll(async () => {
   tp = await testPlatform();
   await seedFleet(tp, { terminals: ["T1", "T2"] });
-  gw = await simGateway(tp, { T1: {}, T2: {} }, { tickMs: 100 });
+  gw = await simGateway(tp, { T1: { limits: false }, T2: { limits: false } }, { tickMs: 100 }); // the cloud cuts, not the terminal's own limit: the test is about the cutoff's publish
   user = await tp.token("U1", "user");
   expect((await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "r1" })).status).toBe(201);
   await until(async () => (await tp.api("GET", "/v1/me", undefined, user)).status === 200);

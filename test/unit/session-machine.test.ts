@@ -65,7 +65,7 @@ const offAckWhileStopping = (energyWh: number): Transition => ({
 });
 const closePowerOff: Transition = { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
 /** The terminal stopped at its own limit: the session ends there, billed on the event's register. */
-const endedAtLimit = (stopReason: "limit" | "target_reached"): Transition => ({
+const endedAtLimit = (stopReason: "limit" | "target_reached" | "user_stop"): Transition => ({
   patch: { state: "completed", endedAt: LIMIT_TS, stopReason },
   actions: [
     { kind: "close_commands", types: ["power_off"], status: "acked" },
@@ -158,8 +158,10 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     // The stop reason asked for stays; targetMet only matters when the terminal stopped by itself.
     off_ack_met: offAckWhileStopping(127_000),
     off_ack_unmet: offAckWhileStopping(126_500),
-    limit: endedAtLimit("limit"), // the terminal was off before the power_off reached it
-    limit_met: endedAtLimit("target_reached"),
+    // The terminal was off before the power_off reached it: the reason the cloud stopped for stays
+    // (so it does not depend on which of the two reached the platform first).
+    limit: endedAtLimit("user_stop"),
+    limit_met: endedAtLimit("user_stop"),
     stop: null, // already stopping: the first reason wins
     exp_handshake: null,
     exp_power_on: null,
