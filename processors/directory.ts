@@ -1,6 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { terminalInfoSchema, type TerminalInfo } from "../contracts/index.ts";
+import { followBucket } from "./follow.ts";
 
 /**
  * The processors' view of the registry: which terminals exist, on which gateway, with which
@@ -20,17 +21,12 @@ export async function followDirectory(kv: KV, log: Logger, readyWithinMs = 10_00
   const entries = new Map<string, TerminalInfo>();
   let loaded!: () => void;
   const ready = new Promise<void>((r) => (loaded = r));
-  const w = await kv.watch();
   // The watch delivers the current entries first; the last of them (delta 0) or any later change
   // means they are all here. An empty bucket sends nothing, so ask how many there are.
-  if ((await kv.status()).values === 0) loaded();
-  const timer = setTimeout(() => {
-    log.warn({ readyWithinMs }, "terminal directory not loaded in time; judging readings with what arrived");
-    loaded();
-  }, readyWithinMs);
-  void ready.then(() => clearTimeout(timer));
-  void (async () => {
-    for await (const e of w) {
+  const w = await followBucket(kv, {
+    log,
+    what: "terminals",
+    onEntry: (e) => {
       const t = e.operation === "PUT" && e.length ? terminalInfoSchema.safeParse(safeJson(e)) : null;
       if (t?.success) entries.set(e.key, t.data);
       else {
@@ -38,8 +34,14 @@ export async function followDirectory(kv: KV, log: Logger, readyWithinMs = 10_00
         entries.delete(e.key);
       }
       if (e.isUpdate || e.delta === 0) loaded();
-    }
-  })();
+    },
+  });
+  if ((await kv.status()).values === 0) loaded();
+  const timer = setTimeout(() => {
+    log.warn({ readyWithinMs }, "terminal directory not loaded in time; judging readings with what arrived");
+    loaded();
+  }, readyWithinMs);
+  void ready.then(() => clearTimeout(timer));
   return {
     get: (id) => entries.get(id),
     ready,

@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
+import { followBucket } from "../follow.ts";
 import { serialQueue } from "../serial.ts";
 import { emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
 import { beginUnit, type HeldStates, type Unit } from "./unit.ts";
@@ -121,7 +122,13 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   // Arms: what is armed now, then every change. Re-applying an arm of the same session is a no-op.
   const armEvent = (key: string, op: string, value: Uint8Array): CutoffEvent | null => {
     if (op !== "PUT" || value.length === 0) return { kind: "disarm" };
-    const parsed = armSchema.safeParse(JSON.parse(new TextDecoder().decode(value)));
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(value));
+    } catch {
+      json = undefined;
+    }
+    const parsed = armSchema.safeParse(json);
     if (!parsed.success) {
       log.error({ key, issues: parsed.error.issues }, "ignoring an invalid arm record");
       return null;
@@ -135,17 +142,25 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     if (!gatewayId) return [];
     const m = await jsm.streams.getMessage(s.streams.telemetry, { last_by_subj: s.tel(gatewayId, terminalId) }).catch(() => null);
     if (!m) return [];
-    const r = readingSchema.safeParse(m.json());
+    // The newest message may be anything a gateway sent (the writer dead-letters it; here it counts for nothing).
+    let json: unknown;
+    try {
+      json = m.json();
+    } catch {
+      return [];
+    }
+    const r = readingSchema.safeParse(json);
     if (!r.success || !ctx.trusts(gatewayId, terminalId, r.data.ts, m.time.getTime())) return [];
     return u.apply(terminalId, { kind: "reading", reading: r.data, seenAt: m.time.getTime() }, o.clock());
   };
 
   let stopping = false;
-  const watch = await buckets.arms.watch();
-  const watching = (async () => {
-    for await (const e of watch) {
+  const watch = await followBucket(buckets.arms, {
+    log,
+    what: "arms",
+    onEntry: async (e) => {
       const ev = armEvent(e.key, e.operation, e.value);
-      if (!ev) continue;
+      if (!ev) return;
       // An arm change is not redelivered: it is retried here until its effects are done (the
       // next change waits, so they still apply in order).
       for (let tries = 1; !stopping; tries++) {
@@ -166,8 +181,8 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
-    }
-  })();
+    },
+  });
 
   const handle = (items: TelemetryItem[]) =>
     serial(async () => {
@@ -213,7 +228,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       clearInterval(timer);
       stopping = true;
       watch.stop();
-      await watching.catch(() => {});
+      await watch.done;
       await serial(async () => {});
     },
   };

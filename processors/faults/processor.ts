@@ -6,6 +6,7 @@ import { z } from "zod";
 import { armSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
+import { followBucket } from "../follow.ts";
 import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
@@ -77,9 +78,10 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   }
 
   // Sessions, first as they are, then every change (thresholds come from the host's directory).
-  const watch = await buckets.arms.watch();
-  void (async () => {
-    for await (const e of watch) {
+  const watch = await followBucket(buckets.arms, {
+    log,
+    what: "arms",
+    onEntry: (e) => {
       try {
         const a = e.operation === "PUT" && e.length ? armSchema.safeParse(e.json()) : null;
         if (a?.success) sessions.set(e.key, a.data.sessionId);
@@ -87,8 +89,8 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
       } catch (err) {
         log.warn({ err, key: e.key }, "ignoring an unreadable entry");
       }
-    }
-  })();
+    },
+  });
 
   const checkpoint = (terminalId: string, st: FaultState) => {
     const open = Object.entries(st.tracks)
@@ -170,6 +172,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     async stop() {
       clearInterval(timer);
       watch.stop();
+      await watch.done;
       await serial(async () => {});
     },
   };
