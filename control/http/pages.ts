@@ -21,6 +21,7 @@ const assets: Record<string, string> = {
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
+  "favicon.svg": "image/svg+xml",
 };
 
 /**
@@ -39,6 +40,11 @@ export function pageRoutes(
 
   app.get("/console", { schema: { hide: true } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
+  );
+
+  // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
+  app.get("/favicon.ico", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("image/svg+xml").header("cache-control", "public, max-age=86400").send(await file("favicon.svg")),
   );
 
   app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string() }) } }, async (req, reply) => {
