@@ -114,7 +114,10 @@ async function usage() {
   const hourly = new Array(24).fill(0);
   for (const g of groups) g.hourly.forEach((v, h) => (hourly[h] = (hourly[h] ?? 0) + v));
   hourChart(hourly);
-  $("no-usage").hidden = groups.some((g) => g.energyWh > 0);
+  // Empty axes say nothing a sentence does not say better.
+  const any = groups.some((g) => g.energyWh > 0);
+  $("no-usage").hidden = any;
+  $("usage-charts").hidden = !any;
   const top = Math.max(1, ...groups.map((g) => g.energyWh));
   $("per-terminal").replaceChildren(
     ...groups.map((g) => {
