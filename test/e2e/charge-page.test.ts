@@ -14,6 +14,8 @@ let browser: Browser;
 const transfer: Record<string, number> = {};
 /** Every failed load of a page's own files (not API answers, which may be 4xx by design): the favicon was one. */
 const failedLoads: string[] = [];
+/** What the browser fetched for the tab's icon, with its status. */
+const iconLoads: string[] = [];
 /** The DOM as the tests read it (the test program has no DOM types). */
 type Input = { validity: { valid: boolean; patternMismatch: boolean } };
 const fmtFee = (cents: number) => new Intl.NumberFormat("en-US", { style: "currency", currency: "CNY" }).format(cents / 100);
@@ -40,6 +42,7 @@ async function phone(name: string, locale = "en-US", viewport = { width: 360, he
   const ctx = await browser.newContext({ viewport, locale, deviceScaleFactor: viewport.width > 1000 ? 1 : 2 });
   const page = await ctx.newPage();
   page.on("response", (r) => {
+    if (/favicon/.test(r.url())) iconLoads.push(`${r.status()} ${new URL(r.url()).pathname}`);
     if (r.status() >= 400 && !new URL(r.url()).pathname.startsWith("/v1/")) failedLoads.push(`${r.status()} ${r.url()}`);
   });
   page.on("response", async (r) => {
@@ -214,6 +217,9 @@ describe.skipIf(!hasChromium)("the charge page", () => {
       expect(r.headers.get("content-type")).toBe("image/svg+xml");
       expect(await r.text()).toContain("<svg");
     }
+    // The browser asked for the icon on its own, and got it.
+    expect(iconLoads.length).toBeGreaterThan(0);
+    expect(iconLoads.every((l) => l.startsWith("200 "))).toBe(true);
     expect(failedLoads).toEqual([]);
   });
 
