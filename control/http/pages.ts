@@ -34,7 +34,9 @@ export function pageRoutes(
 ) {
   const file = (name: string) => readFile(join(dir, name));
 
-  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: idSchema }) } }, async (_req, reply) =>
+  // Any id gets the page, which says in words that a code is unknown: a person who scanned a bad
+  // code should not read a JSON error. The page asks the API, which checks the id.
+  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: z.string().min(1).max(512) }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
   );
 

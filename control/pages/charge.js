@@ -209,8 +209,9 @@ async function main() {
   try {
     await loadTerminal();
   } catch (e) {
-    // Only the error: no card of a terminal that is not there, nothing to sign in to.
-    return fail(e);
+    // Only the error: no card of a terminal that is not there, nothing to sign in to. An id the
+    // API refuses outright (a mangled code) is as unknown as one it does not have.
+    return fail(e, { invalid_request: "err_terminal_not_found" });
   }
   show(token() ? "choose" : "signin");
   // Someone else's charge starts or ends, a fault opens: the card follows while this page waits.

@@ -202,6 +202,11 @@ describe.skipIf(!hasChromium)("the charge page", () => {
     expect(text).not.toContain("Price now");
     expect(text).not.toContain("…");
     await page.screenshot({ path: `${SHOTS}/charge-unknown-terminal.png`, fullPage: true });
+
+    // A mangled code (not even an id) gets the page and the same words, not a JSON error.
+    await page.goto(`${tp.p.url}/t/bad!id`);
+    await expect.poll(() => page.locator("#error").textContent()).toBe("This code does not belong to a terminal we know.");
+    expect(await page.locator("#status").isVisible()).toBe(false);
   });
 
   it("has an icon, and no page file answers 4xx (the favicon did)", async () => {

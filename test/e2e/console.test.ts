@@ -145,8 +145,12 @@ describe.skipIf(!hasChromium)("the franchisee console", () => {
   });
 
   it("counts in the plural the browser's language asks for", async () => {
+    const count = `import("/pages/i18n.js").then(({ plural }) => [0, 1, 2, 21].map((n) => plural("faultCount", n)))`;
     const page = await consolePage("FR-NONE", { width: 360, height: 740, locale: "en-US" });
-    const said = await page.evaluate(`import("/pages/i18n.js").then(({ plural }) => [0, 1, 2, 21].map((n) => plural("faultCount", n)))`);
-    expect(said).toEqual(["seen 0 times", "seen once", "seen 2 times", "seen 21 times"]);
+    expect(await page.evaluate(count)).toEqual(["seen 0 times", "seen once", "seen 2 times", "seen 21 times"]);
+    // Chinese has one form.
+    const zh = await consolePage("FR-NONE", { width: 1366, height: 768, locale: "zh-CN" });
+    expect(await zh.evaluate(count)).toEqual(["出现 0 次", "出现 1 次", "出现 2 次", "出现 21 次"]);
+    await zh.screenshot({ path: `${SHOTS}/console-empty-zh-desktop.png`, fullPage: true });
   });
 });
