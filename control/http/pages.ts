@@ -21,6 +21,7 @@ const assets: Record<string, string> = {
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
+  "favicon.svg": "image/svg+xml",
 };
 
 /**
@@ -43,12 +44,19 @@ export function pageRoutes(
 ) {
   const file = (name: string) => readFile(join(dir, name));
 
-  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: idSchema }) } }, async (_req, reply) =>
+  // Any id gets the page, which says in words that a code is unknown: a person who scanned a bad
+  // code should not read a JSON error. The page asks the API, which checks the id.
+  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: z.string().min(1).max(512) }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
   );
 
   app.get("/console", { schema: { hide: true } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
+  );
+
+  // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
+  app.get("/favicon.ico", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("image/svg+xml").header("cache-control", "public, max-age=86400").send(await file("favicon.svg")),
   );
 
   app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string().max(64) }) } }, async (req, reply) => {
