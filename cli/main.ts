@@ -1,6 +1,7 @@
 import { makeLogger } from "./log.ts";
 import { ConfigError, loadConfig } from "../contracts/index.ts";
 import { migrate } from "../sql/index.ts";
+import { primaryResolver, waitForPrimary } from "../control/index.ts";
 import { startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
 
@@ -39,14 +40,14 @@ async function main(argv: string[]): Promise<void> {
   const services = await ensureServices(config, log);
 
   if (command === "migrate") {
-    const applied = await migrate(config.DATABASE_URL, (m) => log.info(m));
+    const applied = await migrate(await waitForPrimary(primaryResolver(config.DATABASE_URL)), (m) => log.info(m));
     log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
     return services.stop();
   }
   if (command === "nats-config" && natsConfig) {
     const { writeNatsConfig } = await import("./nats-config.ts");
     try {
-      const r = await writeNatsConfig(config.DATABASE_URL, { ...natsConfig, prefix: config.VEND_PREFIX, franchiseeHistory: argv.includes("--franchisee-history") });
+      const r = await writeNatsConfig(await waitForPrimary(primaryResolver(config.DATABASE_URL)), { ...natsConfig, prefix: config.VEND_PREFIX, franchiseeHistory: argv.includes("--franchisee-history") });
       log.info(r, "NATS authorization written: include it in the server's configuration and reload the server");
     } finally {
       await services.stop();

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
-import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
+import { createPool, newRegistry, primaryResolver, startControl, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
@@ -37,7 +37,9 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const log = o.log ?? makeLogger(config.LOG_LEVEL);
   const clock = o.clock ?? Date.now;
   const parts = { control: true, cutoff: true, faults: true, writer: true, backup: true, ...o.parts };
-  await migrate(config.DATABASE_URL, (m) => log.info(m), config.VEND_STORAGE);
+  // DATABASE_URL may list several hosts: migrations run on the primary among them.
+  const resolver = primaryResolver(config.DATABASE_URL);
+  await migrate(await waitForPrimary(resolver), (m) => log.info(m), config.VEND_STORAGE);
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({
     servers: config.NATS_URL,
@@ -50,7 +52,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   logConnectionChanges(nc, log);
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
-  const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
+  const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"), 20, resolver);
   const registry = newRegistry(!o.log);
 
   // Cutoff and faults step the same readings: one consumer feeds both (processors/host.ts).

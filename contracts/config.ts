@@ -12,8 +12,21 @@ const int = (d: number) => z.coerce.number().int().positive().default(d);
 export const configSchema = z.object({
   /** @default nats://127.0.0.1:4222 */
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  /** @default postgres://postgres@127.0.0.1:5432/voltvend */
-  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/voltvend"),
+  /**
+   * One server, or several (`postgres://user@h1:p1,h2:p2/db`, the libpq form): the platform writes
+   * to whichever of them is the primary, found as `target_session_attrs=read-write` finds it
+   * (docs/backup-and-restore.md). @default postgres://postgres@127.0.0.1:5432/voltvend
+   */
+  DATABASE_URL: z
+    .string()
+    .default("postgres://postgres@127.0.0.1:5432/voltvend")
+    .superRefine((v, ctx) => {
+      try {
+        parseDatabaseUrl(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+      }
+    }),
   /** HTTP port of the control service. @default 8080 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),
@@ -133,4 +146,32 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { demo
   }
   if (opts.demo && env.DEMO_SIGN_IN === undefined) cfg.DEMO_SIGN_IN = true;
   return cfg;
+}
+
+export interface DatabaseHosts {
+  hosts: { host: string; port: number }[];
+  /** The URL of one of the hosts, with everything else (user, database, parameters) as given. */
+  urlFor(i: number): string;
+}
+
+/**
+ * Splits a DATABASE_URL with one or several `host:port` into its hosts. node-postgres and the URL
+ * class take one host, so each host gets a URL of its own.
+ */
+export function parseDatabaseUrl(url: string): DatabaseHosts {
+  const m = /^(postgres(?:ql)?:\/\/)([^@/]*@)?([^/?#]*)(.*)$/.exec(url);
+  if (!m) throw new Error(`not a postgres:// URL: ${url}`);
+  const [, scheme, auth = "", hostList, rest] = m as unknown as [string, string, string | undefined, string, string];
+  const hosts = hostList.split(",").map((h) => {
+    const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(h);
+    if (!hp) throw new Error(`bad host "${h}" in DATABASE_URL`);
+    return { host: hp[1]!, port: hp[2] ? Number(hp[2]) : 5432 };
+  });
+  const urlFor = (i: number) => {
+    const url = `${scheme}${auth}${hosts[i]!.host}:${hosts[i]!.port}${rest}`;
+    new URL(url); // throws on anything else the URL class cannot read
+    return url;
+  };
+  hosts.forEach((_, i) => urlFor(i));
+  return { hosts, urlFor };
 }

@@ -1,5 +1,7 @@
 import pg from "pg";
 import { guardClient, withClient } from "../ingest/index.ts";
+import { parseDatabaseUrl } from "../contracts/index.ts";
+import { primaryClientClass, primaryResolver, type PrimaryResolver } from "./primary.ts";
 
 // bigint columns (money, registers) come back as strings by default; money stays exact as
 // JavaScript numbers up to 2^53 cents, far beyond any wallet, so int8 parses to number here.
@@ -19,9 +21,16 @@ export type Tx = pg.PoolClient;
  */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
-export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 20): Db {
+/**
+ * The pool of the platform's writes. DATABASE_URL may list several hosts: every new connection
+ * goes to the current primary among them (control/primary.ts), so after a failover the pool
+ * reconnects to the new one by itself; the connections to the old one die with it.
+ */
+export function createPool(databaseUrl: string, onIdleError: (e: Error) => void, max = 20, resolver: PrimaryResolver = primaryResolver(databaseUrl)): Db {
   const pool = new pg.Pool({
-    connectionString: databaseUrl,
+    Client: primaryClientClass(resolver),
+    // User, database and parameters; the host and port each connection takes from the resolver.
+    connectionString: parseDatabaseUrl(databaseUrl).urlFor(0),
     max,
     application_name: "voltvend",
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

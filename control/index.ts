@@ -2,6 +2,7 @@
 export { startControl, type ControlOptions, type RunningControl } from "./service.ts";
 export { signToken, type Role } from "./auth.ts";
 export { createPool, inTx, type Db } from "./db.ts";
+export { primaryResolver, waitForPrimary, NoPrimaryError, type PrimaryResolver } from "./primary.ts";
 export { transition as sessionTransition, type SessionCore, type SessionInput, type SessionAction } from "./sessions/machine.ts";
 export { finalBill } from "./sessions/bill.ts";
 export { ledgerSums, wallet } from "./wallet.ts";

@@ -13,9 +13,12 @@ const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPI
 
 /**
  * SQLSTATEs that mean the server, not the statement, failed: class 08 (connection exception),
- * 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections).
+ * 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections),
+ * 25006 (read-only transaction: the server is a standby now, a failover demoted it; the pool
+ * finds the new primary for the next try, control/primary.ts).
  */
-const PG_UNAVAILABLE = (code: string) => code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
+const PG_UNAVAILABLE = (code: string) =>
+  code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300" || code === "25006";
 
 /**
  * What node-postgres says, without a code, when a connection ends or cannot be had: its own

@@ -20,9 +20,15 @@ export function guardClient(client: pg.ClientBase): void {
 export async function withClient<T>(db: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
   guardClient(client);
+  let broken = false;
   try {
     return await fn(client);
+  } catch (e) {
+    // A connection to a server that lost its primary role (25006) stays open: it must not go
+    // back to the pool, or the next caller gets the same refusal.
+    broken = (e as { code?: string }).code === "25006";
+    throw e;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
