@@ -32,12 +32,12 @@ export function pgAutoctlInstalled(): boolean {
   return existsSync("/usr/bin/pg_autoctl") && existsSync("/usr/lib/postgresql/15/lib/pgautofailover.so");
 }
 
-function postgresUser(): { uid: number; gid: number } {
+export function postgresUser(): { uid: number; gid: number } {
   return { uid: Number(execFileSync("id", ["-u", "postgres"]).toString()), gid: Number(execFileSync("id", ["-g", "postgres"]).toString()) };
 }
 
 /** pg_autoctl's own files (config, state, pid) live in the formation's folder, not the user's home. */
-function env(f: Formation): NodeJS.ProcessEnv {
+export function env(f: Formation): NodeJS.ProcessEnv {
   return {
     PATH: `${PG_BIN}:/usr/bin:/bin`,
     HOME: f.dir,
@@ -153,6 +153,49 @@ async function tuneMonitor(f: Formation): Promise<void> {
   }
 }
 
+/** pgBackRest's configuration of the formation (cli/pg-backup.ts writes it). */
+export const backupConfigPath = (f: Formation) => join(f.dir, "pgbackrest.conf");
+export const STANZA = "voltvend";
+
+/**
+ * Appended to each node's postgresql.conf (after pg_auto_failover's includes, so these win):
+ * loopback only; memory for a shared test machine, not the machine-sized defaults
+ * pg_auto_failover computes; and every WAL segment into pgBackRest's repository. PostgreSQL runs
+ * archive_command in the data directory, so one line serves every node.
+ */
+function localSettings(f: Formation): string {
+  return [
+    "",
+    "# voltvend (cli/pg-ha.ts)",
+    "listen_addresses = '127.0.0.1'",
+    "shared_buffers = '128MB'",
+    "effective_cache_size = '1GB'",
+    "maintenance_work_mem = '64MB'",
+    "work_mem = '8MB'",
+    "wal_keep_size = '512MB'",
+    "archive_mode = on",
+    `archive_command = 'pgbackrest --config=${backupConfigPath(f)} --stanza=${STANZA} --pg1-path="$(pwd)" archive-push %p'`,
+    // A quiet database still closes a WAL segment this often: the most an archive can lag.
+    "archive_timeout = 60",
+    "",
+  ].join("\n");
+}
+
+function configure(f: Formation, pgdata: string): void {
+  const conf = join(pgdata, "postgresql.conf");
+  const text = readFileSync(conf, "utf8");
+  if (!text.includes("# voltvend (cli/pg-ha.ts)")) writeFileSync(conf, text + localSettings(f));
+  // pg_autoctl create leaves PostgreSQL running; `run` starts it again with these settings.
+  if (existsSync(join(pgdata, "postmaster.pid"))) {
+    const { uid, gid } = postgresUser();
+    try {
+      execFileSync(join(PG_BIN, "pg_ctl"), ["-D", pgdata, "-m", "fast", "-w", "stop"], { uid, gid, env: env(f), cwd: f.dir, stdio: "ignore" });
+    } catch {
+      /* not running after all */
+    }
+  }
+}
+
 /**
  * Creates (first time) and runs the monitor and the data nodes; resolves when the primary has
  * its standby in sync. Idempotent: a running formation is left as it is.
@@ -161,13 +204,16 @@ export async function up(f: Formation): Promise<NodeState> {
   mkdirSync(f.dir, { recursive: true });
   const { uid, gid } = postgresUser();
   chownSync(f.dir, uid, gid);
+  writeBackupConfig(f);
   const common = ["--auth", "trust", "--no-ssl", "--pgctl", join(PG_BIN, "pg_ctl"), "--hostname", "127.0.0.1"];
-  const start = (name: string, pgdata: string, create: string[]) => {
-    if (alive(f, name)) return;
-    runDetached(f, name, existsSync(join(pgdata, "PG_VERSION")) && existsSync(join(f.dir, "config")) ? ["run", "--pgdata", pgdata] : [...create, "--run"]);
-  };
   const monitorData = join(f.dir, "monitor");
-  start("monitor", monitorData, ["create", "monitor", "--pgdata", monitorData, "--pgport", String(f.port), ...common]);
+  if (!alive(f, "monitor")) {
+    if (!existsSync(join(monitorData, "PG_VERSION"))) {
+      autoctl(f, ["create", "monitor", "--pgdata", monitorData, "--pgport", String(f.port), ...common]);
+      configure(f, monitorData);
+    }
+    runDetached(f, "monitor", ["run", "--pgdata", monitorData]);
+  }
   await until("the monitor", () => accepts(`postgres://postgres@127.0.0.1:${f.port}/pg_auto_failover`));
   await tuneMonitor(f);
   for (let i = 1; i <= f.nodes; i++) {
@@ -176,17 +222,65 @@ export async function up(f: Formation): Promise<NodeState> {
       if (!existsSync(join(data, "PG_VERSION"))) {
         autoctl(f, [
           "create", "postgres", "--pgdata", data, "--pgport", String(nodePort(f, i)), "--name", nodeName(i), "--monitor", monitorUri(f),
-          "--dbname", "postgres", "--replication-quorum", "true", ...common,
+          "--dbname", "postgres", "--listen", "127.0.0.1", "--replication-quorum", "true", ...common,
         ]);
         // See tuneMonitor: a primary cut off from the monitor and its standby demotes itself after this.
         autoctl(f, ["config", "set", "--pgdata", data, "timeout.network_partition_timeout", String(NETWORK_PARTITION_S)]);
+        configure(f, data);
       }
       runDetached(f, nodeName(i), ["run", "--pgdata", data]);
     }
     // One at a time: the first registered becomes the primary, the next ones clone it.
     await until(`${nodeName(i)} registered`, async () => (await formationState(f)).some((n) => n.name === nodeName(i) && ["primary", "secondary", "single", "wait_primary"].includes(n.current)), 180_000);
   }
-  return waitHealthy(f, 180_000);
+  const primary = await waitHealthy(f, 180_000);
+  // The repository's stanza, once (idempotent): from then on WAL segments are archived.
+  backrest(f, primary, ["stanza-create"]);
+  return primary;
+}
+
+/** pgBackRest's configuration: the repository (a folder here; another disk or machine in production), retention. */
+export function writeBackupConfig(f: Formation, repo = join(f.dir, "backup-repo")): void {
+  const { uid, gid } = postgresUser();
+  for (const d of [repo, join(f.dir, "backup-log"), join(f.dir, "backup-lock")]) {
+    mkdirSync(d, { recursive: true });
+    chownSync(d, uid, gid);
+  }
+  writeFileSync(
+    backupConfigPath(f),
+    [
+      "[global]",
+      `repo1-path=${repo}`,
+      // Two full backups and every incremental and WAL segment since the older one.
+      "repo1-retention-full=2",
+      "start-fast=y",
+      "compress-type=lz4",
+      `log-path=${join(f.dir, "backup-log")}`,
+      `lock-path=${join(f.dir, "backup-lock")}`,
+      "log-level-console=warn",
+      "log-level-file=info",
+      "",
+      `[${STANZA}]`,
+      // Per command the primary's data directory and port are given (--pg1-path, --pg1-port).
+      `pg1-path=${join(f.dir, nodeName(1))}`,
+      `pg1-port=${nodePort(f, 1)}`,
+      "",
+    ].join("\n"),
+  );
+  chownSync(backupConfigPath(f), uid, gid);
+}
+
+/** Runs pgbackrest as postgres against `node` (the primary, for stanza-create and backups). */
+export function backrest(f: Formation, node: { name: string; port: number } | null, args: string[]): string {
+  const { uid, gid } = postgresUser();
+  const target = node ? [`--pg1-path=${join(f.dir, node.name)}`, `--pg1-port=${node.port}`] : [];
+  return execFileSync("pgbackrest", [`--config=${backupConfigPath(f)}`, `--stanza=${STANZA}`, ...target, ...args], {
+    uid,
+    gid,
+    env: env(f),
+    cwd: f.dir,
+    stdio: ["ignore", "pipe", "pipe"],
+  }).toString();
 }
 
 function pidOf(f: Formation, name: string): number | null {
@@ -289,8 +383,30 @@ export async function main(argv: string[]): Promise<void> {
     case "restart":
       restartNode(f, arg ?? "node1");
       break;
+    case "backup": {
+      const { backup } = await import("./pg-backup.ts");
+      const type = (arg ?? "incr") as "full" | "diff" | "incr";
+      if (!["full", "diff", "incr"].includes(type)) throw new Error("backup full|diff|incr");
+      console.log(`backup ${await backup(f, type)} done`);
+      break;
+    }
+    case "info":
+      console.log(backrest(f, null, ["info"]));
+      break;
+    case "restore": {
+      const { restore } = await import("./pg-backup.ts");
+      const i = argv.indexOf("--target");
+      const to = argv[argv.indexOf("--to") + 1];
+      if (!argv.includes("--to") || !to) throw new Error("restore --to DIR [--target 'TIMESTAMP'] [--restore-port P]");
+      const port = Number(argv[argv.indexOf("--restore-port") + 1] ?? f.port + 9);
+      const r = await restore(f, { to: resolve(to), port: argv.includes("--restore-port") ? port : f.port + 9, ...(i >= 0 ? { target: argv[i + 1]! } : {}) });
+      console.log(`restored into ${r.dir}, running on port ${r.port} (stop: pg_ctl -D ${r.dir} stop, as postgres)`);
+      break;
+    }
     default:
-      throw new Error("usage: npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node> [--dir D] [--port P]");
+      throw new Error(
+        "usage: npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node>|backup full|diff|incr|info|restore --to DIR [--target TIME] [--restore-port P]  [--dir D] [--port P]",
+      );
   }
 }
 
