@@ -11,6 +11,7 @@ import { syncedNats } from "./servers.ts";
 /**
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
  * `npm run bench -- cutoff`, `-- faults`, `-- ingest` or `-- analytics` runs one; `--quick` shortens them.
+ * `npm run bench -- pg-ha` (only on its own) measures a PostgreSQL failover and a backup and restore.
  */
 async function main() {
   const args = process.argv.slice(2);
@@ -85,6 +86,15 @@ async function main() {
     for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
       runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
     write("analytics", { runs, ...(tsdb ? {} : { timescaledb: "not measured: the extension is not installed and preloaded here" }) });
+  }
+
+  // Not part of the default run: it needs pg_auto_failover and pgBackRest (npm run pg:ha).
+  if (only === "pg-ha") {
+    const { benchPgHa } = await import("./pg-ha.ts");
+    write("pg-ha", {
+      ...(await benchPgHa({ port: Number(process.env.BENCH_PGHA_HTTP_PORT ?? 18_185), formationPort: Number(process.env.BENCH_PGHA_PORT ?? 6200), loadSeconds: quick ? 10 : 20, days: quick ? 3 : 30 })),
+      note: "2 cores shared with other work while measured: rates and times are noisy; the standby runs on the same machine",
+    });
   }
 }
 
