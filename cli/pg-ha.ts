@@ -210,6 +210,7 @@ export async function up(f: Formation): Promise<NodeState> {
   if (!alive(f, "monitor")) {
     if (!existsSync(join(monitorData, "PG_VERSION"))) {
       autoctl(f, ["create", "monitor", "--pgdata", monitorData, "--pgport", String(f.port), ...common]);
+      autoctl(f, ["config", "set", "--pgdata", monitorData, "postgresql.listen_addresses", "127.0.0.1"]);
       configure(f, monitorData);
     }
     runDetached(f, "monitor", ["run", "--pgdata", monitorData]);
