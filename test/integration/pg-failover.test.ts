@@ -157,6 +157,10 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     const primary = await waitHealthy(f);
     const standby = (await formationState(f)).find((n) => n.name !== primary.name)!;
     expect(await readyz()).toBe(200);
+    // Synchronous: a COMMIT on the primary waits for the standby's flush.
+    const [rep] = await onNode(nodeUrl(f, primary.port - f.port), "SELECT sync_state, current_setting('synchronous_commit') AS commit FROM pg_stat_replication");
+    expect(rep).toMatchObject({ commit: "on" });
+    expect(["sync", "quorum"]).toContain(rep.sync_state);
 
     const traffic = load(4);
     // Charging under way: sessions running and top-ups landing before the kill.
