@@ -110,6 +110,19 @@ export async function waitHealthy(f: Formation, ms = 120_000): Promise<NodeState
   }, ms);
 }
 
+async function writable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    return (await c.query("SHOW transaction_read_only")).rows[0]?.transaction_read_only === "off";
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 async function accepts(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
   c.on("error", () => {});
@@ -234,9 +247,16 @@ export async function up(f: Formation): Promise<NodeState> {
     // One at a time: the first registered becomes the primary, the next ones clone it.
     await until(`${nodeName(i)} registered`, async () => (await formationState(f)).some((n) => n.name === nodeName(i) && ["primary", "secondary", "single", "wait_primary"].includes(n.current)), 180_000);
   }
-  const primary = await waitHealthy(f, 180_000);
-  // The repository's stanza, once (idempotent): from then on WAL segments are archived.
-  backrest(f, primary, ["stanza-create"]);
+  // The monitor's states outlive a `down`: after a start, wait for the primary itself to take writes too.
+  const primary = await until("the primary taking writes", async () => {
+    const p = await waitHealthy(f, 180_000);
+    return (await writable(nodeUrl(f, p.port - f.port))) ? p : null;
+  }, 180_000);
+  // The repository's stanza (idempotent): from then on WAL segments are archived.
+  await until("pgbackrest stanza-create", async () => {
+    backrest(f, primary, ["stanza-create"]);
+    return true;
+  }, 60_000);
   return primary;
 }
 
@@ -330,7 +350,8 @@ export function restartNode(f: Formation, name: string): void {
 
 /** Stops every node (pg_autoctl stop, then a kill of what is left); `destroy` also removes the folder. */
 export async function down(f: Formation, o: { destroy?: boolean } = {}): Promise<void> {
-  const names = [...Array.from({ length: f.nodes }, (_, i) => nodeName(i + 1)), "monitor"];
+  // The monitor first: with it gone, stopping the primary starts no failover.
+  const names = ["monitor", ...Array.from({ length: f.nodes }, (_, i) => nodeName(i + 1))];
   for (const name of names) {
     if (!alive(f, name)) continue;
     try {
