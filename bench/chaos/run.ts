@@ -15,12 +15,15 @@ async function main() {
   const faults = args.includes("--only") && only ? (only.split(",") as FaultName[]) : FAULTS;
   const bad = faults.filter((f) => !(FAULTS as readonly string[]).includes(f));
   if (bad.length) throw new Error(`unknown faults ${bad.join(", ")}; known: ${FAULTS.join(", ")}`);
+  // Each fault twice in the full run: what a fault costs depends on what was in flight when it hit.
+  const rounds = quick ? 1 : 2;
   const result = await runChaos({
     pgAdminUrl: process.env.CHAOS_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
-    faults,
+    faults: Array.from({ length: rounds }, () => faults).flat(),
     ...(quick ? { warmupMs: 10_000, settleMs: 5_000, scrambleMs: 10_000, lateMaxMs: 15_000, pgCutMs: 3_000, drainTimeoutMs: 60_000 } : {}),
   });
   write(result, quick);
+  console.log(table(result));
   console.log(`chaos: invariants held: ${Object.entries(result.held).map(([k, v]) => `${k} ${v ? "yes" : "NO"}`).join(", ")}`);
   console.log(`chaos: figures in bench/results/chaos.json; process logs in ${result.logs}/logs`);
   process.exit(Object.values(result.held).every(Boolean) ? 0 : 1);
@@ -33,6 +36,24 @@ function write(result: ChaosResult, quick: boolean): void {
   const doc = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>) : {};
   doc.chaos = { ...result, quick, env: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model } };
   writeFileSync(path, JSON.stringify(doc, null, 2) + "\n");
+}
+
+/** The durability table of docs/durability.md, from a run's figures. */
+export function table(r: ChaosResult): string {
+  const rows = r.phases
+    .filter((p) => p.fault !== "baseline" && p.fault !== "final")
+    .map((p) => {
+      const failed = Object.entries(p.invariants)
+        .filter(([, v]) => !v.ok)
+        .map(([k, v]) => `${k} (${v.violations})`);
+      const req = p.requests;
+      return `| ${p.fault} | ${p.recoverMs === null ? "not recovered" : `${(p.recoverMs / 1000).toFixed(1)} s`} | ${p.sessions.liveAtFault} + ${p.sessions.startedDuringOutage} | ${p.sessions.disrupted} | ${req.total}: ${req.errors5xx} × 5xx, ${req.noAnswer} unanswered | ${p.revived.length ? p.revived.join(", ") : "-"} | ${failed.length ? failed.join(", ") : "all held"} |`;
+    });
+  return [
+    "| fault | time to recover | sessions live at the fault + started before recovery | of them disrupted | HTTP calls until recovery | died unasked, restarted | invariants broken (new violations) |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
 }
 
 main().catch((e) => {
