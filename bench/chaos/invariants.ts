@@ -46,6 +46,13 @@ export interface SessionRow {
   endedAt: number | null;
 }
 
+/** A session that went on past its stop by more than one reading: when the stop was due, and how far past. */
+export interface PastStop {
+  dueTs: number;
+  readings: number;
+  wh: number;
+}
+
 /** A stretch of time in which the cutoff path (processors → control → terminal) could not work. */
 export interface Window {
   from: number;
@@ -238,11 +245,11 @@ export class Checker {
    * Where the stop fell in a window in which the cloud could not cut, the terminal's own limit
    * (`limitWh`/`limitS` of its power_on) is the bound instead.
    */
-  overshoot(rows: SessionRow[], down: Window[]): Check & { pastTarget: number; pastIds: Set<string>; worstReadings: number; worstWh: number } {
+  overshoot(rows: SessionRow[], down: Window[]): Check & { pastTarget: number; past: Map<string, PastStop>; worstReadings: number; worstWh: number } {
     const bad: string[] = [];
     let checked = 0;
     let pastTarget = 0;
-    const pastIds = new Set<string>();
+    const past = new Map<string, PastStop>();
     let worstReadings = 0;
     let worstWh = 0;
     for (const s of rows) {
@@ -263,7 +270,7 @@ export class Checker {
       const wh = readings.at(-1)!.wh - readings[i]!.wh;
       if (after > 1) {
         pastTarget++;
-        pastIds.add(s.sessionId);
+        past.set(s.sessionId, { dueTs: readings[i]!.ts, readings: after, wh });
       }
       worstReadings = Math.max(worstReadings, after);
       worstWh = Math.max(worstWh, wh);
@@ -283,7 +290,7 @@ export class Checker {
       const afterOwn = j < 0 ? 0 : readings.length - 1 - j;
       if (afterOwn > 1) bad.push(`${id}: cloud path down; ${afterOwn} readings with power on past its own limit ${JSON.stringify(limits)} (${after} past its target, ${offAfter})`);
     }
-    return { ...check(checked, bad), pastTarget, pastIds, worstReadings, worstWh: Math.round(worstWh * 1000) / 1000 };
+    return { ...check(checked, bad), pastTarget, past, worstReadings, worstWh: Math.round(worstWh * 1000) / 1000 };
   }
 
   /** Arms bucket against sessions: every active (or stopping) session armed with its own id, no ended session armed. */

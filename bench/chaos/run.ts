@@ -47,10 +47,10 @@ export function table(r: ChaosResult): string {
         .filter(([, v]) => !v.ok)
         .map(([k, v]) => `${k} (${v.violations})`);
       const req = p.requests;
-      return `| ${p.fault} | ${p.recoverMs === null ? "not recovered" : `${(p.recoverMs / 1000).toFixed(1)} s`} | ${p.sessions.liveAtFault} + ${p.sessions.startedDuringOutage} | ${p.sessions.disrupted} | ${req.total}: ${req.errors5xx} × 5xx, ${req.noAnswer} unanswered | ${p.revived.length ? p.revived.join(", ") : "-"} | ${failed.length ? failed.join(", ") : "all held"} |`;
+      return `| ${p.fault} | ${p.recoverMs === null ? "not recovered" : `${(p.recoverMs / 1000).toFixed(1)} s`} | ${p.sessions.liveAtFault} + ${p.sessions.startedDuringOutage} | ${p.sessions.disrupted} (${p.sessions.pastStop} past their stop, worst +${p.sessions.worstPastStopWh} Wh) | ${req.total}: ${req.errors5xx} × 5xx, ${req.noAnswer} unanswered | ${p.revived.length ? p.revived.join(", ") : "-"} | ${failed.length ? failed.join(", ") : "all held"} |`;
     });
   return [
-    "| fault | time to recover | sessions live at the fault + started before recovery | of them disrupted | HTTP calls until recovery | died unasked, restarted | invariants broken (new violations) |",
+    "| fault | time to recover | sessions live at the fault + started before recovery | disrupted (first seen after this fault) | HTTP calls until recovery | died unasked, restarted | invariants broken (new violations) |",
     "| --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
   ].join("\n");

@@ -4,7 +4,7 @@ import { ChaosCluster, type PartName } from "./cluster.ts";
 import { Driver } from "./driver.ts";
 import { Fleet } from "./fleet.ts";
 import { cutPostgres, laggingConsumers, liveWrittenAt, scrambleEvents, streamHeads } from "./inject.ts";
-import { Checker, type Check, type SessionRow, type Window } from "./invariants.ts";
+import { Checker, type Check, type PastStop, type SessionRow, type Window } from "./invariants.ts";
 
 export const FAULTS = ["kill_control", "kill_processors", "kill_writer", "kill_nats", "cut_postgres", "scramble_events"] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -51,8 +51,11 @@ export interface PhaseResult {
   sessions: {
     liveAtFault: number;
     startedDuringOutage: number;
-    /** Of those: ended failed or `terminal_offline`, or went past their stop by more than one reading. */
+    /** Sessions first seen disrupted after this fault: failed (not by a refused handshake) or ended `terminal_offline` since the fault, or past their stop by more than one reading with the stop due since the fault. */
     disrupted: number;
+    /** Of those, past their stop by more than one reading; and the most energy delivered past a stop. */
+    pastStop: number;
+    worstPastStopWh: number;
     byOutcome: Record<string, number>;
   };
   requests: { total: number; ok: number; rejected4xx: number; errors5xx: number; noAnswer: number; chargeRequestsByStatus: Record<string, number> };
@@ -122,7 +125,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const down: Window[] = [];
     const deathsBefore = () => cluster.unexpected.length;
 
-    const checkAll = async (ackedBefore: number, deathsFrom: number, rows?: SessionRow[], cumulative = false): Promise<{ inv: Record<InvariantName, InvariantResult>; rows: SessionRow[]; pastIds: Set<string> }> => {
+    const checkAll = async (ackedBefore: number, deathsFrom: number, rows?: SessionRow[], cumulative = false): Promise<{ inv: Record<InvariantName, InvariantResult>; rows: SessionRow[]; past: Map<string, PastStop> }> => {
       // The writer may still be storing the last seconds: give it time before calling a reading lost.
       let readings = await checker!.readingsStoredOnce(ackedBefore);
       for (let i = 0; i < 30 && readings.missing > 0; i++) {
@@ -147,7 +150,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       };
       return {
         rows,
-        pastIds: over.pastIds,
+        past: over.past,
         inv: {
           readingsStoredOnce: fresh("readingsStoredOnce", readings),
           sessionsEndOnceBilledExactly: fresh("sessionsEndOnceBilledExactly", billed),
@@ -173,17 +176,33 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       };
     };
 
-    const affected = (rows: SessionRow[], from: number, to: number, pastIds: Set<string>) => {
+    // Each disrupted session is counted once, in the first phase after which it shows.
+    const attributed = new Set<string>();
+    const affected = (rows: SessionRow[], from: number, to: number, past: Map<string, PastStop>) => {
       const live = rows.filter((r) => r.createdAt < from && (r.endedAt === null || r.endedAt >= from));
       const during = rows.filter((r) => r.createdAt >= from && r.createdAt <= to);
       const byOutcome: Record<string, number> = {};
       let disrupted = 0;
+      let pastStop = 0;
+      let worstPastStopWh = 0;
       for (const r of [...live, ...during]) {
         const outcome = r.state === "completed" || r.state === "failed" ? `${r.state}:${r.stopReason}` : r.state;
         byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1;
-        if ((r.state === "failed" && r.stopReason !== "handshake_failed") || r.stopReason === "terminal_offline" || pastIds.has(r.sessionId)) disrupted++;
       }
-      return { liveAtFault: live.length, startedDuringOutage: during.length, disrupted, byOutcome };
+      for (const r of rows) {
+        if (attributed.has(r.sessionId)) continue;
+        const p = past.get(r.sessionId);
+        const pastNow = p !== undefined && p.dueTs >= from - 2000;
+        const cutShort = ((r.state === "failed" && r.stopReason !== "handshake_failed") || r.stopReason === "terminal_offline") && (r.endedAt ?? 0) >= from;
+        if (!pastNow && !cutShort) continue;
+        attributed.add(r.sessionId);
+        disrupted++;
+        if (pastNow) {
+          pastStop++;
+          worstPastStopWh = Math.max(worstPastStopWh, p.wh);
+        }
+      }
+      return { liveAtFault: live.length, startedDuringOutage: during.length, disrupted, pastStop, worstPastStopWh: Math.round(worstPastStopWh * 1000) / 1000, byOutcome };
     };
 
     // A baseline: the invariants with nothing broken.
@@ -191,14 +210,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const t0 = Date.now();
       const d0 = deathsBefore();
       await sleep(o.settleMs ?? 10_000);
-      const { inv, rows, pastIds } = await checkAll(Date.now() - 5000, d0);
+      const { inv, rows, past } = await checkAll(Date.now() - 5000, d0);
       phases.push({
         fault: "baseline",
         description: "no fault: the fleet charging for the warm-up and settle time",
         injectedAt: new Date(t0).toISOString(),
         recoverMs: 0,
         revived: [],
-        sessions: affected(rows, t0, Date.now(), pastIds),
+        sessions: affected(rows, 0, Date.now(), past),
         requests: requestsIn(t0, Date.now()),
         invariants: inv,
       });
@@ -274,7 +293,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       log(`chaos: ${fault}: ${recoveredAt ? `recovered in ${recoveredAt - faultEnd} ms` : `NOT recovered in ${o.recoverTimeoutMs ?? 120_000} ms: ${lagging.join("; ")}`}`);
       await sleep(o.settleMs ?? 10_000);
       revived.push(...(await cluster.reviveDead()));
-      const { inv, rows, pastIds } = await checkAll(Date.now() - 5000, d0);
+      const { inv, rows, past } = await checkAll(Date.now() - 5000, d0);
       phases.push({
         fault,
         description: DESCRIPTION[fault],
@@ -282,7 +301,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         recoverMs: recoveredAt ? recoveredAt - faultEnd : null,
         ...(recoveredAt ? {} : { lagging }),
         revived,
-        sessions: affected(rows, t0, to, pastIds),
+        sessions: affected(rows, t0, to, past),
         requests: requestsIn(t0, to),
         invariants: inv,
         notes: { ...notes, injectedForMs: injectedFor },
@@ -315,7 +334,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       injectedAt: new Date(t0).toISOString(),
       recoverMs: null,
       revived: [],
-      sessions: { liveAtFault: 0, startedDuringOutage: 0, disrupted: neverEnded.length, byOutcome: { neverEnded: neverEnded.length } },
+      sessions: { liveAtFault: 0, startedDuringOutage: 0, disrupted: neverEnded.length, pastStop: 0, worstPastStopWh: 0, byOutcome: { neverEnded: neverEnded.length } },
       requests: requestsIn(t0, Date.now()),
       invariants: inv,
     });
