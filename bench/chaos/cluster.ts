@@ -179,7 +179,7 @@ export class ChaosCluster {
     await this.partReady(part, 90_000);
   }
 
-  /** Ready: control answers /readyz; the others have created their consumers (they log nothing at warn). */
+  /** Ready: control answers /readyz; the others are running (whether they consume again is the run's recovery check). */
   async partReady(part: PartName, ms: number): Promise<void> {
     const w = this.#parts.get(part)!;
     if (part === "control") {

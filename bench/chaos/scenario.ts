@@ -270,8 +270,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       let recoveredAt: number | null = null;
       const deadline = Date.now() + (o.recoverTimeoutMs ?? 120_000);
       while (Date.now() < deadline) {
-        revived.push(...(await cluster.reviveDead()));
         try {
+          revived.push(...(await cluster.reviveDead()));
           const ready = (await fetch(`${cluster.url}/readyz`, { signal: AbortSignal.timeout(2000) })).ok;
           if (heads.size === 0) heads = await streamHeads(fleet.nc, s);
           lagging = await laggingConsumers(fleet.nc, heads);
@@ -292,7 +292,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (CUTS_CLOUD[fault]) down.push({ from: t0, to });
       log(`chaos: ${fault}: ${recoveredAt ? `recovered in ${recoveredAt - faultEnd} ms` : `NOT recovered in ${o.recoverTimeoutMs ?? 120_000} ms: ${lagging.join("; ")}`}`);
       await sleep(o.settleMs ?? 10_000);
-      revived.push(...(await cluster.reviveDead()));
+      revived.push(...(await cluster.reviveDead().catch(() => [])));
       const { inv, rows, past } = await checkAll(Date.now() - 5000, d0);
       phases.push({
         fault,
@@ -317,7 +317,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const drainEnd = Date.now() + (o.drainTimeoutMs ?? 90_000);
     while (rows.some((r) => r.state === "authorizing" || r.state === "active" || r.state === "stopping") && Date.now() < drainEnd) {
       await sleep(1000);
-      await cluster.reviveDead();
+      await cluster.reviveDead().catch(() => {});
       rows = await checker.sessions();
     }
     const { inv } = await checkAll(Date.now() - 5000, 0, rows, true);
