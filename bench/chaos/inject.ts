@@ -67,7 +67,7 @@ export async function scrambleEvents(
       if (Math.random() < 0.7) again(m.subject, data, 1000 + Math.random() * (lateMaxMs - 1000));
       try {
         const ev = JSON.parse(data) as { type: string; sessionId?: string };
-        if (ev.type === "power_off_ack" && ev.sessionId) heldAcks.set(m.subject.slice(m.subject.lastIndexOf(".") + 1), { subject: m.subject, data, sessionId: ev.sessionId });
+        if ((ev.type === "power_off_ack" || ev.type === "power_off") && ev.sessionId) heldAcks.set(m.subject.slice(m.subject.lastIndexOf(".") + 1), { subject: m.subject, data, sessionId: ev.sessionId });
       } catch {
         /* the platform dead-letters it */
       }

@@ -142,10 +142,11 @@ export class Checker {
   /** The terminal's own answers for a session: the register and time it reported at power on and off. */
   #acks(terminalId: string, sessionId: string) {
     const t = this.fleet.terminals.get(terminalId)!;
-    const find = (type: TerminalEvent["type"]) =>
-      t.events.find((e): e is TerminalEvent & { energyWh: number; ts: number } => e.type === type && "sessionId" in e && e.sessionId === sessionId);
+    const find = (...types: string[]) =>
+      t.events.find((e): e is TerminalEvent & { energyWh: number; ts: number } => types.includes(e.type) && "sessionId" in e && e.sessionId === sessionId);
     const on = t.commands.find((c): c is Command & { type: "power_on" } => c.type === "power_on" && c.sessionId === sessionId);
-    return { on: find("power_on_ack"), off: find("power_off_ack"), limits: on ? { limitWh: on.limitWh, limitS: on.limitS } : null };
+    // Power off is the acknowledgement of a command, or (protocol 1.1) the terminal's own stop at its limit.
+    return { on: find("power_on_ack"), off: find("power_off_ack", "power_off"), limits: on ? { limitWh: on.limitWh, limitS: on.limitS } : null };
   }
 
   /**
@@ -198,7 +199,7 @@ export class Checker {
       if (s.energyMwh !== s.endMwh - s.startMwh) bad.push(`${id} energy ${s.energyMwh} mWh is not end ${s.endMwh} − start ${s.startMwh}`);
       let durationMs: number | null = null;
       if (off) {
-        if (s.endMwh !== Number(mwh(off.energyWh))) bad.push(`${id} ends at ${s.endMwh} mWh, the terminal acknowledged power off at ${mwh(off.energyWh)} mWh`);
+        if (s.endMwh !== Number(mwh(off.energyWh))) bad.push(`${id} ends at ${s.endMwh} mWh, the terminal reported power off at ${mwh(off.energyWh)} mWh`);
         else durationMs = off.ts - on.ts;
       } else {
         // Never acknowledged: billed on the last register seen, which must be one the terminal read.
