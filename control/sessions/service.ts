@@ -319,8 +319,10 @@ export function sessionService(d: SessionServiceDeps) {
         return;
       }
       let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
-      // The terminal's own stop is the session's end: readings the processor counted after it are not.
-      if (ev.type === "power_off" && checkpoint && checkpoint.meter.sessionId === ev.sessionId) {
+      // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
+      // processor counted after it, with the relay open, are not (their time is no session's; seen
+      // billed when control handled a power_off_ack late, after a crash).
+      if (checkpoint && checkpoint.meter.sessionId === ev.sessionId && (ev.type === "power_off" || ev.type === "power_off_ack")) {
         const meter = checkpointUpTo(checkpoint.meter, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
         checkpoint = meter ? { ...checkpoint, meter } : null;
       }
