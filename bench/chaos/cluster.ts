@@ -169,6 +169,8 @@ export class ChaosCluster {
         VEND_STORAGE: "plain",
         LOG_LEVEL: "warn",
         STREAM_MAX_BYTES: String(256 * 2 ** 20),
+        // The fleet's duration targets are seconds long, so that many sessions end within a phase.
+        MIN_TARGET_DURATION_S: "1",
         ...this.o.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
