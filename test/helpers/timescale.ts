@@ -42,7 +42,8 @@ export async function policyRuns(db: pg.Pool, jobId: number, effect: () => Promi
       if (!s?.ran || !(await effect())) return false;
       return { status: s.status, successes: s.successes, failures: s.failures };
     },
-    60_000,
+    // Under the test's own timeout, so that a job that never runs says so.
+    45_000,
     250,
   );
 }
