@@ -12,8 +12,7 @@ import { analyticsPlatform, craftSession, flatTariff, put } from "../helpers/usa
 // Grafana cannot run here: every panel's SQL is expanded as Grafana would (macros, template
 // variables) and run against the real database with data in it, and its columns checked against
 // what the panel type draws.
-const hasTimescale = await timescaleAvailable();
-if (!hasTimescale) console.warn("SKIPPED: the dashboards on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+const hasTimescale = await timescaleAvailable("the dashboards on the TimescaleDB path");
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
