@@ -178,21 +178,34 @@ async function problems(r: FuzzRequest, a: Answer): Promise<string[]> {
   const { role, sub } = r.caller;
   const db = tp.p.db;
   if (role === "franchisee") {
-    const found = docs.flatMap((d) => collect(d, ["terminalId", "franchiseeId"]));
+    // A fault belongs to the franchisee it was raised for (it stays its record if the terminal
+    // later moves); a terminal's open faults are shown with the terminal. Anything else that
+    // names a terminal or a franchisee must be this franchisee's own.
+    const terminals = new Set<string>();
+    const walk = (v: unknown, parents: string[]): void => {
+      if (Array.isArray(v)) return v.forEach((x) => walk(x, parents));
+      if (!v || typeof v !== "object") return;
+      const o = v as Record<string, unknown>;
+      if ("faultId" in o) {
+        if (!parents.includes("openFaults") && o.franchiseeId !== sub) out.push(`franchisee ${sub} given fault ${String(o.faultId)} of ${String(o.franchiseeId)}`);
+        return;
+      }
+      if (typeof o.terminalId === "string") terminals.add(o.terminalId);
+      if ("franchiseeId" in o && o.franchiseeId !== sub) out.push(`franchisee ${sub} given data of franchisee ${String(o.franchiseeId)}`);
+      for (const [k, x] of Object.entries(o)) walk(x, [...parents, k]);
+    };
+    for (const d of docs) walk(d, []);
     // A CSV package: terminal ids lead its rows.
     if (a.contentType.startsWith("text/csv"))
       for (const line of a.text.split("\r\n").slice(1)) {
         const id = line.split(",")[0];
-        if (id && id !== "TOTAL") found.push({ key: "terminalId", value: id, parents: [] });
+        if (id && id !== "TOTAL") terminals.add(id);
       }
-    const terminals = [...new Set(found.filter((f) => f.key === "terminalId").map((f) => String(f.value)))];
-    if (terminals.length) {
-      const owners = await db.query<{ terminal_id: string; franchisee_id: string }>("SELECT terminal_id, franchisee_id FROM terminals WHERE terminal_id = ANY($1::text[])", [terminals]);
+    if (terminals.size) {
+      const owners = await db.query<{ terminal_id: string; franchisee_id: string }>("SELECT terminal_id, franchisee_id FROM terminals WHERE terminal_id = ANY($1::text[])", [[...terminals]]);
       const own = new Map(owners.rows.map((x) => [x.terminal_id, x.franchisee_id]));
       for (const t of terminals) if (own.get(t) !== sub) out.push(`franchisee ${sub} given terminal ${t} of ${own.get(t) ?? "nobody"}`);
     }
-    // A terminal's open faults follow the terminal (a re-homed terminal's faults go with it).
-    for (const f of found) if (f.key === "franchiseeId" && f.value !== sub && !f.parents.includes("openFaults")) out.push(`franchisee ${sub} given data of franchisee ${String(f.value)}`);
     const ack = /^\/v1\/franchisee\/faults\/([^/]+)\/ack/.exec(pathname);
     if (ack) {
       const f = await db.query<{ franchisee_id: string }>("SELECT franchisee_id FROM faults WHERE fault_id = $1::text", [decodeURIComponent(ack[1]!)]);

@@ -43,6 +43,15 @@ describe("answers the HTTP fuzz run found wrong", () => {
     expect(r.body).toMatchObject({ error: { code: "invalid_request" } });
   });
 
+  it.each(["/v1/franchisee/package?to=9007199254740990&format=csv", "/v1/franchisee/package?from=9007199254740000&to=9007199254740990"])(
+    "a report reaching past the year 9999 is refused with 400 (%s answered 500)",
+    async (path) => {
+      const r = await raw(path, { authorization: `Bearer ${await tp.token("FR1", "franchisee")}` });
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ error: { code: "invalid_request" } });
+    },
+  );
+
   it("a malformed percent-encoding in the path answers 400 in the protocol's shape", async () => {
     const r = await raw("/v1/terminals/%zz");
     expect(r.status).toBe(400);
