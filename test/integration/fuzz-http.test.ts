@@ -162,7 +162,8 @@ async function problems(r: FuzzRequest, a: Answer): Promise<string[]> {
   }
   if (a.status < 200 || a.status >= 300) return out;
 
-  const pathname = r.path.split("?")[0]!;
+  // What the server routes on: the path without its query or a fragment sent along.
+  const pathname = r.path.split(/[?#]/)[0]!;
   const roles = rolesFor(pathname);
   if (roles !== "public") {
     if (r.caller.kind !== "valid") out.push(`${a.status} to a caller with ${r.caller.kind === "none" ? "no token" : `a bad token (${r.caller.why})`}`);
