@@ -229,7 +229,9 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
     }
   }
-  for (const m of poison) m.term("dead-lettered");
+  // A plain +TERM: nats-server before 2.11 ignores `+TERM <reason>`, leaving the message
+  // unacknowledged (redelivered every ack wait, and blocking the consumer at max_ack_pending).
+  for (const m of poison) m.term();
   if (good.length === 0) return;
   for (let attempt = 1; ; attempt++) {
     try {

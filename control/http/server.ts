@@ -1,5 +1,7 @@
 import compress from "@fastify/compress";
 import swagger from "@fastify/swagger";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
@@ -39,7 +41,16 @@ export async function createApp(o: {
   /** The rate limit of a public call, per client address (an onRequest hook). */
   publicLimit: (name: string) => Limit;
 }> {
-  const app = Fastify({ loggerInstance: o.log, bodyLimit: 1 << 20, forceCloseConnections: false, trustProxy: (o.trustProxy ?? false) as boolean }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  const app = Fastify({
+    loggerInstance: o.log,
+    bodyLimit: 1 << 20,
+    forceCloseConnections: false,
+    trustProxy: (o.trustProxy ?? false) as boolean,
+    // Errors found before a route runs (a malformed percent-encoding in the URL, headers past
+    // Node's 16 KB limit) answer in the protocol's shape too, not in Fastify's own.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply),
+    clientErrorHandler: clientError,
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -87,6 +98,26 @@ export async function createApp(o: {
       await limits.principal(req, reply);
     };
   return { app, auth, publicLimit: limits.publicCall };
+}
+
+/**
+ * A request Node's parser refused before Fastify saw it: answered on the socket, in the
+ * protocol's error shape, and the connection closed (what follows on it cannot be trusted).
+ */
+function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "headers_too_large", "the request's headers exceed 16 KB"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "request_timeout", "the request took too long to arrive"]
+        : [400, "bad_request", "malformed HTTP request"];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy(err);
 }
 
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {

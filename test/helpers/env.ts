@@ -45,3 +45,12 @@ export function dbUrl(name: string, engine: Engine = "plain"): string {
   u.pathname = `/${name}`;
   return u.toString();
 }
+
+/** The fuzz runs (test/integration/fuzz-*.test.ts): how many requests and messages, which seed, where the figures go. */
+export const FUZZ = {
+  httpRuns: Number(process.env.FUZZ_HTTP_RUNS ?? 10_000),
+  messages: Number(process.env.FUZZ_MESSAGES ?? 10_000),
+  seed: process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED),
+  /** Set (npm run fuzz sets bench/results/chaos.json): the runs write their figures there under "fuzz". */
+  results: process.env.FUZZ_RESULTS,
+};
