@@ -1,6 +1,6 @@
 import compress from "@fastify/compress";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -27,7 +27,9 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
   app: App;
   auth: (...roles: Role[]) => (req: FastifyRequest) => Promise<void>;
 }> {
-  const app = Fastify({ loggerInstance: o.log, bodyLimit: 1 << 20, forceCloseConnections: false }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  // Fastify's own request lines are at info; one line per request at debug instead (below), so
+  // that info carries what an operator follows: state and fault changes, outages, starts and stops.
+  const app = Fastify({ loggerInstance: o.log, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1 << 20, forceCloseConnections: false }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -48,6 +50,7 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
     const route = req.routeOptions.url ?? "unmatched";
     o.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     o.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.debug({ method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
     // 503 is an outage, logged once where it is classified (sendError), not a failed request.
     if (reply.statusCode >= 500 && reply.statusCode !== 503) req.log.error({ route, status: reply.statusCode }, "request failed");
   });
