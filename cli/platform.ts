@@ -3,10 +3,11 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
-import { createPool, newRegistry, startControl, type Db, type RunningControl } from "../control/index.ts";
+import { createPool, newRegistry, startControl, startOpsServer, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
+import { processMetrics } from "./process-metrics.ts";
 
 export interface PlatformOptions {
   clock?: () => number;
@@ -29,8 +30,13 @@ export interface Platform {
   /** Starts this process's stream processors again on its connection (after a stop of the running ones). */
   startProcessors(): Promise<RunningProcessor>;
   url: string;
+  /** Where this process serves `/metrics`, `/healthz` and `/readyz`: its ops port, else the control service's. */
+  opsUrl: string;
   stop(): Promise<void>;
 }
+
+/** The ops port of a process without the control part when METRICS_PORT is unset (Prometheus exporters' usual range). */
+export const DEFAULT_METRICS_PORT = 9464;
 
 /** Migrates, creates the NATS topology, and starts the processors and the control service. */
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
@@ -51,7 +57,8 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
-  const registry = newRegistry(!o.log);
+  const registry = newRegistry(true);
+  processMetrics(registry, { pool: db, nc, subjects });
 
   // Cutoff and faults step the same readings: one consumer feeds both (processors/host.ts).
   const startProcessors = (reg = registry) => {
@@ -78,7 +85,9 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const control = parts.control
     ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
-  log.info({ url: control?.url, prefix: config.VEND_PREFIX }, "platform started");
+  const opsPort = config.METRICS_PORT ?? (control ? null : DEFAULT_METRICS_PORT);
+  const ops = opsPort === null ? null : await startOpsServer({ port: opsPort, host: config.HOST, db, nc, registry, log: log.child({ part: "ops" }) });
+  log.info({ url: control?.url, metricsUrl: ops?.url, prefix: config.VEND_PREFIX }, "platform started");
 
   let stopping: Promise<void> | null = null;
   const platform: Platform = {
@@ -94,8 +103,10 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     // Metrics are registered once per registry: a restarted set counts in a fresh one.
     startProcessors: () => startProcessors(newRegistry(false)),
     url: control?.url ?? "",
+    opsUrl: ops?.url ?? control?.url ?? "",
     stop() {
       stopping ??= (async () => {
+        await ops?.stop();
         await control?.stop();
         await platform.processors?.stop();
         await writer?.stop();

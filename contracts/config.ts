@@ -16,6 +16,12 @@ export const configSchema = z.object({
   /** HTTP port of the control service. @default 8080 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),
+  /**
+   * Port of the process's own `/metrics`, `/healthz` and `/readyz` (0: any free port). A process
+   * without the control part serves them here, on 9464 when unset; one with it serves them on PORT,
+   * and here too when set. Each process on one host needs a port of its own.
+   */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** @default vend */
   VEND_PREFIX: z.string().regex(prefixPattern).default("vend"),
   /** HS256 secret for JWTs; required outside --demo. */

@@ -67,6 +67,12 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [o.registry],
   });
+  const decisionSeconds = new Histogram({
+    name: "vend_cutoff_decision_seconds",
+    help: "From JetStream storing the reading that reached a cutoff to the processor deciding it",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [o.registry],
+  });
 
   const durable = ctx.owner;
   // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
@@ -170,7 +176,11 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
           if (arm) effects.push(...apply(it.terminalId, arm, o.clock()));
         }
         // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
-        if (states.has(it.terminalId)) effects.push(...apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
+        if (states.has(it.terminalId)) {
+          const fx = apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock());
+          for (const e of fx) if (e.kind === "cutoff") decisionSeconds.observe(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
+          effects.push(...fx);
+        }
       }
       await run(effects);
       end();

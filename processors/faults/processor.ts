@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
 import { armSchema, terminalInfoSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
@@ -62,6 +62,13 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   const sessions = new Map<string, string>();
   const live = liveWriter(buckets.live);
   const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
+  const decisionSeconds = new Histogram({
+    name: "vend_fault_decision_seconds",
+    help: "From JetStream storing the reading that decided a fault change or safety stop to the decision",
+    labelNames: ["change"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [o.registry],
+  });
 
   const now0 = o.clock();
   for await (const key of await buckets.faultState.keys()) {
@@ -140,7 +147,11 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
           o.offlineMs,
         );
         states.set(it.terminalId, res.state);
-        if (res.effects.length) work.push(run(it.terminalId, res.effects, res.state));
+        if (res.effects.length) {
+          const late = Math.max(0, o.clock() - it.storedAt) / 1000;
+          for (const e of res.effects) if (e.kind !== "repeat") decisionSeconds.observe({ change: e.kind }, late);
+          work.push(run(it.terminalId, res.effects, res.state));
+        }
         // Live state is a best-effort view, rewritten every few seconds: the batch does not
         // wait for it (a fault decision behind it would).
         live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));

@@ -39,6 +39,8 @@ export async function testPlatform(
     VEND_JWT_SECRET: SECRET,
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
+    // Every process serves its own /metrics, /healthz and /readyz: on any free port here.
+    METRICS_PORT: "0",
     ...env,
   });
   const log = makeLogger(config.LOG_LEVEL);
