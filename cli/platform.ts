@@ -14,6 +14,8 @@ export interface PlatformOptions {
   log?: Logger;
   /** Which parts run in this process; all by default (`npm start`). */
   parts?: { control?: boolean; cutoff?: boolean; faults?: boolean; writer?: boolean; backup?: boolean };
+  /** Told each step of a start that can take a while (migrations one by one, the streams), for a person watching. */
+  progress?: (step: string) => void;
 }
 
 export interface Platform {
@@ -43,7 +45,14 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const log = o.log ?? makeLogger(config.LOG_LEVEL);
   const clock = o.clock ?? Date.now;
   const parts = { control: true, cutoff: true, faults: true, writer: true, backup: true, ...o.parts };
-  await migrate(config.DATABASE_URL, (m) => log.info(m), config.VEND_STORAGE);
+  await migrate(
+    config.DATABASE_URL,
+    (m) => {
+      log.info(m);
+      o.progress?.(`database: ${m}`);
+    },
+    config.VEND_STORAGE,
+  );
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({
     servers: config.NATS_URL,
@@ -56,6 +65,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   logConnectionChanges(nc, log);
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
+  o.progress?.(`NATS: ${Object.keys(subjects.streams).length} streams and the buckets ready`);
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"));
   const registry = newRegistry(true);
   processMetrics(registry, { pool: db, nc, subjects });
