@@ -97,7 +97,7 @@ export function operations() {
           q("sum by (source, code) (rate(vend_dead_letters_total[5m]))", "{{source}} {{code}}"),
           q("sum by (code) (rate(vend_readings_dead_lettered_total[5m]))", "reading {{code}}"),
         ],
-        "Messages refused with their reason (the DLQ entries' code, docs/protocol.md).",
+        "Messages refused, by the short code of their reason (docs/protocol.md, \"Readings\").",
       ),
     )
     .withPanel(

@@ -34,7 +34,7 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
     openapi: {
-      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1 HTTP API (see protocol.md)" },
+      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1.1 HTTP API (see docs/protocol.md)" },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
       security: [{ bearer: [] }],
     },

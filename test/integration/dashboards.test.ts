@@ -200,7 +200,7 @@ describe("the operations dashboard (Prometheus)", () => {
       for (const t of panel.targets!) {
         const expr = t.expr!;
         // Balanced brackets: a typo that Grafana would only show as an error on the panel.
-        for (const [a, b] of ["()", "[]", "{}"]) expect(expr.split(a).length, expr).toBe(expr.split(b).length);
+        for (const [a, b] of [["(", ")"], ["[", "]"], ["{", "}"]] as const) expect(expr.split(a).length, expr).toBe(expr.split(b).length);
         const names = [...expr.matchAll(/\b((?:vend|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!);
         expect(names.length, expr).toBeGreaterThan(0);
         for (const n of names) {
