@@ -92,6 +92,11 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
         continue;
       }
       const began = Date.now();
+      // A migration with a backfill can take minutes on a big database: say it is still going.
+      const still = setInterval(
+        () => log(`migration ${applied.length + 1} of ${pending}: ${m.name} still running after ${Math.round((Date.now() - began) / 1000)} s`),
+        10_000,
+      );
       await client.query("BEGIN");
       try {
         await client.query(m.sql);
@@ -104,6 +109,8 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
       } catch (e) {
         await client.query("ROLLBACK");
         throw new MigrationError(`${m.name} failed: ${(e as Error).message}`, { cause: e });
+      } finally {
+        clearInterval(still);
       }
       applied.push(m.version);
       log(`migration ${applied.length} of ${pending}: ${m.name} applied in ${((Date.now() - began) / 1000).toFixed(1)} s`);
