@@ -21,7 +21,8 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
   sc.line("  Ctrl-C stops the demo.");
   sc.line("");
   const secret = p.config.VEND_JWT_SECRET!;
-  const admin = await signToken(secret, "demo-admin", "admin", 86_400);
+  const claims = { issuer: p.config.JWT_ISSUER, audience: p.config.JWT_AUDIENCE };
+  const admin = await signToken(secret, "demo-admin", "admin", 86_400, claims);
   const call = async (method: string, path: string, body: unknown, token = admin) => {
     const r = await fetch(p.url + path, {
       method,
@@ -71,16 +72,16 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
     await call("PUT", `/v1/admin/users/${u}`, { creditLimitCents: 500 });
     await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
   }
-  const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400)] as const)));
+  const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400, claims)] as const)));
   sc.line(`[3/3] fleet: 2 regions, 2 franchisees, 2 gateways, ${qrs.length} terminals, ${users.length} users charging at random`);
 
-  // Users arrive every 1.5 s on average and ask for 5-40 Wh, 10-60 s or 1-5 cents.
+  // Users arrive every 1.5 s on average and ask for 5-40 Wh, 60-120 s (the shortest allowed is 60) or 1-5 cents.
   const arrivals = setInterval(() => {
     if (Math.random() > 0.66) return;
     const u = pick(users);
     const target = pick([
       { energyWh: 5 + Math.floor(Math.random() * 35) },
-      { durationS: 10 + Math.floor(Math.random() * 50) },
+      { durationS: 60 + Math.floor(Math.random() * 60) },
       { amountCents: 1 + Math.floor(Math.random() * 5) },
     ]);
     void call("POST", "/v1/charge-requests", { qr: pick(qrs), target, payment: Math.random() < 0.8 ? "prepaid" : "postpaid" }, tokens.get(u)).catch(() => {});

@@ -76,7 +76,17 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     if (parts.cutoff) stages.push((ctx) => cutoffStage({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: reg, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }, ctx));
     if (parts.faults) stages.push((ctx) => faultStage({ nc, subjects, buckets, log: log.child({ part: "faults" }), registry: reg, clock, offlineMs: config.TERMINAL_OFFLINE_S * 1000 }, ctx));
     const name = parts.cutoff && parts.faults ? "processors" : parts.cutoff ? "cutoff" : "faults";
-    return startProcessorHost({ nc, subjects, log: log.child({ part: name }), clock, durable: subjects.consumer(name), stages });
+    return startProcessorHost({
+      nc,
+      subjects,
+      log: log.child({ part: name }),
+      clock,
+      durable: subjects.consumer(name),
+      terminals: buckets.terminals,
+      registry: reg,
+      maxAheadMs: config.PROCESSOR_MAX_AHEAD_S * 1000,
+      stages,
+    });
   };
   const processors = parts.cutoff || parts.faults ? await startProcessors() : null;
   const writer = parts.writer

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { targetSchema } from "./http.ts";
 import { tariffPeriodSchema } from "./billing/tariff.ts";
+import { boundedNumber, energyWhSchema, wireBounds, wireTsSchema } from "./bounds.ts";
 
 /**
  * What the control service tells the cutoff processor when a session's power is confirmed on:
@@ -11,8 +12,8 @@ export const armSchema = z.object({
   terminalId: z.string(),
   /** The terminal's gateway: where its readings arrive (`tel.<gatewayId>.<terminalId>`). */
   gatewayId: z.string().optional(),
-  startTs: z.number(),
-  startWh: z.number(),
+  startTs: wireTsSchema,
+  startWh: energyWhSchema,
   target: targetSchema,
   /** The fee may not pass this (amount target, prepaid hold or remaining postpaid credit). */
   capCents: z.number().int().nonnegative(),
@@ -28,9 +29,9 @@ export const cutoffSchema = z.object({
   terminalId: z.string(),
   reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline", "fault"]),
   /** Reading time of the reading that decided it (for silence: of the last reading seen). */
-  ts: z.number(),
+  ts: wireTsSchema,
   /** When the processor decided, by the platform clock; for latency measurement. */
-  decidedAt: z.number(),
+  decidedAt: boundedNumber(wireBounds.ts),
 });
 export type Cutoff = z.infer<typeof cutoffSchema>;
 
@@ -55,9 +56,9 @@ export const faultChangeSchema = z.object({
   terminalId: z.string(),
   kind: z.string(),
   change: z.enum(["open", "repeat", "resolve"]),
-  at: z.number(),
+  at: boundedNumber(wireBounds.ts),
   evidence: z.record(z.string(), z.unknown()).optional(),
   /** When the processor decided, by the platform clock; for latency measurement. */
-  decidedAt: z.number().optional(),
+  decidedAt: boundedNumber(wireBounds.ts).optional(),
 });
 export type FaultChange = z.infer<typeof faultChangeSchema>;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { prefixPattern } from "./subjects.ts";
 import { isValidTimeZone } from "./billing/zoned.ts";
+import { wireBounds } from "./bounds.ts";
 
 const int = (d: number) => z.coerce.number().int().positive().default(d);
 
@@ -34,10 +35,15 @@ export const configSchema = z.object({
   SESSION_SILENCE_S: int(30),
   /** A terminal silent this long answers charge requests with `terminal_offline`. @default 60 */
   TERMINAL_OFFLINE_S: int(60),
+  /** The processors do not step a reading whose ts is further ahead of its arrival (docs/faults.md). @default 60 */
+  PROCESSOR_MAX_AHEAD_S: int(60),
   /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */
   SCAN_FAILURE_WINDOW_S: int(600),
-  /** The longest a session may run; bounds the prepaid hold of energy targets. @default 43200 */
-  MAX_SESSION_S: int(12 * 3600),
+  /**
+   * The longest a session may run; bounds the prepaid hold of energy targets. At most the
+   * `limitS` a `power_on` may carry (2^31 − 1 s). @default 43200
+   */
+  MAX_SESSION_S: z.coerce.number().int().positive().max(wireBounds.limitS).default(12 * 3600),
   /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
   DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
@@ -86,6 +92,32 @@ export const configSchema = z.object({
   VEND_NATS_SECRET: z.string().min(16, "VEND_NATS_SECRET must be at least 16 characters").optional(),
   /** Password of the platform's own NATS user `platform` in the authorization `npm run nats:config` writes; at least 16 characters. */
   VEND_NATS_PASSWORD: z.string().min(16, "VEND_NATS_PASSWORD must be at least 16 characters").optional(),
+  /** Longest lifetime a token may claim: `exp - iat` (or `exp - now` without `iat`), in seconds. @default 2592000 (30 days) */
+  JWT_MAX_LIFETIME_S: int(30 * 86_400),
+  /** When set, tokens must carry this `iss` (and the demo sign-in issues it). */
+  JWT_ISSUER: z.string().min(1).optional(),
+  /** When set, tokens must carry this `aud` (and the demo sign-in issues it). */
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  /** The shortest duration target a charge request may ask for, in seconds (energy targets start at 1 Wh, amounts at 1 cent). @default 60 */
+  MIN_TARGET_DURATION_S: int(60),
+  /** Rate limits count requests in windows of this many seconds. @default 60 */
+  RATE_LIMIT_WINDOW_S: int(60),
+  /** Requests per window from one client address to each public call (demo sign-in, terminal status, scan-failure reports). @default 600 */
+  RATE_LIMIT_PUBLIC_MAX: int(600),
+  /** Requests per window of one user or franchisee (token `sub` and `role`) to the authenticated calls. @default 6000 */
+  RATE_LIMIT_PRINCIPAL_MAX: int(6000),
+  /** Requests per window of one admin (operators' scripts seed whole fleets). @default 60000 */
+  RATE_LIMIT_ADMIN_MAX: int(60_000),
+  /**
+   * Which proxies to trust for the client address the public limits key on (`X-Forwarded-For`):
+   * `false`, `true`, a hop count, or a comma-separated list of addresses or CIDRs. @default false
+   */
+  TRUST_PROXY: z
+    .string()
+    .default("false")
+    .transform((v): boolean | number | string => (v === "true" ? true : v === "false" ? false : /^\d+$/.test(v) ? Number(v) : v)),
+  /** Concurrent event streams (SSE) one principal may hold: a franchisee's fault streams, a user's session streams. @default 20 */
+  SSE_MAX_STREAMS: int(20),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, qrSchema, tsSchema } from "./ids.ts";
+import { idSchema, qrSchema, textSchema, tsSchema } from "./ids.ts";
 import { sessionStopReasonSchema } from "./wire.ts";
 import { tariffPeriodsSchema } from "./billing/tariff.ts";
 import { isValidTimeZone } from "./billing/zoned.ts";
@@ -13,25 +13,33 @@ export const errorBodySchema = z.object({
 });
 
 export const regionBodySchema = z.object({
-  name: z.string().min(1).max(200),
-  timezone: z.string().refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai"),
+  name: textSchema(1, 200),
+  timezone: textSchema(1, 64).refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai"),
 });
-export const franchiseeBodySchema = z.object({ name: z.string().min(1).max(200) });
+export const franchiseeBodySchema = z.object({ name: textSchema(1, 200) });
 export const gatewayBodySchema = z.object({ regionId: idSchema });
 
+/**
+ * A terminal's profile. Every number is finite and bounded (a profile feeds the holds' exact
+ * arithmetic and the fault rules of every reading): currents up to 1000 A, voltages up to 2000 V,
+ * power a whole number of watts up to 1 MW, debounce up to an hour, clear time up to a day.
+ */
+export const PROFILE_LIMITS = { maxA: 1000, maxV: 2000, maxPowerW: 1_000_000, maxDebounceS: 3600, maxClearS: 86_400 } as const;
+const amperes = z.number().nonnegative().max(PROFILE_LIMITS.maxA);
+const volts = z.number().nonnegative().max(PROFILE_LIMITS.maxV);
 export const terminalProfileSchema = z
   .object({
     onCurrentA: z
-      .tuple([z.number().nonnegative(), z.number().nonnegative()])
+      .tuple([amperes, amperes])
       .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
       .default([16, 18]),
-    offCurrentMaxA: z.number().nonnegative().default(0.1),
-    maxPowerW: z.number().positive().default(4000),
-    faultDebounceS: z.number().int().positive().default(2),
-    faultClearS: z.number().int().positive().default(10),
+    offCurrentMaxA: amperes.default(0.1),
+    maxPowerW: z.number().int().positive().max(PROFILE_LIMITS.maxPowerW).default(4000),
+    faultDebounceS: z.number().int().positive().max(PROFILE_LIMITS.maxDebounceS).default(2),
+    faultClearS: z.number().int().positive().max(PROFILE_LIMITS.maxClearS).default(10),
     /** Extension: supply voltage outside this range is a fault (220 V ± 10 %). */
     voltageV: z
-      .tuple([z.number().nonnegative(), z.number().nonnegative()])
+      .tuple([volts, volts])
       .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
       .default([198, 242]),
   })
@@ -57,13 +65,17 @@ export const userBodySchema = z.object({
 
 export const topupBodySchema = z.object({
   amountCents: z.number().int().positive().max(100_000_000),
-  reference: z.string().min(1).max(200),
+  reference: textSchema(1, 200),
 });
 
+/**
+ * A charge target. The smallest are 1 Wh, 1 s (the edge raises it to MIN_TARGET_DURATION_S,
+ * default 60) and 1 cent: a smaller target would round its prepaid hold to nothing.
+ */
 export const targetSchema = z.union([
-  z.object({ energyWh: z.number().positive().max(1_000_000) }).strict(),
+  z.object({ energyWh: z.number().min(1).max(1_000_000) }).strict(),
   z.object({ durationS: z.number().int().positive().max(7 * 86_400) }).strict(),
-  z.object({ amountCents: z.number().int().positive().max(100_000_000) }).strict(),
+  z.object({ amountCents: z.number().int().min(1).max(100_000_000) }).strict(),
 ]);
 export type Target = z.infer<typeof targetSchema>;
 
@@ -75,7 +87,7 @@ export const chargeRequestBodySchema = z.object({
 export type ChargeRequestBody = z.infer<typeof chargeRequestBodySchema>;
 
 export const scanFailureBodySchema = z
-  .object({ qr: qrSchema.optional(), terminalId: idSchema.optional(), reason: z.string().min(1).max(500) })
+  .object({ qr: qrSchema.optional(), terminalId: idSchema.optional(), reason: textSchema(1, 500) })
   .refine((b) => b.qr !== undefined || b.terminalId !== undefined, "qr or terminalId is required");
 
 export const sessionStateSchema = z.enum(["authorizing", "active", "stopping", "completed", "failed"]);
@@ -110,4 +122,4 @@ export const meSchema = z.object({
 });
 
 export const idParams = (name: string) => z.object({ [name]: idSchema });
-export const sessionParamsSchema = z.object({ sessionId: z.string().min(1).max(128) });
+export const sessionParamsSchema = z.object({ sessionId: textSchema(1, 128) });

@@ -5,7 +5,14 @@ export const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
 export const idSchema = z.string().regex(idPattern, `must match ${idPattern.source}`);
 export type Id = z.infer<typeof idSchema>;
 
-export const qrSchema = z.string().min(1).max(512);
+/**
+ * Text from outside, `min` to `max` characters. PostgreSQL's text cannot hold U+0000, and nothing a
+ * person types needs it, so it is refused at the edge (400) rather than failing in a query (500).
+ */
+export const textSchema = (min: number, max: number) =>
+  z.string().min(min).max(max).regex(/^[^\u0000]*$/, "must not contain the NUL character (U+0000)");
+
+export const qrSchema = textSchema(1, 512);
 
 /** Epoch milliseconds, as every `ts` on the wire. */
 export const tsSchema = z.number().int().nonnegative();

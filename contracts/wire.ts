@@ -1,16 +1,20 @@
 import { z } from "zod";
 import { idSchema, tsSchema } from "./ids.ts";
+import { boundedNumber, energyWhSchema, wireBounds as max, wireTextSchema, wireTsSchema } from "./bounds.ts";
 
-/** One meter reading (protocol: Reading). Unknown fields are dropped, so newer gateways stay compatible. */
+/**
+ * One meter reading (protocol: Reading). Unknown fields are dropped, so newer gateways stay
+ * compatible. Every number is bounded (contracts/bounds.ts): what a meter can report.
+ */
 export const readingSchema = z.object({
-  ts: tsSchema,
-  seq: z.number().int().nonnegative(),
+  ts: wireTsSchema,
+  seq: boundedNumber(max.seq, { int: true }),
   state: z.enum(["on", "off"]),
-  currentA: z.number().nonnegative(),
-  voltageV: z.number().nonnegative(),
-  powerW: z.number().nonnegative().optional(),
-  energyWh: z.number().nonnegative(),
-  sessionId: z.string().min(1).max(128).optional(),
+  currentA: boundedNumber(max.currentA),
+  voltageV: boundedNumber(max.voltageV),
+  powerW: boundedNumber(max.powerW).optional(),
+  energyWh: energyWhSchema,
+  sessionId: wireTextSchema.optional(),
 });
 export type Reading = z.infer<typeof readingSchema>;
 
@@ -22,32 +26,41 @@ export const batchEnvelopeSchema = z.object({ readings: z.array(z.unknown()).min
 
 export const handshakeResultSchema = z.object({
   type: z.literal("handshake_result"),
-  sessionId: z.string().min(1),
-  terminalCode: z.string().min(1),
+  sessionId: wireTextSchema,
+  terminalCode: wireTextSchema,
   match: z.boolean(),
-  ts: tsSchema,
+  ts: wireTsSchema,
 });
 export const powerOnAckSchema = z.object({
   type: z.literal("power_on_ack"),
-  sessionId: z.string().min(1),
-  energyWh: z.number().nonnegative(),
-  ts: tsSchema,
+  sessionId: wireTextSchema,
+  energyWh: energyWhSchema,
+  ts: wireTsSchema,
 });
 export const powerOffAckSchema = z.object({
   type: z.literal("power_off_ack"),
-  sessionId: z.string().min(1),
-  energyWh: z.number().nonnegative(),
-  ts: tsSchema,
+  sessionId: wireTextSchema,
+  energyWh: energyWhSchema,
+  ts: wireTsSchema,
+});
+/** Protocol 1.1: the terminal switched off by itself at the `limitWh`/`limitS` of its `power_on`. */
+export const powerOffEventSchema = z.object({
+  type: z.literal("power_off"),
+  sessionId: wireTextSchema,
+  reason: z.literal("limit"),
+  energyWh: energyWhSchema,
+  ts: wireTsSchema,
 });
 export const bootSchema = z.object({
   type: z.literal("boot"),
-  energyWh: z.number().nonnegative(),
-  ts: tsSchema,
+  energyWh: energyWhSchema,
+  ts: wireTsSchema,
 });
 export const terminalEventSchema = z.discriminatedUnion("type", [
   handshakeResultSchema,
   powerOnAckSchema,
   powerOffAckSchema,
+  powerOffEventSchema,
   bootSchema,
 ]);
 export type TerminalEvent = z.infer<typeof terminalEventSchema>;
@@ -62,26 +75,26 @@ export const stopReasonSchema = z.enum([
 ]);
 export type PowerOffReason = z.infer<typeof stopReasonSchema>;
 
-export const sessionStopReasonSchema = z.enum([...stopReasonSchema.options, "handshake_failed", "handshake_timeout"]);
+export const sessionStopReasonSchema = z.enum([...stopReasonSchema.options, "handshake_failed", "handshake_timeout", "limit"]);
 export type SessionStopReason = z.infer<typeof sessionStopReasonSchema>;
 
 export const handshakeCommandSchema = z.object({
   type: z.literal("handshake"),
-  cmdId: z.string().min(1),
-  sessionId: z.string().min(1),
+  cmdId: wireTextSchema,
+  sessionId: wireTextSchema,
   terminalCode: z.string(),
 });
 export const powerOnCommandSchema = z.object({
   type: z.literal("power_on"),
-  cmdId: z.string().min(1),
-  sessionId: z.string().min(1),
-  limitWh: z.number().positive().optional(),
-  limitS: z.number().int().positive().optional(),
+  cmdId: wireTextSchema,
+  sessionId: wireTextSchema,
+  limitWh: boundedNumber(max.limitWh).positive().optional(),
+  limitS: boundedNumber(max.limitS, { int: true }).positive().optional(),
 });
 export const powerOffCommandSchema = z.object({
   type: z.literal("power_off"),
-  cmdId: z.string().min(1),
-  sessionId: z.string().min(1),
+  cmdId: wireTextSchema,
+  sessionId: wireTextSchema,
   reason: stopReasonSchema,
 });
 export const commandSchema = z.discriminatedUnion("type", [
@@ -101,7 +114,7 @@ export const faultEventSchema = z.object({
   regionId: idSchema,
   openedAt: tsSchema,
   resolvedAt: tsSchema.nullable(),
-  count: z.number().int().positive(),
+  count: z.number().int().positive().max(2_147_483_647), // the `integer` column
   evidence: z.record(z.string(), z.unknown()),
 });
 export type FaultEvent = z.infer<typeof faultEventSchema>;

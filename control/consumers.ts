@@ -3,7 +3,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { cutoffSchema, faultChangeSchema, idSchema, subjectTokens, terminalEventSchema, type Cutoff, type FaultChange, type Subjects, type TerminalEvent } from "../contracts/index.ts";
 import type { FaultService } from "./faults/service.ts";
-import { deadLetterer, PoisonMessageError, runConsumer, type RunningConsumer } from "../ingest/index.ts";
+import type { JsMsg } from "@nats-io/jetstream";
+import { deadLetterer, isPermanent, permanentReason, PoisonMessageError, runConsumer, type LateReject, type RunningConsumer } from "../ingest/index.ts";
 import type { Metrics } from "./metrics.ts";
 import type { SessionService } from "./sessions/service.ts";
 
@@ -30,6 +31,20 @@ interface EventItem {
   gatewayId: string;
   terminalId: string;
   event: TerminalEvent;
+  msg: JsMsg;
+}
+
+/**
+ * Runs one message's handling; an error that would come again on every retry (isPermanent)
+ * makes it a dead letter instead of failing the batch, which would be redelivered without end.
+ */
+async function orRefuse(msg: JsMsg, refused: LateReject[], run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    if (!isPermanent(e)) throw e;
+    refused.push({ msg, reject: { code: "unhandled", reason: `cannot be handled: ${permanentReason(e)}`, payload: new TextDecoder().decode(msg.data), part: 0 } });
+  }
 }
 
 /** A message's JSON payload checked against its schema; anything else is poison, with every problem named. */
@@ -71,47 +86,56 @@ export async function startControlConsumers(o: {
       const [, gatewayId = "", terminalId = ""] = subjectTokens(s.prefix, m.subject);
       if (!idSchema.safeParse(gatewayId).success || !idSchema.safeParse(terminalId).success)
         throw new PoisonMessageError(`bad ids in subject ${m.subject}`);
-      return { items: [{ gatewayId, terminalId, event: parseWith(terminalEventSchema, m.data) }], rejects: [] };
+      return { items: [{ gatewayId, terminalId, event: parseWith(terminalEventSchema, m.data), msg: m }], rejects: [] };
     },
     deadLetter: dlq,
     // Events of one session are handled in order, sessions side by side (a batch holds many
     // terminals' events; one at a time would let power_on_ack wait behind others and arm late).
-    // A failure redelivers the batch; handling is idempotent.
+    // A transient failure redelivers the batch (handling is idempotent); an event that can never
+    // be handled is dead-lettered alone, and the events after it go on.
     handle: async (items) => {
+      const refused: LateReject[] = [];
       // At most a few sessions at once: the database pool is shared with the cutoff path, whose
       // latency matters more.
       await inLanes(items, (it) => ("sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`), EVENT_LANES, (it) =>
-        sessions.onEvent(it.gatewayId, it.terminalId, it.event),
+        orRefuse(it.msg, refused, () => sessions.onEvent(it.gatewayId, it.terminalId, it.event)),
       );
+      return refused;
     },
   });
 
-  const cutoffs = await runConsumer<Cutoff>({
+  const cutoffs = await runConsumer<{ c: Cutoff; msg: JsMsg }>({
     nc,
     log,
     stream: s.streams.control,
     durable: s.consumer("control_cutoffs"),
     filterSubject: s.wild.cutoff,
     maxBatch: 100,
-    decode: (m) => ({ items: [parseWith(cutoffSchema, m.data)], rejects: [] }),
+    decode: (m) => ({ items: [{ c: parseWith(cutoffSchema, m.data), msg: m }], rejects: [] }),
     deadLetter: dlq,
     handle: async (items) => {
-      await Promise.all(items.map((c) => sessions.onCutoff(c)));
+      const refused: LateReject[] = [];
+      await Promise.all(items.map(({ c, msg }) => orRefuse(msg, refused, () => sessions.onCutoff(c))));
+      return refused;
     },
   });
   // Fault changes, in order per terminal (one terminal's open comes before its resolve).
-  const faultChanges = await runConsumer<FaultChange>({
+  const faultChanges = await runConsumer<{ c: FaultChange; msg: JsMsg }>({
     nc,
     log,
     stream: s.streams.control,
     durable: s.consumer("control_faults"),
     filterSubject: s.wild.faultChange,
     maxBatch: 100,
-    decode: (m) => ({ items: [parseWith(faultChangeSchema, m.data)], rejects: [] }),
+    decode: (m) => ({ items: [{ c: parseWith(faultChangeSchema, m.data), msg: m }], rejects: [] }),
     deadLetter: dlq,
     // One terminal's changes in order, terminals side by side: a burst of faults (a storm, a
     // gateway back online) is not handled one after another.
-    handle: (items) => inLanes(items, (c) => c.terminalId, EVENT_LANES, (c) => faults.onChange(c)),
+    handle: async (items) => {
+      const refused: LateReject[] = [];
+      await inLanes(items, ({ c }) => c.terminalId, EVENT_LANES, ({ c, msg }) => orRefuse(msg, refused, () => faults.onChange(c)));
+      return refused;
+    },
   });
   return [events, cutoffs, faultChanges];
 }

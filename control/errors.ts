@@ -4,7 +4,7 @@ import type { Dependency } from "../ingest/index.ts";
 export class ApiError extends Error {
   override name = "ApiError";
   constructor(
-    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 503,
+    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 429 | 503,
     readonly code: string,
     message: string,
     readonly details?: { path: string; message: string }[],
@@ -26,3 +26,4 @@ const DEPENDENCY_NAMES: Record<Dependency, string> = { database: "the database",
 /** 503 `unavailable`: a dependency the call needs is down (protocol 1.1); the client retries later. */
 export const unavailable = (dependency: Dependency) =>
   new ApiError(503, "unavailable", `${DEPENDENCY_NAMES[dependency]} cannot be reached; retry later`);
+export const rateLimited = (message: string) => new ApiError(429, "rate_limited", message);

@@ -78,6 +78,21 @@ export interface TerminalRecord {
 const terminalSelect = `SELECT t.terminal_id, t.qr, t.gateway_id, t.region_id, t.franchisee_id, t.profile, r.timezone
   FROM terminals t JOIN regions r USING (region_id)`;
 
+/**
+ * Rows are parsed too: a profile stored by an older version gets today's defaults, and so does
+ * each field that today's bounds refuse (one stored before the bounds existed, e.g. a `maxPowerW`
+ * of 4000.5): a bad field must not make every call on the terminal fail.
+ */
+export function storedProfile(raw: unknown): TerminalProfile {
+  const obj: Record<string, unknown> = raw && typeof raw === "object" && !Array.isArray(raw) ? { ...(raw as Record<string, unknown>) } : {};
+  for (let tries = 0; tries < 8; tries++) {
+    const r = terminalProfileSchema.safeParse(obj);
+    if (r.success) return r.data;
+    for (const i of r.error.issues) delete obj[String(i.path[0])];
+  }
+  return terminalProfileSchema.parse({});
+}
+
 function toTerminal(row: Record<string, unknown>): TerminalRecord {
   return {
     terminalId: row.terminal_id as string,
@@ -85,8 +100,7 @@ function toTerminal(row: Record<string, unknown>): TerminalRecord {
     gatewayId: row.gateway_id as string,
     regionId: row.region_id as string,
     franchiseeId: row.franchisee_id as string,
-    // Rows are parsed too: a profile stored by an older version gets today's defaults.
-    profile: terminalProfileSchema.parse(row.profile),
+    profile: storedProfile(row.profile),
     timezone: row.timezone as string,
   };
 }

@@ -19,6 +19,7 @@ import { reportRoutes } from "./http/reports.ts";
 import { pageRoutes } from "./http/pages.ts";
 import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
+import { streamCounter } from "./http/streams.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -66,7 +67,14 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
   });
   const faults = faultService({ db: o.db, nc: o.nc, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000, log: o.log });
-  const { app, auth } = await createApp({ log: o.log, metrics, authenticate: authenticator(c.VEND_JWT_SECRET!) });
+  const { app, auth, publicLimit } = await createApp({
+    log: o.log,
+    metrics,
+    authenticate: authenticator(c.VEND_JWT_SECRET!, { maxLifetimeS: c.JWT_MAX_LIFETIME_S, issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE, clock: o.clock }),
+    limits: { windowMs: c.RATE_LIMIT_WINDOW_S * 1000, publicMax: c.RATE_LIMIT_PUBLIC_MAX, principalMax: c.RATE_LIMIT_PRINCIPAL_MAX, adminMax: c.RATE_LIMIT_ADMIN_MAX },
+    trustProxy: c.TRUST_PROXY,
+  });
+  const streams = streamCounter(c.SSE_MAX_STREAMS);
   let draining = false;
   adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
   franchiseeRoutes(app, {
@@ -78,6 +86,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     faults,
     clock: o.clock,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    streams,
     onRequest: auth("franchisee"),
   });
   userRoutes(app, {
@@ -87,10 +96,22 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     metrics,
     sessions,
     faults,
+    streams,
+    minDurationS: c.MIN_TARGET_DURATION_S,
     user: auth("user"),
     userOrAdmin: auth("user", "admin"),
+    publicLimit,
   });
-  pageRoutes(app, { db: o.db, buckets: o.buckets, clock: o.clock, offlineMs: c.TERMINAL_OFFLINE_S * 1000, demoSignIn: c.DEMO_SIGN_IN, jwtSecret: c.VEND_JWT_SECRET! });
+  pageRoutes(app, {
+    db: o.db,
+    buckets: o.buckets,
+    clock: o.clock,
+    offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    demoSignIn: c.DEMO_SIGN_IN,
+    jwtSecret: c.VEND_JWT_SECRET!,
+    claims: { issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE },
+    publicLimit,
+  });
   reportRoutes(app, { db: o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 

@@ -1,5 +1,5 @@
 import type { Db, Tx } from "./db.ts";
-import { notFound } from "./errors.ts";
+import { conflict, notFound } from "./errors.ts";
 
 type Q = Db | Tx;
 
@@ -71,11 +71,25 @@ export async function post(tx: Tx, userId: string, kind: Kind, d: Deltas, ref: {
   return r.rowCount === 1;
 }
 
-/** A top-up settles unpaid postpaid debt first; the rest goes to the balance. Idempotent by reference. */
+/**
+ * A top-up settles unpaid postpaid debt first; the rest goes to the balance. Idempotent by
+ * reference: the same reference and amount again credits nothing; the same reference with another
+ * amount is a conflict (409 `reference_reused`), not a silent success, since one of the two
+ * amounts is wrong.
+ */
 export async function topUp(tx: Tx, userId: string, amountCents: number, reference: string): Promise<{ credited: boolean; wallet: Wallet }> {
   await ensureUser(tx, userId);
   const w = await lockWallet(tx, userId);
   const credited = await post(tx, userId, "topup", { balance: amountCents }, { reference });
+  if (!credited) {
+    const first = await tx.query<{ amount: string }>(
+      "SELECT balance_delta::text AS amount FROM wallet_ledger WHERE user_id = $1::text AND kind = 'topup' AND reference = $2::text",
+      [userId, reference],
+    );
+    const was = first.rows[0] ? Number(first.rows[0].amount) : null;
+    if (was !== amountCents)
+      throw conflict("reference_reused", `top-up reference ${JSON.stringify(reference)} already credited ${was} cents, not ${amountCents}`);
+  }
   if (credited) {
     const settle = Math.min(w.debtCents, amountCents);
     if (settle > 0) await post(tx, userId, "debt_settlement", { balance: -settle, debt: -settle }, { reference });

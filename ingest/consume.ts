@@ -64,8 +64,9 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
   /** Largest batch handed to handle(). @default 500 */
   maxBatch?: number;
   /**
-   * Delay before a failed batch is redelivered (or retried); it doubles with each failure in a
-   * row, up to 5 s or this, whichever is longer (an outage of PostgreSQL or NATS). @default 1000
+   * Delay before a failed batch is retried in place or redelivered; it doubles with each failure
+   * in a row (up to 5 s or this, whichever is longer: an outage of PostgreSQL or NATS) and with each
+   * redelivery of the same message (up to 8 times this). @default 1000
    */
   retryDelayMs?: number;
   /**
@@ -219,7 +220,7 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       // Nothing is acknowledged before its dead letters are stored.
       if (!inPlace || isStopping()) {
         o.log.error({ err: e }, "dead-lettering failed; redelivering");
-        for (const m of batch) m.nak(o.retryDelayMs ?? 1000);
+        for (const m of batch) m.nak(redeliveryDelay(o.retryDelayMs ?? 1000, m.info.deliveryCount));
         return;
       }
       if (attempt === 1) o.log.error({ err: e }, "dead-lettering failed; retrying");
@@ -241,11 +242,19 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       // Logged by the back-off: an outage as a warning now and then, anything else each time.
       const delay = backoff.failed(e, { n: good.length, attempt, redelivered: !inPlace || isStopping() });
       if (!inPlace || isStopping()) {
-        for (const m of good) m.nak(delay);
+        for (const m of good) m.nak(Math.max(delay, redeliveryDelay(o.retryDelayMs ?? 1000, m.info.deliveryCount)));
         return;
       }
       for (const m of good) m.working();
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+}
+
+/**
+ * The delay before the n-th delivery of a message is tried again: doubled per delivery, at most 8
+ * times the first, so an outage is not hammered and a recovery is noticed within seconds.
+ */
+export function redeliveryDelay(firstMs: number, deliveryCount: number): number {
+  return firstMs * 2 ** Math.min(Math.max(deliveryCount - 1, 0), 3);
 }

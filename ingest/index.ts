@@ -1,8 +1,9 @@
 /** Ingest: the stream topology, the one consume loop, telemetry decoding and dead letters. */
 export { ensureTopology, reservedBytes, openBuckets, streamConfigs, isNotFound, type Buckets, type StreamLimits } from "./streams.ts";
-export { runConsumer, ensureConsumer, PoisonMessageError, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
+export { runConsumer, ensureConsumer, redeliveryDelay, PoisonMessageError, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
 export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";
+export { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
 export { startWriter, type WriterOptions } from "./writer.ts";
 export { maintainStorage, refreshAggregates, storageEngine, type StoragePolicy } from "./storage.ts";
 export { readingsOf, type StoredReading } from "./store.ts";

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { whToMwh } from "../contracts/index.ts";
+import { meterResolution, whToMwh } from "../contracts/index.ts";
 import type { TelemetryItem } from "./telemetry.ts";
 import type { Mark } from "./validate.ts";
 
@@ -32,9 +32,9 @@ export async function insertReadings(q: Q, items: TelemetryItem[]): Promise<numb
     cols.gateway.push(it.gatewayId);
     cols.seq.push(r.seq);
     cols.on.push(r.state === "on");
-    cols.current.push(r.currentA);
-    cols.voltage.push(r.voltageV);
-    cols.power.push(r.powerW ?? r.currentA * r.voltageV);
+    cols.current.push(meterReal(r.currentA));
+    cols.voltage.push(meterReal(r.voltageV));
+    cols.power.push(meterReal(r.powerW ?? r.currentA * r.voltageV));
     cols.mwh.push(whToMwh(r.energyWh).toString());
     cols.session.push(r.sessionId ?? null);
     cols.received.push(it.storedAt);
@@ -60,6 +60,14 @@ export async function insertReadings(q: Q, items: TelemetryItem[]): Promise<numb
     ],
   );
   return res.rowCount ?? 0;
+}
+
+/**
+ * A `real` holds no non-zero magnitude below 1.4e-45 (PostgreSQL refuses the value, and with it the
+ * statement), so noise below what a meter resolves is stored as 0.
+ */
+function meterReal(x: number): number {
+  return x < meterResolution ? 0 : x;
 }
 
 /**

@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
+import { isPermanent, permanentReason, writeIsolating } from "./isolate.ts";
 import { unavailableDependency } from "./outage.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
@@ -103,7 +104,15 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
         continue;
       }
-      const v = checkReading(marks.get(it.terminalId), it.reading);
+      let v: ReturnType<typeof checkReading>;
+      try {
+        v = checkReading(marks.get(it.terminalId), it.reading);
+      } catch (e) {
+        // A number no schema bound caught (OutOfRangeError): this reading's fault, not the batch's.
+        if (!isPermanent(e)) throw e;
+        reject("invalid", permanentReason(e));
+        continue;
+      }
       if (!v.ok) {
         reject(v.code, v.reason);
         continue;
@@ -134,11 +143,19 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         () => undefined,
       );
       const { accepted, rejects } = await checking;
-      // One statement: committed on its own, no transaction round trips.
-      const n = await insertReadings(db, accepted);
+      // One statement: committed on its own, no transaction round trips. A reading the database
+      // refuses (a value its column cannot hold) is found by halving the batch and dead-lettered
+      // alone; the rest are stored and acknowledged instead of the whole batch retried forever.
+      const { written: n, refused } = await writeIsolating(accepted, (part) => insertReadings(db, part));
+      for (const { item: it, error } of refused) {
+        rejects.push({ msg: it.msg, reject: { code: "db_refused", reason: permanentReason(error), part: it.part, payload: rawOf(s.prefix, it) } });
+        // Its mark may stand for a reading that was never stored: read the terminal again from the table.
+        if (marks.get(it.terminalId)?.ts === it.reading.ts) marks.delete(it.terminalId);
+        gatewayOf.delete(it.terminalId);
+      }
       for (const it of accepted) if (it.reading.ts < oldestStored) oldestStored = it.reading.ts;
       stored.inc(n);
-      duplicates.inc(accepted.length - n);
+      duplicates.inc(accepted.length - refused.length - n);
       end();
       return rejects;
     },

@@ -1,7 +1,11 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { Counter, Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, validReadings, type TelemetryItem } from "../ingest/index.ts";
+import { followDirectory, type TerminalDirectory } from "./directory.ts";
 
 /** What a stage learns from the consumer that feeds it. */
 export interface StageContext {
@@ -11,13 +15,28 @@ export interface StageContext {
   partitioned: boolean;
   /** Messages still pending on the consumer after the newest one seen: 0 means caught up. */
   pending(): number;
+  /** The registry as the processors see it (thresholds, gateway). */
+  directory: TerminalDirectory;
+  /**
+   * Whether a reading may be stepped: its terminal is registered on the gateway it came from, and
+   * its time is not too far ahead of when the stream stored it. Every item a stage is handed
+   * already passed; a stage checks readings it fetches itself.
+   */
+  trusts(gatewayId: string, terminalId: string, ts: number, seenAt: number): boolean;
+  /** A reading the stage could not step and left out (logged and counted with the reason). */
+  skipped(stage: string, it: TelemetryItem, reason: string, err?: unknown): void;
 }
 
 /** One per-terminal step over the telemetry stream (cutoff, faults), fed by a shared consumer. */
 export interface Stage {
+  /** For logs and metrics. @default "stage" */
+  name?: string;
   /** Readings of other terminals are skipped before they are parsed. @default all wanted */
   want?(terminalId: string): boolean;
-  /** Steps the readings, in stream order, and resolves when their effects are done. */
+  /**
+   * Steps the readings, in stream order, and resolves when their effects are done. A stage that
+   * throws changed nothing: it is called again with the same readings (or a terminal's share).
+   */
   handle(items: TelemetryItem[]): Promise<void>;
   stop(): Promise<void>;
 }
@@ -30,6 +49,10 @@ export interface HostOptions {
   log: Logger;
   clock: () => number;
   durable: string;
+  /** The registry bucket (`<p>_terminals`): readings count only from a terminal's registered gateway. */
+  terminals: KV;
+  /** For the counts of readings ignored and skipped. @default a registry of its own */
+  registry?: Registry;
   /** A partition's subjects (docs/scaling.md). @default the whole stream */
   filterSubject?: string;
   stages: StageFactory[];
@@ -37,10 +60,29 @@ export interface HostOptions {
   maxBatch?: number;
   /** @default 20000 */
   maxAckPending?: number;
+  /**
+   * A reading whose `ts` is further ahead of its arrival (the stream's clock) is not stepped: a
+   * processor keeps "newest reading time" per terminal, and a reading from the future would hide
+   * the real ones until then. @default 60000 (ms)
+   */
+  maxAheadMs?: number;
+  /**
+   * Tries of a failed batch before it is tried terminal by terminal, and then of a terminal's
+   * readings before they are skipped (only while NATS answers: an outage is waited out). @default 3
+   */
+  attempts?: number;
+  /** Delay between tries. @default 1000 */
+  retryDelayMs?: number;
 }
 
 export interface RunningProcessor {
   stop(): Promise<void>;
+}
+
+/** Where a stage is with a batch that failed: the whole batch, or the terminals' shares still failing. */
+interface Progress {
+  tries: number;
+  shares: TelemetryItem[][] | null;
 }
 
 /**
@@ -48,21 +90,116 @@ export interface RunningProcessor {
  * however many stages step it (measured: the second consumer of the same stream cost more CPU
  * than both steps together). A batch is acknowledged when every stage is done with it; a stage
  * that fails is retried in place, in order, and the stages that succeeded are not run again.
+ *
+ * Only readings a processor may trust reach the stages: of a registered terminal, from its
+ * registered gateway, not too far ahead in time (the writer dead-letters the others, once). A
+ * stage that keeps failing on a batch is tried terminal by terminal, so one terminal's reading
+ * that it cannot handle is skipped and the others are stepped, rather than stall them all.
  */
 export async function startProcessorHost(o: HostOptions): Promise<RunningProcessor> {
+  const registry = o.registry ?? new Registry();
+  const ignored = new Counter({
+    name: "vend_processor_readings_ignored_total",
+    help: "Readings the processors did not step: unknown terminal, wrong gateway, or ts too far ahead",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const skippedCount = new Counter({
+    name: "vend_processor_readings_skipped_total",
+    help: "Readings a stage could not handle and left out, so the others went on",
+    labelNames: ["stage", "reason"],
+    registers: [registry],
+  });
+  const maxAheadMs = o.maxAheadMs ?? 60_000;
+  const attempts = o.attempts ?? 3;
+  const directory = await followDirectory(o.terminals, o.log);
+  await directory.ready;
+
   let lastPending = 0;
-  const ctx: StageContext = { owner: o.durable, partitioned: o.filterSubject !== undefined, pending: () => lastPending };
+  const trusted = (gatewayId: string, terminalId: string, ts: number, seenAt: number): string | null => {
+    const t = directory.get(terminalId);
+    if (!t) return "unknown_terminal";
+    if (t.gatewayId !== gatewayId) return "wrong_gateway";
+    if (ts > seenAt + maxAheadMs) return "future_ts";
+    return null;
+  };
+  const ctx: StageContext = {
+    owner: o.durable,
+    partitioned: o.filterSubject !== undefined,
+    pending: () => lastPending,
+    directory,
+    trusts: (gw, id, ts, seenAt) => trusted(gw, id, ts, seenAt) === null,
+    skipped(stage, it, reason, err) {
+      skippedCount.inc({ stage, reason });
+      o.log.error({ err, stage, reason, terminalId: it.terminalId, gatewayId: it.gatewayId, seq: it.reading.seq, ts: it.reading.ts }, "reading skipped by a stage");
+    },
+  };
   const stages: Stage[] = [];
   try {
     for (const make of o.stages) stages.push(await make(ctx));
   } catch (e) {
     await Promise.all(stages.map((st) => st.stop()));
+    directory.stop();
     throw e;
   }
   const filters = stages.map((st) => st.want);
-  const want = filters.every((f) => f !== undefined) ? (id: string) => filters.some((f) => f!(id)) : undefined;
+  const stageWants = filters.every((f) => f !== undefined) ? (id: string) => filters.some((f) => f!(id)) : () => true;
+  // Unregistered terminals cost no parsing and no state (their readings are the writer's to dead-letter).
+  const want = (id: string) => {
+    if (!directory.get(id)) {
+      ignored.inc({ reason: "unknown_terminal" });
+      return false;
+    }
+    return stageWants(id);
+  };
   // Stages already done with a batch that is being retried (keyed by the batch's item array).
-  const done = new WeakMap<TelemetryItem[], Set<Stage>>();
+  const done = new WeakMap<TelemetryItem[], Map<Stage, Progress | "done">>();
+  const jsm = await jetstreamManager(o.nc);
+  const natsAnswers = () =>
+    jsm.getAccountInfo().then(
+      () => true,
+      () => false,
+    );
+
+  const attempt = async (st: Stage, items: TelemetryItem[], p: Progress): Promise<boolean> => {
+    if (!p.shares) {
+      try {
+        await st.handle(items);
+        return true;
+      } catch (e) {
+        if (++p.tries < attempts) throw e;
+        // Whose reading is it? Each terminal's share on its own (stream order kept within each).
+        const byTerminal = new Map<string, TelemetryItem[]>();
+        for (const it of items) {
+          const share = byTerminal.get(it.terminalId);
+          if (share) share.push(it);
+          else byTerminal.set(it.terminalId, [it]);
+        }
+        p.shares = [...byTerminal.values()];
+        p.tries = 0;
+      }
+    }
+    const errors: unknown[] = [];
+    const failing: TelemetryItem[][] = [];
+    for (const share of p.shares) {
+      try {
+        await st.handle(share);
+      } catch (e) {
+        failing.push(share);
+        errors.push(e);
+      }
+    }
+    p.shares = failing;
+    if (failing.length === 0) return true;
+    if (++p.tries >= attempts && (await natsAnswers())) {
+      failing.forEach((share, i) => {
+        const reason = String((errors[i] as Error)?.message ?? errors[i]).slice(0, 200);
+        for (const it of share) ctx.skipped(st.name ?? "stage", it, `failed ${attempts} times on its own: ${reason}`);
+      });
+      return true;
+    }
+    throw errors[0];
+  };
 
   const consumer = await runConsumer<TelemetryItem>({
     nc: o.nc,
@@ -73,21 +210,30 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     maxAckPending: o.maxAckPending ?? 20_000,
     // Small batches: a decision waits behind at most this many readings of other terminals.
     maxBatch: o.maxBatch ?? 500,
+    ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}),
     decode: (m) => {
       lastPending = m.info.pending;
-      return validReadings(o.subjects.prefix, m, { now: o.clock, ...(want ? { want } : {}) });
+      const d = validReadings(o.subjects.prefix, m, { now: o.clock, want });
+      const items = d.items.filter((it) => {
+        const why = trusted(it.gatewayId, it.terminalId, it.reading.ts, it.storedAt);
+        if (why) ignored.inc({ reason: why });
+        return why === null;
+      });
+      return { items, rejects: [] };
     },
     // Invalid readings are the writer's to dead-letter and count, once.
     deadLetter: async () => {},
     // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
     retryInPlace: true,
     handle: async (items) => {
-      const finished = done.get(items) ?? new Set<Stage>();
-      done.set(items, finished);
+      const progress = done.get(items) ?? new Map<Stage, Progress | "done">();
+      done.set(items, progress);
       const results = await Promise.allSettled(
-        stages.filter((st) => !finished.has(st)).map(async (st) => {
-          await st.handle(items);
-          finished.add(st);
+        stages.map(async (st) => {
+          const p = progress.get(st) ?? { tries: 0, shares: null };
+          if (p === "done") return;
+          progress.set(st, p);
+          if (await attempt(st, items, p)) progress.set(st, "done");
         }),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -99,6 +245,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     async stop() {
       await consumer.stop();
       await Promise.all(stages.map((st) => st.stop()));
+      directory.stop();
     },
   };
 }

@@ -1,5 +1,6 @@
 /** Stream processors: pure per-terminal steps, run as stages on shared telemetry consumers. */
-export { startProcessorHost, type RunningProcessor, type Stage, type StageContext, type StageFactory } from "./host.ts";
+export { startProcessorHost, type HostOptions, type RunningProcessor, type Stage, type StageContext, type StageFactory } from "./host.ts";
+export { followDirectory, type TerminalDirectory } from "./directory.ts";
 export { startCutoffProcessor, cutoffStage, type CutoffProcessorOptions, type CutoffStageOptions } from "./cutoff/processor.ts";
 export { step as cutoffStep, emptyState as emptyCutoffState, type TerminalState as CutoffState } from "./cutoff/step.ts";
 export { decideCutoff } from "./cutoff/decide.ts";

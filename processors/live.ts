@@ -32,9 +32,12 @@ export function liveWriter(kv: KV, everyMs = 5000) {
   return {
     note(gatewayId: string, terminalId: string, r: Reading, seenAt: number): Promise<unknown> | null {
       const w = written.get(terminalId);
-      // Never back in time (a redelivered or late reading), and not more often than needed.
-      if (w && (r.ts <= w.ts || (w.state === r.state && seenAt - w.at < w.period))) return null;
-      written.set(terminalId, { at: seenAt, state: r.state, ts: r.ts, period: w?.period ?? periodOf(terminalId) });
+      // Never back in time, and not more often than needed. Time here is arrival (the stream's
+      // clock; reading time only within one message): a redelivered message arrived earlier, and a
+      // reading dated ahead of the real ones must not keep them out (and the terminal "offline").
+      if (w && (seenAt < w.at || (seenAt === w.at && r.ts <= w.ts) || (w.state === r.state && seenAt - w.at < w.period))) return null;
+      const entry = { at: seenAt, state: r.state, ts: r.ts, period: w?.period ?? periodOf(terminalId) };
+      written.set(terminalId, entry);
       const live: Live = {
         terminalId,
         gatewayId,
@@ -45,7 +48,11 @@ export function liveWriter(kv: KV, everyMs = 5000) {
         voltageV: r.voltageV,
         energyWh: r.energyWh,
       };
-      return kv.put(terminalId, JSON.stringify(live));
+      // Not written: the next reading tries again rather than wait out the period.
+      return kv.put(terminalId, JSON.stringify(live)).catch((err) => {
+        if (written.get(terminalId) === entry) written.delete(terminalId);
+        throw err;
+      });
     },
   };
 }

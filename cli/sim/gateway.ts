@@ -57,11 +57,25 @@ export function createGateway(opts: GatewayOptions): Gateway {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
+  // An event that did not get out is tried again, in order, until it does or the gateway stops:
+  // a terminal's own power_off (limit) is the only report of a stop the cloud did not make. A
+  // retry after a publish whose ack was lost may deliver an event twice; events are idempotent.
+  const publishUntilDone = async (subject: string, data: string) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await publishEvent(subject, data);
+      } catch (e) {
+        onError(e);
+        if (stopped) return;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
+  };
   const link = {
     clock,
     send(terminalId: string, event: TerminalEvent) {
       const data = JSON.stringify(event);
-      uplink = uplink.then(() => publishEvent(s.evt(gatewayId, terminalId), data)).catch(onError);
+      uplink = uplink.then(() => publishUntilDone(s.evt(gatewayId, terminalId), data));
     },
   };
 
@@ -164,9 +178,12 @@ function eventPublisher(nc: NatsConnection) {
       await (await jsm).streams.find(subject);
       return true;
     } catch (e) {
+      if (e instanceof Error && e.name === "StreamNotFoundError") return false;
       // JetStream not enabled: look again next time, it may be later.
-      if (noResponders(e)) jsm = undefined;
-      return false;
+      jsm = undefined;
+      if (noResponders(e)) return false;
+      // No answer at all (a lost connection): not "no stream", so not a core publish into the void.
+      throw e;
     }
   };
   return async (subject: string, data: string): Promise<void> => {

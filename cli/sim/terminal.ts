@@ -19,6 +19,12 @@ export interface TerminalBehaviour {
   online: boolean;
   /** Real-time delay before an answer is sent (the command itself takes effect at once). */
   ackDelayMs: number;
+  /**
+   * true: stops by itself at power_on's `limitWh`/`limitS` and reports `power_off` (limit), as the
+   * protocol lets a terminal do; false: only the cloud's power_off stops it (to measure the cloud's
+   * own cutoff). @default true
+   */
+  limits: boolean;
 }
 
 export interface TerminalOptions extends Partial<TerminalBehaviour> {
@@ -55,6 +61,10 @@ export class SimTerminal {
   #wh: number;
   /** Clock time up to which energy has been added to the register. */
   #integratedTo: number;
+  /** The running session's own limits (from its power_on), counted from power-on. */
+  #limit: { sessionId: string; startTs: number; startWh: number; limitWh?: number; limitS?: number } | undefined;
+  /** A limit stop reached while offline, reported when the terminal is back. */
+  #unreported: TerminalEvent | undefined;
   /** cmdId → its answer once prepared, so a repeat is answered identically and never applied twice. */
   #answers = new Map<string, TerminalEvent | undefined>();
   #timers = new Set<NodeJS.Timeout>();
@@ -75,6 +85,7 @@ export class SimTerminal {
       leakA: 0,
       online: true,
       ackDelayMs: 0,
+      limits: true,
       ...stripUndefined(behaviour),
     };
     this.#wh = energyWh;
@@ -109,6 +120,11 @@ export class SimTerminal {
     // Energy so far was drawn under the old current and voltage.
     this.#advance(this.link.clock());
     this.#b = { ...this.#b, ...stripUndefined(partial) };
+    if (this.#b.online && this.#unreported) {
+      const ev = this.#unreported;
+      this.#unreported = undefined;
+      this.#send(ev);
+    }
   }
 
   /**
@@ -123,6 +139,7 @@ export class SimTerminal {
     if (!opts.keepRelay) {
       this.#relay = "off";
       this.#sessionId = undefined;
+      this.#limit = undefined;
     }
     if (this.#b.online) this.#send({ type: "boot", energyWh: round(this.#wh, 3), ts: now });
   }
@@ -186,12 +203,20 @@ export class SimTerminal {
         this.#advance(now);
         this.#relay = "on";
         this.#sessionId = cmd.sessionId;
+        this.#limit = {
+          sessionId: cmd.sessionId,
+          startTs: now,
+          startWh: this.#wh,
+          ...(cmd.limitWh !== undefined ? { limitWh: cmd.limitWh } : {}),
+          ...(cmd.limitS !== undefined ? { limitS: cmd.limitS } : {}),
+        };
         return { type: "power_on_ack", sessionId: cmd.sessionId, energyWh: round(this.#wh, 3), ts: now };
       case "power_off":
         // Always obeyed, whatever session it names: cutting power is the safe side.
         this.#advance(now);
         this.#relay = "off";
         this.#sessionId = undefined;
+        this.#limit = undefined;
         return { type: "power_off_ack", sessionId: cmd.sessionId, energyWh: round(this.#wh, 3), ts: now };
     }
   }
@@ -233,13 +258,53 @@ export class SimTerminal {
     return this.#relay === "on" ? this.#b.currentA : this.#b.leakA;
   }
 
-  /** Adds V×I×dt for the clock time since the last call; a clock that went back adds nothing. */
+  /**
+   * Adds V×I×dt for the clock time since the last call; a clock that went back adds nothing.
+   * A session's limit reached meanwhile switches the relay off at the exact moment it was reached,
+   * so the register stops there, whenever the terminal is next looked at.
+   */
   #advance(now: number): number {
-    if (now > this.#integratedTo) {
-      this.#wh += (this.#b.voltageV * this.#current() * (now - this.#integratedTo)) / 3_600_000;
-      this.#integratedTo = now;
+    const stop = this.#limitMoment();
+    if (stop !== undefined && stop.at <= now) {
+      this.#integrate(stop.at);
+      if (stop.wh !== undefined) this.#wh = stop.wh; // exactly the limit, free of the float steps
+      this.#stopAtLimit(stop.at);
     }
+    this.#integrate(now);
     return this.#wh;
+  }
+
+  #integrate(to: number): void {
+    if (to > this.#integratedTo) {
+      this.#wh += (this.#b.voltageV * this.#current() * (to - this.#integratedTo)) / 3_600_000;
+      this.#integratedTo = to;
+    }
+  }
+
+  /** When the running session reaches its limitWh or limitS at the present current, if ever. */
+  #limitMoment(): { at: number; wh?: number } | undefined {
+    const l = this.#limit;
+    if (!l || this.#relay !== "on" || !this.#b.limits) return undefined;
+    let best: { at: number; wh?: number } | undefined;
+    if (l.limitS !== undefined) best = { at: Math.max(this.#integratedTo, l.startTs + l.limitS * 1000) };
+    const whPerMs = (this.#b.voltageV * this.#current()) / 3_600_000;
+    if (l.limitWh !== undefined && whPerMs > 0) {
+      const wh = l.startWh + l.limitWh;
+      const at = this.#integratedTo + Math.max(0, wh - this.#wh) / whPerMs;
+      if (!best || at < best.at) best = { at, wh };
+    }
+    return best;
+  }
+
+  /** The terminal's own stop: relay off, session forgotten, and the protocol 1.1 power_off event. */
+  #stopAtLimit(at: number): void {
+    const sessionId = this.#limit!.sessionId;
+    this.#relay = "off";
+    this.#sessionId = undefined;
+    this.#limit = undefined;
+    const ev: TerminalEvent = { type: "power_off", sessionId, reason: "limit", energyWh: round(this.#wh, 3), ts: Math.ceil(at) };
+    if (this.#b.online) this.#send(ev);
+    else this.#unreported = ev;
   }
 }
 

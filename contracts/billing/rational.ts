@@ -83,11 +83,23 @@ function floorDiv(a: bigint, b: bigint): bigint {
 }
 
 /**
+ * A number too large (or not finite) for exact arithmetic. Wire schemas bound every number, so
+ * this means an unchecked input reached billing: a caller dead-letters the message that carried
+ * it rather than retry it (a generic RangeError looked transient and was retried forever).
+ */
+export class OutOfRangeError extends RangeError {
+  override name = "OutOfRangeError";
+}
+
+/**
  * Meter registers arrive as JSON numbers in Wh with at most 3 decimals of meaning; they become
  * integer milliwatt-hours at the edge, so all energy arithmetic after that is exact.
  */
 export function whToMwh(wh: number): bigint {
-  return BigInt(Math.round(wh * 1000));
+  const mwh = Math.round(wh * 1000);
+  // Past 2^53 the rounding is no longer to the mWh, and Infinity has no BigInt at all.
+  if (!Number.isSafeInteger(mwh)) throw new OutOfRangeError(`energy ${wh} Wh is out of range for exact arithmetic`);
+  return BigInt(mwh);
 }
 
 export function mwhToWh(mwh: bigint): number {

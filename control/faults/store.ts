@@ -15,8 +15,26 @@ const cols = `fault_id AS "faultId", kind, status, terminal_id AS "terminalId", 
   region_id AS "regionId", vv_ts_to_ms(opened_at) AS "openedAt", vv_ts_to_ms(resolved_at) AS "resolvedAt", count, evidence,
   vv_ts_to_ms(acknowledged_at) AS "acknowledgedAt", vv_ts_to_ms(last_seen_at) AS "lastSeenAt"`;
 
-/** The protocol's fault event (plus `acknowledgedAt`, an extension). */
+/**
+ * Evidence that only admins see: who reported a scan failure. Every channel a franchisee reads
+ * (its API, event stream, NATS subject, webhook, package) carries the franchisee's view.
+ */
+const ADMIN_ONLY_EVIDENCE = ["userId"] as const;
+
+const franchiseeEvidence = (e: Record<string, unknown>): Record<string, unknown> => {
+  if (!ADMIN_ONLY_EVIDENCE.some((k) => k in e)) return e;
+  const out = { ...e };
+  for (const k of ADMIN_ONLY_EVIDENCE) delete out[k];
+  return out;
+};
+
+/** The protocol's fault event as its franchisee sees it (plus `acknowledgedAt`, an extension). */
 export function toEvent(r: FaultRow): FaultEvent & { acknowledgedAt: number | null } {
+  return { ...toAdminEvent(r), evidence: franchiseeEvidence(r.evidence) };
+}
+
+/** The whole fault event, reporter included: for admins only. */
+export function toAdminEvent(r: FaultRow): FaultEvent & { acknowledgedAt: number | null } {
   return {
     faultId: r.faultId,
     kind: r.kind,
@@ -30,6 +48,21 @@ export function toEvent(r: FaultRow): FaultEvent & { acknowledgedAt: number | nu
     evidence: r.evidence,
     acknowledgedAt: r.acknowledgedAt === null ? null : Number(r.acknowledgedAt),
   };
+}
+
+/**
+ * A fault event read back from the faults stream, as its franchisee may see it (events published
+ * before the reporter was kept from franchisees still carry it in the stream).
+ */
+export function franchiseeView(data: Uint8Array): string {
+  const text = new TextDecoder().decode(data);
+  try {
+    const ev = JSON.parse(text) as { evidence?: unknown };
+    if (!ev.evidence || typeof ev.evidence !== "object") return text;
+    return JSON.stringify({ ...ev, evidence: franchiseeEvidence(ev.evidence as Record<string, unknown>) });
+  } catch {
+    return text;
+  }
 }
 
 /** Every change is published to the franchisee's subject through the outbox, in its transaction. */
@@ -167,7 +200,7 @@ export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; ki
               'fault:' || f.fault_id || ':' || f.status || ':' || f.count AS msg_id,
               jsonb_build_object('faultId', f.fault_id, 'kind', f.kind, 'status', f.status, 'terminalId', f.terminal_id,
                 'franchiseeId', f.franchisee_id, 'regionId', f.region_id, 'openedAt', vv_ts_to_ms(f.opened_at),
-                'resolvedAt', vv_ts_to_ms(f.resolved_at), 'count', f.count, 'evidence', f.evidence,
+                'resolvedAt', vv_ts_to_ms(f.resolved_at), 'count', f.count, 'evidence', f.evidence - 'userId',
                 'acknowledgedAt', vv_ts_to_ms(f.acknowledged_at)) AS payload
        FROM f
      ),

@@ -4,6 +4,7 @@ import {
   gatewayBodySchema,
   idSchema,
   regionBodySchema,
+  textSchema,
   tariffBodySchema,
   terminalBodySchema,
   topupBodySchema,
@@ -14,6 +15,7 @@ import { inTx, type Db } from "../db.ts";
 import { notFound } from "../errors.ts";
 import { terminalById } from "../registry.ts";
 import { setWebhook } from "../webhooks.ts";
+import { faultById, toAdminEvent } from "../faults/store.ts";
 import { upsertFranchisee, upsertGateway, upsertRegion, upsertTerminal } from "../registry.ts";
 import { addTariffVersion } from "../tariffs.ts";
 import { topUp, upsertUser } from "../wallet.ts";
@@ -22,7 +24,7 @@ import type { App } from "./server.ts";
 const p = (name: string) => ({ params: z.object({ [name]: idSchema }) });
 
 /** The admin calls of the protocol that manage the registry, tariffs and wallets. */
-export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any) => Promise<void>; onTerminal: (terminalId: string) => Promise<void> }) {
+export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any, reply: any) => Promise<void>; onTerminal: (terminalId: string) => Promise<void> }) {
   const { db } = o;
   const base = { onRequest: o.onRequest };
   const tags = ["admin"];
@@ -41,7 +43,7 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
 
   app.put(
     "/v1/admin/franchisees/:franchiseeId/webhook",
-    { ...base, schema: { tags, ...p("franchiseeId"), body: z.object({ url: z.url({ protocol: /^https?$/ }), secret: z.string().min(16).max(200) }) } },
+    { ...base, schema: { tags, ...p("franchiseeId"), body: z.object({ url: z.url({ protocol: /^https?$/ }), secret: textSchema(16, 200) }) } },
     async (req) => {
       const { franchiseeId } = req.params as { franchiseeId: string };
       const exists = await db.query("SELECT 1 FROM franchisees WHERE franchisee_id = $1::text", [franchiseeId]);
@@ -88,6 +90,13 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
     // A full page says where the next one starts.
     const nextFrom = readings.length === limit ? readings.at(-1)!.ts + 1 : null;
     return { terminalId, readings, nextFrom };
+  });
+
+  /** The whole fault, with what only admins see (who reported a scan failure). */
+  app.get("/v1/admin/faults/:faultId", { ...base, schema: { tags, params: z.object({ faultId: textSchema(1, 64) }) } }, async (req) => {
+    const f = await faultById(db, req.params.faultId);
+    if (!f) throw notFound("fault", req.params.faultId);
+    return toAdminEvent(f);
   });
 
   app.post("/v1/admin/users/:userId/topups", { ...base, schema: { tags, ...p("userId"), body: topupBodySchema } }, async (req, reply) => {

@@ -1,14 +1,15 @@
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
-import type { Subjects } from "../../contracts/index.ts";
+import { textSchema, type Subjects } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { isOnline, readLive } from "../../processors/index.ts";
 import type { Db } from "../db.ts";
 import type { FaultService } from "../faults/service.ts";
-import { faultsOf, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
+import { faultsOf, franchiseeView, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
 import type { Metrics } from "../metrics.ts";
 import type { App } from "./server.ts";
+import { faultEvents } from "./sse.ts";
+import type { StreamCounter } from "./streams.ts";
 
 const statusList = z
   .string()
@@ -21,7 +22,7 @@ const statusList = z
  */
 export function franchiseeRoutes(
   app: App,
-  o: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; onRequest: (req: any) => Promise<void> },
+  o: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; streams: StreamCounter; onRequest: (req: any, reply: any) => Promise<void> },
 ) {
   const tags = ["franchisee"];
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
@@ -68,40 +69,22 @@ export function franchiseeRoutes(
     },
   );
 
-  app.post("/v1/franchisee/faults/:faultId/ack", { onRequest: o.onRequest, schema: { tags, params: z.object({ faultId: z.string().min(1).max(64) }) } }, async (req, reply) =>
+  app.post("/v1/franchisee/faults/:faultId/ack", { onRequest: o.onRequest, schema: { tags, params: z.object({ faultId: textSchema(1, 64) }) } }, async (req, reply) =>
     reply.status(202).send(await o.faults.acknowledge(me(req), req.params.faultId)),
   );
 
-  /**
-   * Server-sent events of the franchisee's faults as they open, repeat, are acknowledged and
-   * resolve, read from the faults stream filtered to this franchisee. Each event's id is its
-   * stream sequence: a client that reconnects with Last-Event-ID gets everything it missed;
-   * a new one first gets its unresolved faults (`snapshot`), then changes.
-   */
   app.get("/v1/franchisee/faults/stream", { onRequest: o.onRequest, schema: { tags, hide: false } }, async (req, reply) => {
     const fr = me(req);
     const last = Number(req.headers["last-event-id"]);
-    const js = jetstream(o.nc);
-    const consumer = await js.consumers.get(o.subjects.streams.faults, {
-      filter_subjects: o.subjects.fault(fr, "*"),
-      ...(Number.isSafeInteger(last) && last > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: last + 1 } : { deliver_policy: DeliverPolicy.New }),
+    await faultEvents(req, reply, {
+      nc: o.nc,
+      subjects: o.subjects,
+      metrics: o.metrics,
+      streams: o.streams,
+      franchiseeId: fr,
+      lastEventId: Number.isSafeInteger(last) && last > 0 ? last : null,
+      snapshot: async () => (await faultsOf(o.db, fr, ["open", "acknowledged"], 1000)).map(toEvent),
+      toEvent: franchiseeView,
     });
-    const messages = await consumer.consume();
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
-    o.metrics.sseClients.inc();
-    const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
-    const close = () => {
-      clearInterval(keepAlive);
-      void messages.close();
-      o.metrics.sseClients.dec();
-    };
-    req.raw.on("close", close);
-    if (!(last > 0)) {
-      const open = await faultsOf(o.db, fr, ["open", "acknowledged"], 1000);
-      res.write(`event: snapshot\ndata: ${JSON.stringify(open.map(toEvent))}\n\n`);
-    }
-    for await (const m of messages) res.write(`id: ${m.seq}\nevent: fault\ndata: ${new TextDecoder().decode(m.data)}\n\n`);
   });
 }

@@ -21,6 +21,7 @@ const assets: Record<string, string> = {
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
+  "favicon.svg": "image/svg+xml",
 };
 
 /**
@@ -29,11 +30,23 @@ const assets: Record<string, string> = {
  */
 export function pageRoutes(
   app: App,
-  o: { db: Db; buckets: Buckets; clock: () => number; offlineMs: number; demoSignIn: boolean; jwtSecret: string },
+  o: {
+    db: Db;
+    buckets: Buckets;
+    clock: () => number;
+    offlineMs: number;
+    demoSignIn: boolean;
+    jwtSecret: string;
+    /** `iss` and `aud` of the tokens the demo sign-in issues (JWT_ISSUER, JWT_AUDIENCE). */
+    claims: { issuer?: string | undefined; audience?: string | undefined };
+    publicLimit: (name: string) => (req: any, reply: any) => Promise<void>;
+  },
 ) {
   const file = (name: string) => readFile(join(dir, name));
 
-  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: idSchema }) } }, async (_req, reply) =>
+  // Any id gets the page, which says in words that a code is unknown: a person who scanned a bad
+  // code should not read a JSON error. The page asks the API, which checks the id.
+  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: z.string().min(1).max(512) }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
   );
 
@@ -41,14 +54,19 @@ export function pageRoutes(
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
   );
 
-  app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string() }) } }, async (req, reply) => {
+  // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
+  app.get("/favicon.ico", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("image/svg+xml").header("cache-control", "public, max-age=86400").send(await file("favicon.svg")),
+  );
+
+  app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string().max(64) }) } }, async (req, reply) => {
     const type = assets[req.params.name];
     if (!type) throw notFound("page_asset", req.params.name);
     return reply.type(type).header("cache-control", "public, max-age=300").send(await file(req.params.name));
   });
 
   /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
-  app.get("/v1/terminals/:terminalId", { schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
+  app.get("/v1/terminals/:terminalId", { onRequest: o.publicLimit("read terminal status"), schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
     const now = o.clock();
     const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
       "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
@@ -74,12 +92,12 @@ export function pageRoutes(
 
   app.post(
     "/v1/demo/sign-in",
-    { schema: { tags: ["public"], body: z.union([z.object({ userId: idSchema }).strict(), z.object({ franchiseeId: idSchema }).strict()]) } },
+    { onRequest: o.publicLimit("sign in"), schema: { tags: ["public"], body: z.union([z.object({ userId: idSchema }).strict(), z.object({ franchiseeId: idSchema }).strict()]) } },
     async (req) => {
       if (!o.demoSignIn) throw new ApiError(404, "not_found", "the demo sign-in is off (DEMO_SIGN_IN)");
       const b = req.body;
-      if ("userId" in b) return { token: await signToken(o.jwtSecret, b.userId, "user", 12 * 3600), userId: b.userId };
-      return { token: await signToken(o.jwtSecret, b.franchiseeId, "franchisee", 12 * 3600), franchiseeId: b.franchiseeId };
+      if ("userId" in b) return { token: await signToken(o.jwtSecret, b.userId, "user", 12 * 3600, o.claims), userId: b.userId };
+      return { token: await signToken(o.jwtSecret, b.franchiseeId, "franchisee", 12 * 3600, o.claims), franchiseeId: b.franchiseeId };
     },
   );
 }

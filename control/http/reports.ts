@@ -31,7 +31,7 @@ const named = (groupBy: GroupBy, groups: Awaited<ReturnType<typeof usageReport>>
 /** The usage reports of the protocol (flows 107-110), for admins, users and franchisees. */
 export function reportRoutes(
   app: App,
-  o: { db: Db; clock: () => number; admin: (req: any) => Promise<void>; user: (req: any) => Promise<void>; franchisee: (req: any) => Promise<void> },
+  o: { db: Db; clock: () => number; admin: (req: any, reply: any) => Promise<void>; user: (req: any, reply: any) => Promise<void>; franchisee: (req: any, reply: any) => Promise<void> },
 ) {
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
 

@@ -13,6 +13,8 @@ import type { Principal, Role } from "../auth.ts";
 import { unavailableDependency } from "../../ingest/index.ts";
 import { ApiError, RETRY_AFTER_S, unavailable } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
+import { rateLimits, type Limit, type RateLimitOptions } from "./limits.ts";
+import { nulPaths } from "./nul.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -23,13 +25,29 @@ declare module "fastify" {
 export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
 
 /** A Fastify instance with zod validation, the protocol's error shape, metrics and OpenAPI. */
-export async function createApp(o: { log: Logger; metrics: Metrics; authenticate: (h: string | undefined) => Promise<Principal> }): Promise<{
+export async function createApp(o: {
+  log: Logger;
+  metrics: Metrics;
+  authenticate: (h: string | undefined) => Promise<Principal>;
+  limits: RateLimitOptions;
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For gives the client address. */
+  trustProxy?: boolean | number | string;
+}): Promise<{
   app: App;
-  auth: (...roles: Role[]) => (req: FastifyRequest) => Promise<void>;
+  /** Authenticates, checks the role, then counts the request against the principal's rate limit. */
+  auth: (...roles: Role[]) => (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** The rate limit of a public call, per client address (an onRequest hook). */
+  publicLimit: (name: string) => Limit;
 }> {
   // Fastify's own request lines are at info; one line per request at debug instead (below), so
   // that info carries what an operator follows: state and fault changes, outages, starts and stops.
-  const app = Fastify({ loggerInstance: o.log, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1 << 20, forceCloseConnections: false }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  const app = Fastify({
+    loggerInstance: o.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1 << 20,
+    forceCloseConnections: false,
+    trustProxy: (o.trustProxy ?? false) as boolean,
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -55,6 +73,15 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
     if (reply.statusCode >= 500 && reply.statusCode !== 503) req.log.error({ route, status: reply.statusCode }, "request failed");
   });
 
+  // No string from outside may carry U+0000 (PostgreSQL's text cannot hold it): refused here for
+  // every body, query and path parameter, whatever its route's schema says.
+  app.addHook("preValidation", async (req) => {
+    const details = [...nulPaths(req.params, "params"), ...nulPaths(req.query, "querystring"), ...nulPaths(req.body, "body")];
+    if (details.length) throw new ApiError(400, "invalid_request", "strings must not contain the NUL character (U+0000)", details);
+  });
+
+  const limits = await rateLimits(app, o.limits);
+
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({ error: { code: "not_found", message: `no route ${req.method} ${req.url}` } }),
@@ -62,12 +89,13 @@ export async function createApp(o: { log: Logger; metrics: Metrics; authenticate
 
   const auth =
     (...roles: Role[]) =>
-    async (req: FastifyRequest) => {
+    async (req: FastifyRequest, reply: FastifyReply) => {
       const p = await o.authenticate(req.headers.authorization);
       if (!roles.includes(p.role)) throw new ApiError(403, "forbidden", `this call needs the role ${roles.join(" or ")}`);
       req.principal = p;
+      await limits.principal(req, reply);
     };
-  return { app, auth };
+  return { app, auth, publicLimit: limits.publicCall };
 }
 
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
@@ -91,6 +119,12 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
     return reply.status(400).send({ error: { code: "invalid_request", message: `invalid ${where}`, details } });
   }
   const e = err as { statusCode?: number; code?: string; message?: string };
+  // PostgreSQL refused a character of the input (U+0000, or an escape jsonb cannot store): the
+  // input is bad, whatever slipped past the edge's checks.
+  if (e.code === "22021" || e.code === "22P05") {
+    req.log.warn({ err }, "input refused by PostgreSQL");
+    return reply.status(400).send({ error: { code: "invalid_request", message: "the request contains a character that cannot be stored" } });
+  }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
     const code = e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || /JSON/.test(e.message ?? "") ? "invalid_json" : "bad_request";
     return reply.status(e.statusCode).send({ error: { code, message: e.message ?? "bad request" } });

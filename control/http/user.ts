@@ -6,6 +6,8 @@ import type { SessionService } from "../sessions/service.ts";
 import { ensureUser, wallet } from "../wallet.ts";
 import type { App } from "./server.ts";
 import { sessionEvents } from "./sse.ts";
+import type { StreamCounter } from "./streams.ts";
+import { ApiError } from "../errors.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Subjects } from "../../contracts/index.ts";
 
@@ -19,14 +21,23 @@ export function userRoutes(
     metrics: Metrics;
     sessions: SessionService;
     faults: FaultService;
-    user: (req: any) => Promise<void>;
-    userOrAdmin: (req: any) => Promise<void>;
+    streams: StreamCounter;
+    /** The shortest duration target (MIN_TARGET_DURATION_S). */
+    minDurationS: number;
+    publicLimit: (name: string) => (req: any, reply: any) => Promise<void>;
+    user: (req: any, reply: any) => Promise<void>;
+    userOrAdmin: (req: any, reply: any) => Promise<void>;
   },
 ) {
   const tags = ["user"];
   const who = (req: { principal?: { sub: string; role: string } }) => req.principal!;
 
   app.post("/v1/charge-requests", { onRequest: o.user, schema: { tags, body: chargeRequestBodySchema } }, async (req, reply) => {
+    const t = req.body.target;
+    if ("durationS" in t && t.durationS < o.minDurationS)
+      throw new ApiError(400, "invalid_request", "invalid body", [
+        { path: "body.target.durationS", message: `must be at least ${o.minDurationS} s (MIN_TARGET_DURATION_S)` },
+      ]);
     const session = await o.sessions.requestCharge(who(req).sub, req.body);
     return reply.status(201).send(session);
   });
@@ -46,12 +57,15 @@ export function userRoutes(
       nc: o.nc,
       subjects: o.subjects,
       metrics: o.metrics,
+      streams: o.streams,
+      key: `${who(req).role}:${who(req).sub}`,
       sessionId: req.params.sessionId,
       load: async () => o.sessions.view(await o.sessions.ownSession(who(req), req.params.sessionId)),
     });
   });
 
-  app.post("/v1/scan-failures", { onRequest: o.user, schema: { tags, body: scanFailureBodySchema } }, async (req, reply) =>
+  // Counted per client address too: a scan-failure report opens or raises a franchisee's fault.
+  app.post("/v1/scan-failures", { onRequest: [o.publicLimit("report scan failures"), o.user], schema: { tags, body: scanFailureBodySchema } }, async (req, reply) =>
     reply.status(202).send(await o.faults.reportScanFailure(who(req).sub, req.body)),
   );
 

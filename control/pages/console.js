@@ -1,21 +1,37 @@
+// @ts-check
 // The franchisee's console (/console): terminals live, open faults as they come, usage. docs/pages.md.
-import { api, ApiError, events, setToken, takeTokenFromFragment, token } from "./api.js";
-import { lang, t, translatePage, wh } from "./i18n.js";
+import { api, ApiError, events, setToken, signOut, takeTokenFromFragment, token } from "./api.js";
+import { errorWords, plural, t, translatePage, wh, when } from "./i18n.js";
 
-const $ = (id) => document.getElementById(id);
-const time = (ms) => new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(ms));
+/**
+ * @typedef {{ faultId: string, terminalId: string, kind: string, status: string, openedAt: number, count: number }} Fault
+ * @typedef {{ terminalId: string, openFaults: Fault[],
+ *   live: { relay: string, currentA: number, lastReadingAt: number, online: boolean } | null }} TerminalView
+ */
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [props]
+ * @param {...(Node | string)} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 const el = (tag, props = {}, ...children) => {
   const e = Object.assign(document.createElement(tag), props);
   e.append(...children);
   return e;
 };
+/** @type {Map<string, Fault>} */
 const faults = new Map();
 
-function fail(e) {
-  $("error").textContent = e instanceof ApiError && e.code === "unauthorized" ? t("err_unauthorized") : `${t("err_generic")} (${e.message})`;
+/** @param {unknown} e @param {Record<string, string>} [context] */
+function fail(e, context) {
+  $("error").textContent = errorWords(e, context);
   $("error").hidden = false;
-  if (e instanceof ApiError && e.code === "unauthorized") {
-    sessionStorage.clear();
+  if (e instanceof ApiError && e.status === 401) {
+    signOut();
     showSignIn();
   }
 }
@@ -30,7 +46,7 @@ function renderFaults() {
   $("fault-list").replaceChildren(
     ...open.map((f) => {
       const li = el("li", { className: f.status, id: `fault-${f.faultId}` });
-      li.append(el("strong", {}, `${f.terminalId}: ${t(`kind_${f.kind}`)}`), el("div", { className: "muted" }, `${time(f.openedAt)} · ${f.count} ${t("faultCount")}`));
+      li.append(el("strong", {}, `${f.terminalId}: ${t(`kind_${f.kind}`)}`), el("div", { className: "muted" }, when(f.openedAt), ` · ${plural("faultCount", f.count)}`));
       if (f.status === "open") {
         const b = el("button", { type: "button" }, t("acknowledge"));
         b.setAttribute("aria-label", `${t("acknowledge")} ${f.terminalId} ${t(`kind_${f.kind}`)}`);
@@ -53,7 +69,8 @@ function renderFaults() {
 }
 
 async function refreshTerminals() {
-  const { terminals } = await api("GET", "/v1/franchisee/terminals");
+  const { terminals } = /** @type {{ terminals: TerminalView[] }} */ (await api("GET", "/v1/franchisee/terminals"));
+  $("no-terminals").hidden = terminals.length > 0;
   $("grid").replaceChildren(
     ...terminals.map((x) => {
       const state = x.openFaults.length ? "faulted" : x.live?.online ? (x.live.relay === "on" ? "busy" : "available") : "offline";
@@ -62,39 +79,49 @@ async function refreshTerminals() {
         el("strong", {}, x.terminalId),
         el("div", {}, t(state)),
         el("div", {}, x.live ? `${t(x.live.relay === "on" ? "relayOn" : "relayOff")} · ${x.live.currentA} A` : "—"),
-        el("div", { className: "muted" }, x.live ? `${t("lastReading")} ${time(x.live.lastReadingAt)}` : ""),
+        el("div", { className: "muted" }, ...(x.live ? [`${t("lastReading")} `, when(x.live.lastReadingAt)] : [])),
       );
       return tile;
     }),
   );
 }
 
+/** The hourly curve: 24 bars over hour labels, with the scale on the left, so one bar reads alone. */
+function hourChart(/** @type {number[]} */ hourly) {
+  const max = Math.max(0, ...hourly);
+  const top = max || 1;
+  $("y-max").textContent = wh(max);
+  $("y-mid").textContent = wh(max / 2);
+  const hh = (/** @type {number} */ h) => `${String(h).padStart(2, "0")}`;
+  $("bars").replaceChildren(
+    ...hourly.map((v, h) => {
+      const bar = el("span", { className: "bar", title: `${hh(h)}:00–${hh(h + 1)}:00 ${wh(v)}` });
+      bar.style.height = `${(v / top) * 100}%`;
+      return el("div", { className: "col" }, bar);
+    }),
+  );
+  $("hours").replaceChildren(...hourly.map((_, h) => el("span", {}, hh(h))));
+  const peak = hourly.indexOf(max);
+  $("curve").setAttribute("aria-label", t("hourChart", { max: wh(max), hour: `${hh(peak)}:00` }));
+}
+
 async function usage() {
   const to = Date.now();
   const r = await api("GET", `/v1/franchisee/usage?groupBy=terminal&from=${to - 30 * 86_400_000}&to=${to}`);
+  /** @type {{ terminalId: string, energyWh: number, hourly: number[] }[]} */
+  const groups = r.groups;
+  /** @type {number[]} */
   const hourly = new Array(24).fill(0);
-  for (const g of r.groups) g.hourly.forEach((v, h) => (hourly[h] += v));
-  const max = Math.max(1, ...hourly);
-  // A small SVG bar chart: 24 bars, no charting library needed for this much.
-  const ns = "http://www.w3.org/2000/svg";
-  $("curve").replaceChildren(
-    ...hourly.map((v, h) => {
-      const rect = document.createElementNS(ns, "rect");
-      const height = (v / max) * 96;
-      rect.setAttribute("x", String(h * 10 + 1));
-      rect.setAttribute("width", "8");
-      rect.setAttribute("y", String(100 - height));
-      rect.setAttribute("height", String(height));
-      const title = document.createElementNS(ns, "title");
-      title.textContent = `${String(h).padStart(2, "0")}:00 ${wh(v)}`;
-      rect.append(title);
-      return rect;
-    }),
-  );
-  const top = Math.max(1, ...r.groups.map((g) => g.energyWh));
+  for (const g of groups) g.hourly.forEach((v, h) => (hourly[h] = (hourly[h] ?? 0) + v));
+  hourChart(hourly);
+  // Empty axes say nothing a sentence does not say better.
+  const any = groups.some((g) => g.energyWh > 0);
+  $("no-usage").hidden = any;
+  $("usage-charts").hidden = !any;
+  const top = Math.max(1, ...groups.map((g) => g.energyWh));
   $("per-terminal").replaceChildren(
-    ...r.groups.map((g) => {
-      const row = el("div", { className: "bar" });
+    ...groups.map((g) => {
+      const row = el("div", { className: "bar-row" });
       const fill = el("span", { className: "fill" });
       fill.style.width = `${(g.energyWh / top) * 100}%`;
       row.append(el("span", {}, g.terminalId), el("span", {}, fill), el("span", {}, wh(g.energyWh)));
@@ -118,7 +145,7 @@ async function start() {
         if (name === "fault") refreshTerminals().catch(() => {});
       });
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) return fail(new ApiError(401, "unauthorized", e.message));
+      if (e instanceof ApiError && e.status === 401) return fail(e);
     }
     await new Promise((r) => setTimeout(r, 2000));
   }
@@ -130,15 +157,16 @@ async function main() {
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     $("error").hidden = true;
+    const id = /** @type {HTMLInputElement} */ ($("fr-id")).value;
     try {
-      setToken((await api("POST", "/v1/demo/sign-in", { franchiseeId: $("fr-id").value })).token);
-      $("who").textContent = $("fr-id").value;
+      setToken((await api("POST", "/v1/demo/sign-in", { franchiseeId: id })).token);
+      $("who").textContent = id;
       await start();
     } catch (e) {
-      fail(e);
+      fail(e, { invalid_request: "err_invalid_id", not_found: "err_demo_off" });
     }
   });
-  if (token()) await start().catch(fail);
+  if (token()) await start().catch((e) => fail(e));
   else showSignIn();
 }
 

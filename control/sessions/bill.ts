@@ -58,3 +58,21 @@ function addAtLast(m: Meter, t: Tariff, wh: number): Meter {
   byPeriod.set(period, { mwh: prev.mwh.add(new Rational(mwh - m.lastMwh)), ms: prev.ms });
   return { ...m, lastMwh: mwh, byPeriod };
 }
+
+/**
+ * The processor's checkpoint cut back to a stop the terminal stamped itself (its own limit): the
+ * readings after the stop, with the relay open, still added their time to the checkpoint, and that
+ * time is no session's. Only time can be taken back exactly; a checkpoint that also counted energy
+ * past the stop's register is not used (null: the bill then runs from the power-on point).
+ */
+export function checkpointUpTo(checkpoint: Meter | null, tariff: Tariff, end: { ts: number; energyWh: number }): Meter | null {
+  if (!checkpoint || checkpoint.lastTs <= end.ts) return checkpoint;
+  if (checkpoint.lastMwh > whToMwh(end.energyWh) || end.ts < checkpoint.startTs) return null;
+  const byPeriod = new Map(checkpoint.byPeriod);
+  for (const s of segments(tariff, end.ts, checkpoint.lastTs)) {
+    const prev = byPeriod.get(s.period);
+    if (!prev || prev.ms < s.to - s.from) return null; // not a checkpoint this tariff built
+    byPeriod.set(s.period, { mwh: prev.mwh, ms: prev.ms - (s.to - s.from) });
+  }
+  return { ...checkpoint, lastTs: end.ts, byPeriod };
+}

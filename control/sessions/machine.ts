@@ -16,6 +16,8 @@ export type SessionInput =
   | { kind: "handshake_result"; match: boolean; terminalCode: string; expectedCode: string }
   | { kind: "power_on_ack"; ts: number; energyWh: number }
   | { kind: "power_off_ack"; ts: number; energyWh: number; targetMet: boolean }
+  /** The terminal's `power_off` event: it switched off by itself at its power_on limits. */
+  | { kind: "terminal_limit"; ts: number; energyWh: number; targetMet: boolean }
   | { kind: "stop"; reason: PowerOffReason }
   | { kind: "command_expired"; type: CommandType };
 
@@ -94,6 +96,36 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
       if (s.state === "failed") return { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
       return ignore;
     }
+    case "terminal_limit": {
+      // Power is off at the terminal's own limit, whether or not the cloud had asked meanwhile
+      // (the event precedes the answer to that power_off on the terminal's subject): the session
+      // ends there, billed on the register it reports, and a power_off still being repeated is
+      // answered. A limit that is the user's own target (the terminal is exact where the cloud
+      // is a reading late) reached the target; any other (a money cap, the longest session) is
+      // `limit`. A session the cloud was already stopping keeps the cloud's reason (a postpaid
+      // cap is cut `credit_exhausted` a reading early, and the terminal's limit only backs it up),
+      // so the reason does not depend on which of the two reached the platform first.
+      if (s.state === "active" || s.state === "stopping")
+        return {
+          patch: {
+            state: "completed",
+            endedAt: input.ts,
+            stopReason: s.state === "stopping" && s.stopReason ? s.stopReason : input.targetMet ? "target_reached" : "limit",
+          },
+          actions: [
+            { kind: "close_commands", types: ["power_off"], status: "acked" },
+            { kind: "settle", end: { ts: input.ts, energyWh: input.energyWh } },
+            { kind: "disarm" },
+          ],
+        };
+      // A repeat, or a late one: it only closes this session's own power_off commands. It never
+      // disarms, since the terminal's arm may by now be a newer session's.
+      if (s.state === "completed" || s.state === "failed")
+        return { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
+      // Authorizing: power_on was never confirmed, so nothing can be billed; the power_on's expiry
+      // fails the session (and sends power_off) as for any unconfirmed power-on.
+      return ignore;
+    }
     case "stop": {
       if (s.state === "active")
         return {
@@ -129,5 +161,5 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
 }
 
 function toPowerOffReason(r: SessionStopReason | null): PowerOffReason {
-  return r === null || r === "handshake_failed" || r === "handshake_timeout" ? "admin" : r;
+  return r === null || r === "handshake_failed" || r === "handshake_timeout" || r === "limit" ? "admin" : r;
 }

@@ -8,6 +8,8 @@ import {
   exactFee,
   maxCostCents,
   mwhToWh,
+  terminalLimits,
+  terminalProfileSchema,
   whToMwh,
   type ChargeRequestBody,
   type Command,
@@ -16,6 +18,7 @@ import {
   type Session,
   type Subjects,
   type TerminalEvent,
+  type TerminalLimits,
 } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { isOnline, readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
@@ -23,13 +26,13 @@ import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, pu
 import { inTx, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
-import { terminalByQr } from "../registry.ts";
+import { terminalById, terminalByQr } from "../registry.ts";
 import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
 import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
 import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
-import { finalBill } from "./bill.ts";
+import { checkpointUpTo, finalBill } from "./bill.ts";
 import { transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
@@ -104,7 +107,7 @@ export function sessionService(d: SessionServiceDeps) {
             }
             const payload: Command =
               a.kind === "send_power_on"
-                ? { type: "power_on", cmdId: newCmdId(), sessionId, ...powerOnLimits(cur, d.maxSessionS) }
+                ? { type: "power_on", cmdId: newCmdId(), sessionId, ...(await powerOnLimits(tx, cur, d.maxSessionS)) }
                 : { type: "power_off", cmdId: newCmdId(), sessionId, reason: a.reason };
             // Power on hands the terminal to this session: repeats of an ended session's commands
             // (a power_off sent to be safe) would switch this one off.
@@ -326,9 +329,14 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
-      const checkpoint = ev.type === "power_off_ack" ? await readMeter(buckets.meters, terminalId) : undefined;
+      let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
+      // The terminal's own stop is the session's end: readings the processor counted after it are not.
+      if (ev.type === "power_off" && checkpoint && checkpoint.meter.sessionId === ev.sessionId) {
+        const meter = checkpointUpTo(checkpoint.meter, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
+        checkpoint = meter ? { ...checkpoint, meter } : null;
+      }
       const amountMet =
-        ev.type === "power_off_ack" && "amountCents" in row.target && row.startedAt !== null
+        (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
           ? await amountReached(row, checkpoint?.meter ?? null, ev)
           : false;
       await apply(
@@ -341,6 +349,8 @@ export function sessionService(d: SessionServiceDeps) {
               return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
             case "power_off_ack":
               return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
+            case "power_off":
+              return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
           }
         },
         { checkpoint },
@@ -372,12 +382,15 @@ function sessionRecord(row: SessionRow) {
   };
 }
 
-/** The terminal's own safety net: the target where it can judge it, and never past the longest session. */
-function powerOnLimits(s: SessionRow, maxSessionS: number): { limitWh?: number; limitS: number } {
-  const t = s.target;
-  if ("energyWh" in t) return { limitWh: t.energyWh, limitS: maxSessionS };
-  if ("durationS" in t) return { limitS: Math.min(t.durationS, maxSessionS) };
-  return { limitS: maxSessionS };
+/**
+ * The terminal's own safety net, for when the cloud cannot reach it: never past the target, the
+ * longest session, or what the session's money cap pays for (contracts/billing/limits.ts).
+ */
+async function powerOnLimits(tx: Tx, s: SessionRow, maxSessionS: number): Promise<TerminalLimits> {
+  const tv = await tariffVersion(tx, s.regionId, s.tariffVersion);
+  const terminal = await terminalById(tx, s.terminalId);
+  const maxPowerW = terminal?.profile.maxPowerW ?? terminalProfileSchema.parse(undefined).maxPowerW;
+  return terminalLimits(s.target, s.capCents, tv.tariff, { maxSessionS, maxPowerW });
 }
 
 function targetMet(s: SessionRow, ts: number, wh: number): boolean {

@@ -5,8 +5,10 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
+import { followBucket } from "../follow.ts";
 import { serialQueue } from "../serial.ts";
-import { emptyState, step, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { beginUnit, type HeldStates, type Unit } from "./unit.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
 export interface CutoffStageOptions {
@@ -42,6 +44,8 @@ export function startCutoffProcessor(o: CutoffProcessorOptions): Promise<Running
     log: o.log,
     clock: o.clock,
     durable: o.durable ?? o.subjects.consumer("cutoff"),
+    terminals: o.buckets.terminals,
+    registry: o.registry,
     ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
     // A cutoff waits behind at most this many readings.
     maxBatch: 1000,
@@ -78,7 +82,6 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
   const partitioned = ctx.partitioned;
   const owned = new Set<string>();
-  const owns = (terminalId: string) => !partitioned || owned.has(terminalId);
 
   const now = o.clock();
   for (const [terminalId, r] of await loadAllMeters(buckets.meters)) {
@@ -87,36 +90,27 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
   }
 
-  // Arms of terminals not (yet) owned wait here until their first reading makes them ours.
-  const waitingArms = new Map<string, CutoffEvent & { kind: "arm" }>();
+  const held: HeldStates = { states, owned, waitingArms: new Map() };
+  // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
+  const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
-  const apply = (terminalId: string, e: CutoffEvent, at: number): CutoffEffect[] => {
-    if (!owns(terminalId)) {
-      if (e.kind === "arm") waitingArms.set(terminalId, e);
-      if (e.kind === "disarm") waitingArms.delete(terminalId);
-      return [];
-    }
-    const res = step(terminalId, states.get(terminalId) ?? emptyState(at), e, at, stepOpts);
-    if (res.state.arm || res.state.meter) states.set(terminalId, res.state);
-    else states.delete(terminalId);
-    return res.effects;
-  };
-
+  // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
+  const publish = (subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID });
   const run = async (effects: CutoffEffect[]): Promise<void> => {
     const saves = new Map<string, CutoffEffect & { kind: "save_meter" }>();
-    const work: Promise<unknown>[] = [];
+    const first: Promise<unknown>[] = [];
     for (const e of effects) {
       switch (e.kind) {
         case "cutoff":
           cutoffs.inc({ reason: e.cutoff.reason });
-          work.push(js.publish(s.cutoff(e.cutoff.terminalId), JSON.stringify(e.cutoff), { msgID: `cutoff:${e.cutoff.sessionId}` }));
+          first.push(publish(s.cutoff(e.cutoff.terminalId), JSON.stringify(e.cutoff), `cutoff:${e.cutoff.sessionId}`));
           break;
         case "save_meter":
           saves.set(e.terminalId, e); // only the last checkpoint of a batch matters
           break;
         case "drop_meter":
           saves.delete(e.terminalId);
-          work.push(buckets.meters.delete(e.terminalId));
+          first.push(buckets.meters.delete(e.terminalId));
           break;
         case "progress": {
           const { kind: _k, ...p } = e;
@@ -125,14 +119,22 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
         }
       }
     }
-    for (const e of saves.values()) work.push(buckets.meters.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable })));
-    await Promise.all(work);
+    // The checkpoint records the cutoff as asked: it is stored only once the cutoff is, or a
+    // restart would restore a session as cut whose cutoff never reached the stream.
+    await Promise.all(first);
+    await Promise.all([...saves.values()].map((e) => buckets.meters.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable }))));
   };
 
   // Arms: what is armed now, then every change. Re-applying an arm of the same session is a no-op.
   const armEvent = (key: string, op: string, value: Uint8Array): CutoffEvent | null => {
     if (op !== "PUT" || value.length === 0) return { kind: "disarm" };
-    const parsed = armSchema.safeParse(JSON.parse(new TextDecoder().decode(value)));
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(value));
+    } catch {
+      json = undefined;
+    }
+    const parsed = armSchema.safeParse(json);
     if (!parsed.success) {
       log.error({ key, issues: parsed.error.issues }, "ignoring an invalid arm record");
       return null;
@@ -140,72 +142,107 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     return { kind: "arm", arm: parsed.data };
   };
   const jsm = await jetstreamManager(o.nc);
-  const newestReading = async (terminalId: string, gatewayId: string): Promise<CutoffEffect[]> => {
+  const newestReading = async (u: Unit, terminalId: string): Promise<CutoffEffect[]> => {
+    // The registered gateway, not the arm's word: only its readings count.
+    const gatewayId = ctx.directory.get(terminalId)?.gatewayId;
+    if (!gatewayId) return [];
     const m = await jsm.streams.getMessage(s.streams.telemetry, { last_by_subj: s.tel(gatewayId, terminalId) }).catch(() => null);
     if (!m) return [];
-    const r = readingSchema.safeParse(m.json());
-    if (!r.success) return [];
-    return apply(terminalId, { kind: "reading", reading: r.data, seenAt: m.time.getTime() }, o.clock());
+    // The newest message may be anything a gateway sent (the writer dead-letters it; here it counts for nothing).
+    let json: unknown;
+    try {
+      json = m.json();
+    } catch {
+      return [];
+    }
+    const r = readingSchema.safeParse(json);
+    if (!r.success || !ctx.trusts(gatewayId, terminalId, r.data.ts, m.time.getTime())) return [];
+    return u.apply(terminalId, { kind: "reading", reading: r.data, seenAt: m.time.getTime() }, o.clock());
   };
 
-  const watch = await buckets.arms.watch();
-  const watching = (async () => {
-    for await (const e of watch) {
+  let stopping = false;
+  const watch = await followBucket(buckets.arms, {
+    log,
+    what: "arms",
+    onEntry: async (e) => {
       const ev = armEvent(e.key, e.operation, e.value);
-      if (!ev) continue;
-      await serial(async () => {
-        const fresh = ev.kind === "arm" && states.get(e.key)?.meter?.sessionId !== ev.arm.sessionId;
-        const effects = apply(e.key, ev, o.clock());
-        // The arm can come after the reading that already reached the target (the control service
-        // was busy): look at the terminal's newest single reading at once rather than wait a second.
-        if (fresh && ev.kind === "arm" && ev.arm.gatewayId) effects.push(...(await newestReading(e.key, ev.arm.gatewayId)));
-        await run(effects);
-      }).catch((err) => log.error({ err, key: e.key }, "arm change failed"));
-    }
-  })();
+      if (!ev) return;
+      // An arm change is not redelivered: it is retried here until its effects are done (the
+      // next change waits, so they still apply in order).
+      for (let tries = 1; !stopping; tries++) {
+        try {
+          await serial(async () => {
+            const u = begin();
+            const fresh = ev.kind === "arm" && u.state(e.key)?.meter?.sessionId !== ev.arm.sessionId;
+            const effects = u.apply(e.key, ev, o.clock());
+            // The arm can come after the reading that already reached the target (the control service
+            // was busy): look at the terminal's newest single reading at once rather than wait a second.
+            if (fresh) effects.push(...(await newestReading(u, e.key)));
+            await run(effects);
+            u.commit();
+          });
+          break;
+        } catch (err) {
+          if (tries === 1 || tries % 30 === 0) log.error({ err, key: e.key, tries }, "arm change failed; retrying");
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    },
+  });
 
   const handle = (items: TelemetryItem[]) =>
     serial(async () => {
       const end = batchSeconds.startTimer();
+      const u = begin();
       const effects: CutoffEffect[] = [];
+      // Each cutoff's delay from its reading's storage, observed once its effects are done (a
+      // failed batch is decided again).
+      const delays: number[] = [];
       for (const it of items) {
-        if (!owned.has(it.terminalId)) {
-          owned.add(it.terminalId);
-          const arm = waitingArms.get(it.terminalId);
-          waitingArms.delete(it.terminalId);
-          if (arm) effects.push(...apply(it.terminalId, arm, o.clock()));
-        }
-        // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
-        if (states.has(it.terminalId)) {
-          const fx = apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock());
-          for (const e of fx) if (e.kind === "cutoff") decisionSeconds.observe(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
-          effects.push(...fx);
+        try {
+          effects.push(...u.own(it.terminalId, o.clock()));
+          // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
+          if (u.state(it.terminalId)) {
+            const fx = u.apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock());
+            for (const e of fx) if (e.kind === "cutoff") delays.push(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
+            effects.push(...fx);
+          }
+        } catch (err) {
+          // The step is pure: a reading it cannot take changed nothing, and the others go on.
+          ctx.skipped("cutoff", it, `step failed: ${(err as Error).message}`, err);
         }
       }
       await run(effects);
+      u.commit();
+      for (const d of delays) decisionSeconds.observe(d);
       end();
     });
 
+  // A tick whose effects fail changes nothing; the next one decides again.
   const timer = setInterval(() => {
     void serial(async () => {
       const at = o.clock();
+      const u = begin();
       const effects: CutoffEffect[] = [];
       for (const [terminalId, st] of states) {
-        if (st.arm) effects.push(...apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
+        if (st.arm) effects.push(...u.apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
       }
       await run(effects);
+      u.commit();
     }).catch((err) => log.error({ err }, "cutoff tick failed"));
   }, o.tickMs ?? 1000);
 
   return {
+    name: "cutoff",
     // Readings of terminals with no session need no parsing at all: most of the fleet, most of
     // the time (a terminal not yet owned is read once, to own it).
-    want: (id) => states.has(id) || waitingArms.has(id) || !owned.has(id),
+    want: (id) => states.has(id) || held.waitingArms.has(id) || !owned.has(id),
     handle,
     async stop() {
       clearInterval(timer);
+      stopping = true;
       watch.stop();
-      await watching.catch(() => {});
+      await watch.done;
       await serial(async () => {});
     },
   };

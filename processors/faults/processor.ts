@@ -3,13 +3,14 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
-import { armSchema, terminalInfoSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
+import { armSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
+import { followBucket } from "../follow.ts";
 import { liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
-import { emptyFaultState, faultStep, type FaultEffect, type FaultState } from "./step.ts";
+import { emptyFaultState, faultStep, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
 
 export const defaultFaultProfile: FaultProfile = { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 };
 
@@ -41,6 +42,8 @@ export function startFaultProcessor(o: FaultProcessorOptions): Promise<RunningPr
     log: o.log,
     clock: o.clock,
     durable: o.durable ?? o.subjects.consumer("faults"),
+    terminals: o.buckets.terminals,
+    registry: o.registry,
     ...(o.filterSubject ? { filterSubject: o.filterSubject } : {}),
     stages: [(ctx) => faultStage(o, ctx)],
   });
@@ -58,10 +61,10 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   const js = jetstream(o.nc);
   const serial = serialQueue();
   const states = new Map<string, FaultState>();
-  const profiles = new Map<string, FaultProfile>();
   const sessions = new Map<string, string>();
   const live = liveWriter(buckets.live);
   const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
+  const profileOf = (terminalId: string) => ctx.directory.get(terminalId)?.profile ?? defaultFaultProfile;
   const decisionSeconds = new Histogram({
     name: "vend_fault_decision_seconds",
     help: "From JetStream storing the reading that decided a fault change or safety stop to the decision",
@@ -81,32 +84,20 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     states.set(key, st);
   }
 
-  // Registrations and sessions, first as they are, then every change.
-  const follow = async (kv: Buckets["terminals"], on: (key: string, value: unknown | null) => void) => {
-    const w = await kv.watch();
-    void (async () => {
-      for await (const e of w) {
-        try {
-          on(e.key, e.operation === "PUT" && e.length ? e.json() : null);
-        } catch (err) {
-          log.warn({ err, key: e.key }, "ignoring an unreadable entry");
-        }
+  // Sessions, first as they are, then every change (thresholds come from the host's directory).
+  const watch = await followBucket(buckets.arms, {
+    log,
+    what: "arms",
+    onEntry: (e) => {
+      try {
+        const a = e.operation === "PUT" && e.length ? armSchema.safeParse(e.json()) : null;
+        if (a?.success) sessions.set(e.key, a.data.sessionId);
+        else sessions.delete(e.key);
+      } catch (err) {
+        log.warn({ err, key: e.key }, "ignoring an unreadable entry");
       }
-    })();
-    return w;
-  };
-  const watches = [
-    await follow(buckets.terminals, (k, v) => {
-      const t = v === null ? null : terminalInfoSchema.safeParse(v);
-      if (t?.success) profiles.set(k, t.data.profile);
-      else profiles.delete(k);
-    }),
-    await follow(buckets.arms, (k, v) => {
-      const a = v === null ? null : armSchema.safeParse(v);
-      if (a?.success) sessions.set(k, a.data.sessionId);
-      else sessions.delete(k);
-    }),
-  ];
+    },
+  });
 
   const checkpoint = (terminalId: string, st: FaultState) => {
     const open = Object.entries(st.tracks)
@@ -115,6 +106,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     return open.length ? buckets.faultState.put(terminalId, JSON.stringify({ open })) : buckets.faultState.delete(terminalId);
   };
 
+  /** A terminal's effects of one unit of work, then (once they are stored) its checkpoint of open faults. */
   const run = async (terminalId: string, effects: FaultEffect[], st: FaultState): Promise<void> => {
     const work: Promise<unknown>[] = [];
     let transitions = false;
@@ -129,54 +121,70 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
       const change: FaultChange = { terminalId, kind: e.fault, change: e.kind, at: e.at, ...(e.kind === "resolve" ? {} : { evidence: e.evidence }), decidedAt: o.clock() };
       work.push(js.publish(s.faultChange(terminalId), JSON.stringify(change), { msgID: `fault:${terminalId}:${e.fault}:${e.kind}:${e.at}` }));
     }
-    if (transitions) work.push(checkpoint(terminalId, st));
     await Promise.all(work);
+    if (transitions) await checkpoint(terminalId, st);
+  };
+
+  /**
+   * Steps a unit of work (a batch, a tick) on a copy of the states that is kept only once every
+   * effect is stored: a unit that failed is retried from where it started, and decides the same
+   * changes again (their message ids make the repeats harmless).
+   */
+  const unit = async (steps: (stepOne: (terminalId: string, input: FaultInput, at: number) => FaultEffect[]) => void): Promise<void> => {
+    const changed = new Map<string, FaultState>();
+    const effectsOf = new Map<string, FaultEffect[]>();
+    steps((terminalId, input, at) => {
+      const res = faultStep(changed.get(terminalId) ?? states.get(terminalId) ?? emptyFaultState(at), input, at, profileOf(terminalId), o.offlineMs);
+      changed.set(terminalId, res.state);
+      if (res.effects.length) effectsOf.set(terminalId, [...(effectsOf.get(terminalId) ?? []), ...res.effects]);
+      return res.effects;
+    });
+    await Promise.all([...effectsOf].map(([terminalId, effects]) => run(terminalId, effects, changed.get(terminalId)!)));
+    for (const [terminalId, st] of changed) states.set(terminalId, st);
   };
 
   const handle = (items: TelemetryItem[]) =>
     serial(async () => {
-      const at = o.clock();
-      const work: Promise<void>[] = [];
-      for (const it of items) {
-        const st = states.get(it.terminalId) ?? emptyFaultState(at);
-        const res = faultStep(
-          st,
-          { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null },
-          at,
-          profiles.get(it.terminalId) ?? defaultFaultProfile,
-          o.offlineMs,
-        );
-        states.set(it.terminalId, res.state);
-        if (res.effects.length) {
-          const late = Math.max(0, o.clock() - it.storedAt) / 1000;
-          for (const e of res.effects) if (e.kind !== "repeat") decisionSeconds.observe({ change: e.kind }, late);
-          work.push(run(it.terminalId, res.effects, res.state));
+      // Each decision's delay from its reading's storage, observed once the unit's effects are stored.
+      const delays: { change: string; s: number }[] = [];
+      await unit((stepOne) => {
+        const at = o.clock();
+        for (const it of items) {
+          try {
+            const fx = stepOne(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null }, at);
+            for (const e of fx) if (e.kind !== "repeat") delays.push({ change: e.kind, s: Math.max(0, o.clock() - it.storedAt) / 1000 });
+          } catch (err) {
+            // The step is pure: a reading it cannot take changed nothing, and the others go on.
+            ctx.skipped("faults", it, `step failed: ${(err as Error).message}`, err);
+            continue;
+          }
+          // Live state is a best-effort view, rewritten every few seconds: the batch does not
+          // wait for it (a fault decision behind it would).
+          live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
         }
-        // Live state is a best-effort view, rewritten every few seconds: the batch does not
-        // wait for it (a fault decision behind it would).
-        live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
-      }
-      await Promise.all(work);
+      });
+      for (const d of delays) decisionSeconds.observe({ change: d.change }, d.s);
     });
 
   const timer = setInterval(() => {
-    void serial(async () => {
-      const at = o.clock();
-      const work: Promise<void>[] = [];
-      for (const [terminalId, st] of states) {
-        const res = faultStep(st, { kind: "tick", caughtUp: ctx.pending() === 0 }, at, profiles.get(terminalId) ?? defaultFaultProfile, o.offlineMs);
-        states.set(terminalId, res.state);
-        if (res.effects.length) work.push(run(terminalId, res.effects, res.state));
-      }
-      await Promise.all(work);
-    }).catch((err) => log.error({ err }, "fault tick failed"));
+    void serial(() =>
+      unit((stepOne) => {
+        const at = o.clock();
+        for (const terminalId of states.keys()) {
+          // A terminal taken out of the registry is nobody's to watch.
+          if (ctx.directory.get(terminalId)) stepOne(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at);
+        }
+      }),
+    ).catch((err) => log.error({ err }, "fault tick failed"));
   }, o.tickMs ?? 1000);
 
   return {
+    name: "faults",
     handle,
     async stop() {
       clearInterval(timer);
-      for (const w of watches) w.stop();
+      watch.stop();
+      await watch.done;
       await serial(async () => {});
     },
   };

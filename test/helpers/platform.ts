@@ -41,6 +41,8 @@ export async function testPlatform(
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
     // Every process serves its own /metrics, /healthz and /readyz: on any free port here.
     METRICS_PORT: "0",
+    // Tests stop duration targets after seconds, not the minute a real request must at least ask for.
+    MIN_TARGET_DURATION_S: "1",
     ...env,
   });
   const log = makeLogger(config.LOG_LEVEL);
@@ -52,7 +54,7 @@ export async function testPlatform(
     await db[Symbol.asyncDispose]();
     throw e;
   }
-  const admin = await signToken(SECRET, "admin1", "admin");
+  const admin = await signToken(SECRET, "admin1", "admin", 3600, {}, o.clock?.() ?? Date.now());
   const tp: TestPlatform = {
     get p() {
       return p;
@@ -60,7 +62,7 @@ export async function testPlatform(
     prefix,
     config,
     admin,
-    token: (sub, role) => signToken(SECRET, sub, role),
+    token: (sub, role) => signToken(SECRET, sub, role, 3600, {}, o.clock?.() ?? Date.now()),
     async api(method, path, body, token = admin) {
       const res = await fetch(p.url + path, {
         method,

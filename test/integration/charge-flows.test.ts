@@ -17,7 +17,7 @@ beforeAll(async () => {
     {
       REFUSE: { handshake: "refuse" },
       SILENT: { handshake: "silent" },
-      SLOW: { ackDelayMs: 700 },
+      SLOW: { ackDelayMs: 700, limits: false }, // the cloud's power_off, repeated, not the terminal's own stop
       STOP: {},
       GONE: {},
       NOON: { powerOnAck: false },

@@ -17,6 +17,9 @@ describe("an arm that arrives after the target was reached", () => {
   it("is cut from the terminal's newest reading, without waiting for another", async () => {
     const nc = await connect({ servers: NATS_URL });
     const cutoffs = nc.subscribe(tp.p.subjects.cutoff("T1"), { max: 1 });
+    // Registered on G1 (as the control service, not running here, would have written it).
+    const info = { terminalId: "T1", gatewayId: "G1", franchiseeId: "FR1", regionId: "R1", profile: { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 } };
+    await tp.p.buckets.terminals.put("T1", JSON.stringify(info));
     const now = Date.now();
     // Power on at 1000.000 Wh; the newest reading already shows 1002.5 Wh, past a 2 Wh target.
     for (const [i, wh] of [1000.5, 1001.5, 1002.5].entries())

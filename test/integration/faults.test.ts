@@ -97,7 +97,7 @@ describe("a leak (relay off, current above 0.1 A)", () => {
       return r.find((f) => f.kind === "off_current_leak");
     });
     expect(resolved.resolvedAt).toBeGreaterThan(resolved.openedAt);
-    const ok = await tp.api("POST", "/v1/charge-requests", { qr: "qr-LEAK", target: { energyWh: 0.2 }, payment: "prepaid" }, user);
+    const ok = await tp.api("POST", "/v1/charge-requests", { qr: "qr-LEAK", target: { energyWh: 1 }, payment: "prepaid" }, user);
     expect(ok.status).toBe(201);
     sub.unsubscribe();
   });
@@ -132,7 +132,7 @@ describe("scan failures", () => {
     expect((await tp.api("POST", "/v1/scan-failures", { qr: "nope", reason: "x" }, user)).status).toBe(404);
     expect((await tp.api("POST", "/v1/scan-failures", { reason: "x" }, user)).status).toBe(400);
 
-    const s = await tp.api("POST", "/v1/charge-requests", { qr: "qr-SCAN", target: { energyWh: 0.2 }, payment: "prepaid" }, user);
+    const s = await tp.api("POST", "/v1/charge-requests", { qr: "qr-SCAN", target: { energyWh: 1 }, payment: "prepaid" }, user);
     expect(s.status).toBe(201);
     await until(async () => !(await openFaults(fr1)).some((x) => x.faultId === a.body.faultId));
   });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { subjects as makeSubjects, type Session } from "../../contracts/index.ts";
 import { sessionEvents } from "../../control/http/sse.ts";
 import { createMetrics } from "../../control/metrics.ts";
+import { streamCounter } from "../../control/http/streams.ts";
 import { newRegistry } from "../../control/index.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 
@@ -43,6 +44,8 @@ beforeAll(async () => {
       nc,
       subjects: s,
       metrics,
+      streams: streamCounter(10),
+      key: "user:U1",
       sessionId: "S-1",
       load: async () => {
         // The session fails right now, while this reads it as it was a moment ago.

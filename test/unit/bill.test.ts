@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { finalBill, type Bill } from "../../control/sessions/bill.ts";
+import { checkpointUpTo, finalBill, type Bill } from "../../control/sessions/bill.ts";
 import { Rational, type Meter, type MeterJson, type Tariff } from "../../contracts/index.ts";
 
 const SH = "Asia/Shanghai";
@@ -296,5 +296,31 @@ describe("finalBill", () => {
     finalBill(aSession(), tariff, at0730, { ts: T8 - 30 * MIN, energyWh: 100_510 });
     expect(plain(at0730)).toStrictEqual(before);
     expect(before.byPeriod).toStrictEqual([[0, "500000", 30 * MIN]]);
+  });
+});
+
+describe("checkpointUpTo: the checkpoint cut back to the terminal's own stop", () => {
+  // Power on 07:00; the terminal stopped itself at 07:59 at 100600 Wh; the processor had already
+  // counted a reading at 08:10 (relay open, same register): 10 min by day that are no session's.
+  const past = aMeter({ lastTs: T8 + 10 * MIN, lastMwh: 100_600_000n, byPeriod: [[0, 600_000n, 60 * MIN], [1, 0n, 10 * MIN]] });
+  const stop = { ts: T8 - MIN, energyWh: 100_600 };
+
+  it("takes back the time after the stop, period by period, and bills exactly to the stop", () => {
+    const m = checkpointUpTo(past, timed, stop)!;
+    expect(m.lastTs).toBe(T8 - MIN);
+    expect([...m.byPeriod].map(([p, u]) => [p, u.mwh.toString(), u.ms])).toStrictEqual([[0, "600000", 59 * MIN], [1, "0", 0]]);
+    const bill = finalBill(aSession(), timed, m, stop);
+    // 600 Wh × 0.06 + 59 min × 30 c/h = 36 + 29.5 = 65.5 → 66 (with the 10 min by day: 75.5 → 76).
+    expect(bill).toMatchObject({ energyMwh: 600_000, durationMs: 59 * MIN, feeCents: 66 });
+    expect(finalBill(aSession(), timed, past, stop)).toMatchObject({ durationMs: 70 * MIN, feeCents: 76 });
+  });
+
+  it("keeps a checkpoint that ends at or before the stop", () => {
+    expect(checkpointUpTo(at0730, timed, stop)).toBe(at0730);
+    expect(checkpointUpTo(null, timed, stop)).toBeNull();
+  });
+
+  it("drops a checkpoint that counted energy past the stop's register: the bill runs from power-on", () => {
+    expect(checkpointUpTo(past, timed, { ts: T8 - MIN, energyWh: 100_599.999 })).toBeNull();
   });
 });

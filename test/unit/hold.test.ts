@@ -23,14 +23,14 @@ describe("maxCostCents", () => {
     ["2000 Wh, 100 s at 90 c/h", { energyWh: 2000 }, withTime, { maxSessionS: 100, maxPowerW: 4000 }, 243], // 240 + 2.5 = 242.5 up
     ["2000 Wh with no session time", { energyWh: 2000 }, withTime, { maxSessionS: 0, maxPowerW: 4000 }, 240],
     ["1 Wh at 60 c/kWh holds 1, not 0", { energyWh: 1 }, flat60, o, 1], // 0.06
-    ["0.001 Wh at 60 c/kWh holds 1", { energyWh: 0.001 }, flat60, o, 1], // 0.00006
     ["1000 Wh at 60 c/kWh holds exactly 60", { energyWh: 1000 }, flat60, o, 60],
     ["1000.001 Wh at 60 c/kWh holds 61", { energyWh: 1000.001 }, flat60, o, 61], // 60.00006
     ["812.5 Wh at 120 c/kWh", { energyWh: 812.5 }, energyOnly, o, 98], // 97.5 up
-    ["0.1 + 0.2 Wh at 10000 c/kWh holds 3, not 4", { energyWh: 0.1 + 0.2 }, flat10000, o, 3], // 0.3 Wh × 10 c/Wh
+    ["1.1 + 2.2 Wh at 10000 c/kWh holds 33, not 34", { energyWh: 1.1 + 2.2 }, flat10000, o, 33], // 3.3 Wh × 10 c/Wh
     ["12.345 Wh at 1000 c/kWh", { energyWh: 12.345 }, tariff(["00:00", "24:00", 1000, 0]), o, 13], // 12.345 up
     ["1000000 Wh at 120 c/kWh", { energyWh: 1_000_000 }, energyOnly, o, 120_000],
-    ["energy target on a free tariff", { energyWh: 5000 }, free, o, 0],
+    ["energy target on a free tariff holds 1, never 0", { energyWh: 5000 }, free, o, 1],
+    ["duration target on a free tariff holds 1, never 0", { durationS: 60 }, free, o, 1],
     ["energy target on a time-only tariff", { energyWh: 5000 }, timeOnly, o, 14], // 2 h × 7
     ["1800 s at 4000 W, 120 c/kWh", { durationS: 1800 }, energyOnly, o, 240], // 2000 Wh × 0.12
     ["1800 s at 4000 W with time price", { durationS: 1800 }, withTime, o, 285], // 240 + 0.5 h × 90
@@ -47,6 +47,11 @@ describe("maxCostCents", () => {
   ] as [string, Target, Tariff, typeof o, number][])("%s", (_name, target, t, opts, cents) => {
     expect(targetSchema.safeParse(target).success).toBe(true); // only targets the API accepts
     expect(maxCostCents(target, t, opts)).toBe(cents);
+  });
+
+  it("refuses targets smaller than 1 Wh, 1 s or 1 cent (their holds would round to nothing)", () => {
+    for (const t of [{ energyWh: 0.999 }, { energyWh: 1e-9 }, { durationS: 0 }, { durationS: 0.5 }, { amountCents: 0 }])
+      expect(targetSchema.safeParse(t).success).toBe(false);
   });
 
   it("uses the highest price whichever period it is in", () => {

@@ -14,6 +14,7 @@ const T8 = 1_795_478_400_000;
 const STARTED = T8 - 3_600_000; // power-on ack stamp of a running session
 const ON_TS = T8 + 1_000; // stamp of the power_on_ack fed in
 const OFF_TS = T8 + 2_000; // stamp of the power_off_ack fed in
+const LIMIT_TS = T8 + 3_000; // stamp of the terminal's own power_off (limit) fed in
 const NOW = T8 + 5_000; // the platform clock
 const START_MWH = 120_000_000; // register at power-on of a running session: 120000 Wh
 
@@ -41,6 +42,8 @@ const inputs = {
   on_ack: { kind: "power_on_ack", ts: ON_TS, energyWh: 125_000 },
   off_ack_met: { kind: "power_off_ack", ts: OFF_TS, energyWh: 127_000, targetMet: true },
   off_ack_unmet: { kind: "power_off_ack", ts: OFF_TS, energyWh: 126_500, targetMet: false },
+  limit: { kind: "terminal_limit", ts: LIMIT_TS, energyWh: 127_250.5, targetMet: false },
+  limit_met: { kind: "terminal_limit", ts: LIMIT_TS, energyWh: 127_250.5, targetMet: true },
   stop: { kind: "stop", reason: "user_stop" },
   exp_handshake: { kind: "command_expired", type: "handshake" },
   exp_power_on: { kind: "command_expired", type: "power_on" },
@@ -61,6 +64,15 @@ const offAckWhileStopping = (energyWh: number): Transition => ({
   ],
 });
 const closePowerOff: Transition = { patch: {}, actions: [{ kind: "close_commands", types: ["power_off"], status: "acked" }] };
+/** The terminal stopped at its own limit: the session ends there, billed on the event's register. */
+const endedAtLimit = (stopReason: "limit" | "target_reached" | "user_stop"): Transition => ({
+  patch: { state: "completed", endedAt: LIMIT_TS, stopReason },
+  actions: [
+    { kind: "close_commands", types: ["power_off"], status: "acked" },
+    { kind: "settle", end: { ts: LIMIT_TS, energyWh: 127_250.5 } },
+    { kind: "disarm" },
+  ],
+});
 
 /** The whole table: what each input does in each state. `null`: ignored. */
 const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
@@ -74,6 +86,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     on_ack: null, // power on before the identity check passed: not ours to start
     off_ack_met: null,
     off_ack_unmet: null,
+    limit: null,
+    limit_met: null,
     stop: {
       patch: { state: "failed", stopReason: "user_stop", endedAt: NOW },
       actions: [{ kind: "close_commands", types: ["handshake", "power_on"], status: "cancelled" }, { kind: "release" }],
@@ -95,6 +109,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     },
     off_ack_met: null,
     off_ack_unmet: null,
+    limit: null, // power on never confirmed: the power_on expiry fails the session
+    limit_met: null,
     stop: {
       patch: { state: "failed", stopReason: "user_stop", endedAt: NOW },
       actions: [
@@ -124,6 +140,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
       patch: { state: "completed", endedAt: OFF_TS, stopReason: "fault" },
       actions: [{ kind: "settle", end: { ts: OFF_TS, energyWh: 126_500 } }, { kind: "disarm" }],
     },
+    limit: endedAtLimit("limit"), // stopped by itself short of the target: a money cap or the longest session
+    limit_met: endedAtLimit("target_reached"), // the limit was the target: exact where the cloud is a reading late
     stop: {
       patch: { state: "stopping", stopReason: "user_stop", stopRequestedAt: NOW },
       actions: [{ kind: "send_power_off", reason: "user_stop" }],
@@ -140,6 +158,10 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     // The stop reason asked for stays; targetMet only matters when the terminal stopped by itself.
     off_ack_met: offAckWhileStopping(127_000),
     off_ack_unmet: offAckWhileStopping(126_500),
+    // The terminal was off before the power_off reached it: the reason the cloud stopped for stays
+    // (so it does not depend on which of the two reached the platform first).
+    limit: endedAtLimit("user_stop"),
+    limit_met: endedAtLimit("user_stop"),
     stop: null, // already stopping: the first reason wins
     exp_handshake: null,
     exp_power_on: null,
@@ -152,6 +174,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     on_ack: { patch: {}, actions: [{ kind: "send_power_off", reason: "target_reached" }] },
     off_ack_met: { patch: {}, actions: [{ kind: "disarm" }] },
     off_ack_unmet: { patch: {}, actions: [{ kind: "disarm" }] },
+    limit: closePowerOff, // a repeat or a late one: never a disarm, the arm may be the next session's
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
@@ -164,6 +188,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     on_ack: null, // never told to power on
     off_ack_met: closePowerOff,
     off_ack_unmet: closePowerOff,
+    limit: closePowerOff,
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
@@ -176,6 +202,8 @@ const matrix: Record<SessionName, Record<InputName, Transition | null>> = {
     on_ack: { patch: {}, actions: [{ kind: "send_power_off", reason: "terminal_offline" }] },
     off_ack_met: closePowerOff,
     off_ack_unmet: closePowerOff,
+    limit: closePowerOff,
+    limit_met: closePowerOff,
     stop: null,
     exp_handshake: null,
     exp_power_on: null,
@@ -234,6 +262,7 @@ describe("transition: power_on_ack", () => {
     [null, "admin"],
     ["handshake_failed", "admin"],
     ["handshake_timeout", "admin"],
+    ["limit", "admin"], // no power_off command carries `limit`: only a terminal reports it
     ["target_reached", "target_reached"],
     ["user_stop", "user_stop"],
     ["fault", "fault"],
