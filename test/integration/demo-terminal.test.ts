@@ -87,4 +87,35 @@ describe.skipIf(!SCRIPT)("npm start -- --demo in a terminal", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 150_000);
+
+  it("writes plain lines, no carriage returns or escapes, when stdout is not a terminal", async () => {
+    await using db = await namedDatabase();
+    const prefix = testPrefix();
+    const dir = mkdtempSync(join(tmpdir(), "vv-demo-"));
+    const port = await freePort();
+    const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", "--demo", "--terminals", "2", "--log", join(dir, "demo.log")], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NATS_URL, DATABASE_URL: db.url, VEND_PREFIX: prefix, PORT: String(port), HOST: "127.0.0.1", STREAM_MAX_BYTES: String(64 * 2 ** 20) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", r));
+    try {
+      // A summary line every 5 s: two of them.
+      await until(async () => out.split("\nterminals ").length > 2, 90_000, 200);
+      expect(out).not.toMatch(/[\r\x1b]/);
+      expect(out).toContain(`charge page   http://127.0.0.1:${port}/t/T-1-001`);
+      expect(out.indexOf("charge page")).toBeLessThan(out.indexOf("\nterminals "));
+      expect(out).not.toContain('{"level"');
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/\nstopping: finishing the work in hand\nstopped\n$/);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await removeNatsState(prefix);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
