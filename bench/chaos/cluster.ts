@@ -169,6 +169,9 @@ export class ChaosCluster {
         VEND_STORAGE: "plain",
         LOG_LEVEL: "warn",
         STREAM_MAX_BYTES: String(256 * 2 ** 20),
+        // Each process's own /metrics and health (docs/operations.md): any free port, so the parts
+        // without the control service do not all ask for the default one.
+        METRICS_PORT: "0",
         ...this.o.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
