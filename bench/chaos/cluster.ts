@@ -171,6 +171,9 @@ export class ChaosCluster {
         STREAM_MAX_BYTES: String(256 * 2 ** 20),
         // The fleet's duration targets are seconds long, so that many sessions end within a phase.
         MIN_TARGET_DURATION_S: "1",
+        // Each process's own /metrics and health (docs/operations.md): any free port, so the parts
+        // without the control service do not all ask for the default one.
+        METRICS_PORT: "0",
         ...this.o.env,
       },
       stdio: ["ignore", "pipe", "pipe"],

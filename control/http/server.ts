@@ -2,7 +2,7 @@ import compress from "@fastify/compress";
 import swagger from "@fastify/swagger";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -41,8 +41,11 @@ export async function createApp(o: {
   /** The rate limit of a public call, per client address (an onRequest hook). */
   publicLimit: (name: string) => Limit;
 }> {
+  // Fastify's own request lines are at info; one line per request at debug instead (below), so
+  // that info carries what an operator follows: state and fault changes, outages, starts and stops.
   const app = Fastify({
     loggerInstance: o.log,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1 << 20,
     forceCloseConnections: false,
     trustProxy: (o.trustProxy ?? false) as boolean,
@@ -55,7 +58,7 @@ export async function createApp(o: {
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
     openapi: {
-      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1 HTTP API (see protocol.md)" },
+      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1.1 HTTP API (see docs/protocol.md)" },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
       security: [{ bearer: [] }],
     },
@@ -71,6 +74,7 @@ export async function createApp(o: {
     const route = req.routeOptions.url ?? "unmatched";
     o.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     o.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.debug({ method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
     // 503 is an outage, logged once where it is classified (sendError), not a failed request.
     if (reply.statusCode >= 500 && reply.statusCode !== 503) req.log.error({ route, status: reply.statusCode }, "request failed");
   });

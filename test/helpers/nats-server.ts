@@ -49,7 +49,7 @@ export interface TestNatsServer extends AsyncDisposable {
  * configuration text, and configuration files to include (nats-server 2.9 resolves an include
  * relative to the including file, even when absolute, so they are written relative here).
  */
-export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: string[] } = {}): Promise<TestNatsServer> {
+export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: string[]; jetstream?: string } = {}): Promise<TestNatsServer> {
   const dir = mkdtempSync(join(tmpdir(), "vv-nats-"));
   const port = await freePort();
   const mqttPort = o.mqtt ? await freePort() : null;
@@ -59,7 +59,7 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: 
     [
       `listen: 127.0.0.1:${port}`,
       `server_name: vv_test_${port}`,
-      `jetstream { store_dir: "${join(dir, "js")}" }`,
+      `jetstream {\n  store_dir: "${join(dir, "js")}"\n  ${o.jetstream ?? ""}\n}`,
       mqttPort ? `mqtt { listen: 127.0.0.1:${mqttPort} }` : "",
       o.extra ?? "",
       ...(o.include ?? []).map((f) => `include "${relative(dir, f)}"`),

@@ -34,7 +34,8 @@ export async function platformProcess(env: Record<string, string>, o: { parts?: 
   const root = resolve(import.meta.dirname, "../..");
   const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", ...(o.parts ? ["--parts", o.parts] : [])], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1" },
+    // Without the control part, its ops port (/healthz, /metrics) is the one to watch.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1", ...(o.parts && !o.parts.includes("control") ? { METRICS_PORT: String(port) } : {}) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -41,6 +41,8 @@ export async function testPlatform(
     VEND_JWT_SECRET: SECRET,
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
+    // Every process serves its own /metrics, /healthz and /readyz: on any free port here.
+    METRICS_PORT: "0",
     // Tests stop duration targets after seconds, not the minute a real request must at least ask for.
     MIN_TARGET_DURATION_S: "1",
     ...env,
