@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+export { freePort } from "../../test/helpers/ports.ts";
+import { freePort } from "../../test/helpers/ports.ts";
 
 /**
  * The platform as an operator runs it: each part a process of its own (`cli/main.ts --parts ...`),
@@ -16,16 +18,6 @@ const NATS_BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/b
 export const PARTS = { control: "control", processors: "cutoff,faults", writer: "writer" } as const;
 export type PartName = keyof typeof PARTS;
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function portOpen(port: number): Promise<boolean> {
   return new Promise((r) => {

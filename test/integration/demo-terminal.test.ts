@@ -1,26 +1,16 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { namedDatabase } from "../helpers/database.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 import { removeNatsState, until } from "../helpers/platform.ts";
+import { freePort } from "../helpers/ports.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const SCRIPT = ["/usr/bin/script", "/bin/script"].find(existsSync);
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 // `npm start -- --demo` as a person runs it: in a pseudo-terminal (util-linux `script`), on a
 // database that does not exist yet (the demo creates and migrates it), stopped with Ctrl-C.
