@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The chaos suite runs on its own (vitest.chaos.config.ts), after the rest.
+    exclude: ["test/chaos/**", "**/node_modules/**"],
     globalSetup: ["test/helpers/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

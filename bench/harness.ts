@@ -33,7 +33,7 @@ export async function startPlatformProcess(
   const spawnPart = (parts: string) =>
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each platform process.
     spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", "cli/main.ts", "--parts", parts], {
-      env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(256 * 2 ** 20), ...env },
+      env: { ...process.env, NATS_URL, DATABASE_URL: `${PG_BASE}/${db}`, PORT: String(port), HOST: "127.0.0.1", VEND_PREFIX: prefix, VEND_JWT_SECRET: SECRET, LOG_LEVEL: "warn", STREAM_MAX_BYTES: String(256 * 2 ** 20), METRICS_PORT: "0", ...env },
       stdio: ["ignore", "inherit", "inherit"],
     });
   const children: ChildProcess[] = [spawnPart(split[0]!)];

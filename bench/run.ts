@@ -19,22 +19,31 @@ async function main() {
   const only = args.find((a) => !a.startsWith("-"));
   mkdirSync("bench/results", { recursive: true });
   const env = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, at: new Date().toISOString() };
+  // Progress: a line as each benchmark starts (with its count and expected length) and ends.
+  const names = ["cutoff", "faults", "ingest", "analytics"].filter((n) => !only || only === n);
+  const began = Date.now();
+  const step = (name: string, about: string) =>
+    console.log(`[${names.indexOf(name) + 1}/${names.length}] ${name}: running (${quick ? "quick" : about}); ${Math.round((Date.now() - began) / 1000)} s so far`);
   const write = (name: string, out: object) => {
     writeFileSync(`bench/results/${name}.json`, JSON.stringify({ ...out, env }, null, 2) + "\n");
     console.log(name, JSON.stringify(out, null, 2));
+    console.log(`[${names.indexOf(name) + 1}/${names.length}] ${name}: done, written to bench/results/${name}.json`);
   };
 
   // Latency runs: the control service in a process of its own, the processors in another, the
   // writer in a third (docs/operations.md), so the control service never waits behind a batch.
   // BENCH_SPLIT="control,cutoff,faults|writer" tries another layout.
   const latencySplit = process.env.BENCH_SPLIT?.split("|") ?? ["control", "cutoff,faults", "writer"];
+  if (!only || only === "cutoff") step("cutoff", "about 3 minutes");
   if (!only || only === "cutoff")
     write("cutoff", await benchCutoff({ terminals: 1000, seconds: quick ? 15 : 60, concurrent: 200, port: 18_080, split: latencySplit }));
 
+  if (!only || only === "faults") step("faults", "about 2 minutes");
   if (!only || only === "faults")
     write("faults", await benchFaults({ port: 18_084, rate: 10_000, seconds: quick ? 15 : 40, split: latencySplit }));
 
   if (!only || only === "ingest") {
+    step("ingest", "about 5 minutes");
     const total = quick ? 50_000 : 200_000;
     const raw = { copyRowsPerSecond: await rawCopy(total * 2), jetstreamPublishPerSecond: await rawPublish(NATS_URL, total * 2) };
     // The writer in a process of its own, the rest in another: how the parts spread over two cores.
@@ -73,6 +82,7 @@ async function main() {
   }
 
   if (!only || only === "analytics") {
+    step("analytics", "about 15 minutes: 30 days of 1000 terminals are loaded first");
     // Both storage paths where TimescaleDB is installed and preloaded; the plain one everywhere.
     const c = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
     await c.connect();

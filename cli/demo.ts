@@ -2,6 +2,7 @@ import { connect } from "@nats-io/transport-node";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "./sim/index.ts";
 import type { Platform } from "./platform.ts";
+import type { Screen } from "./screen.ts";
 
 const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
@@ -10,7 +11,15 @@ const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
  * terminals (one refuses handshakes, one leaks), users who top up and charge, and a one-line
  * summary every second. Everything goes through the real HTTP API and NATS subjects.
  */
-export async function startDemo(p: Platform, o: { terminals: number }): Promise<() => Promise<void>> {
+export async function startDemo(p: Platform, o: { terminals: number; screen: Screen }): Promise<() => Promise<void>> {
+  const sc = o.screen;
+  // The pages first (docs/pages.md): a terminal's QR link, and the franchisees' console (demo sign-in).
+  sc.line("");
+  sc.line(`  charge page   ${p.url}/t/T-1-001   (a terminal's QR code; sign in as any user id, e.g. U-1)`);
+  sc.line(`  console       ${p.url}/console   (franchisees; sign in as FR-A or FR-B)`);
+  sc.line(`  metrics       ${p.opsUrl}/metrics`);
+  sc.line("  Ctrl-C stops the demo.");
+  sc.line("");
   const secret = p.config.VEND_JWT_SECRET!;
   const claims = { issuer: p.config.JWT_ISSUER, audience: p.config.JWT_AUDIENCE };
   const admin = await signToken(secret, "demo-admin", "admin", 86_400, claims);
@@ -33,6 +42,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
     await call("PUT", `/v1/admin/regions/${r}`, { name: `Region ${r}`, timezone: tz });
     await call("PUT", `/v1/admin/regions/${r}/tariff`, { effectiveFrom: 0, periods: tou });
   }
+  sc.status("[3/3] fleet: regions and tariffs");
   for (const f of ["FR-A", "FR-B"]) await call("PUT", `/v1/admin/franchisees/${f}`, { name: `Franchisee ${f}` });
 
   const nc = await connect({ servers: p.config.NATS_URL });
@@ -48,6 +58,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
       const qr = `${p.url}/t/${terminalId}`;
       await call("PUT", `/v1/admin/terminals/${terminalId}`, { qr, gatewayId, regionId: region, franchiseeId: g === 0 ? "FR-A" : "FR-B" });
       // One terminal refuses handshakes, one leaks current while off: the demo shows both paths.
+      sc.status(`[3/3] fleet: terminal ${qrs.length + 1} of ${2 * Math.ceil(o.terminals / 2)}`);
       gw.addTerminal(terminalId, i === 3 ? { handshake: "refuse" } : i === 5 ? { leakA: 0.4 } : { currentA: 16 + Math.random() * 2 });
       qrs.push(qr);
     }
@@ -62,8 +73,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
     await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
   }
   const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400, claims)] as const)));
-  // The pages (docs/pages.md): a terminal's QR link, and the franchisees' console (demo sign-in).
-  process.stdout.write(`charge page: ${qrs[0]} (sign in as any user id, e.g. U-1)\nconsole: ${p.url}/console (sign in as FR-A or FR-B)\n`);
+  sc.line(`[3/3] fleet: 2 regions, 2 franchisees, 2 gateways, ${qrs.length} terminals, ${users.length} users charging at random`);
 
   // Users arrive every 1.5 s on average and ask for 5-40 Wh, 60-120 s (the shortest allowed is 60) or 1-5 cents.
   const arrivals = setInterval(() => {
@@ -77,7 +87,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
     void call("POST", "/v1/charge-requests", { qr: pick(qrs), target, payment: Math.random() < 0.8 ? "prepaid" : "postpaid" }, tokens.get(u)).catch(() => {});
   }, 1000);
 
-  const tty = process.stdout.isTTY;
+  const tty = sc.tty;
   const summary = setInterval(async () => {
     try {
       const { rows } = await p.db.query(`SELECT
@@ -94,8 +104,9 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
         const e = await p.buckets.live.get(k);
         if (e && e.operation === "PUT" && now - (e.json() as { seenAt: number }).seenAt < p.config.TERMINAL_OFFLINE_S * 1000) online++;
       }
-      const line = `terminals ${qrs.length} (${online} online) | sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed | energy ${(r.mwh / 1e6).toFixed(3)} kWh | fees ${(r.cents / 100).toFixed(2)} | open faults ${r.faults}`;
-      process.stdout.write(tty ? `\r${line.padEnd(110)}` : `${line}\n`);
+      sc.status(
+        `terminals ${online}/${qrs.length} online · sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed · ${(r.mwh / 1e6).toFixed(3)} kWh · fees ${(r.cents / 100).toFixed(2)} · open faults ${r.faults}`,
+      );
     } catch {
       // the summary is best effort while shutting down
     }
@@ -104,7 +115,7 @@ export async function startDemo(p: Platform, o: { terminals: number }): Promise<
   return async () => {
     clearInterval(arrivals);
     clearInterval(summary);
-    if (tty) process.stdout.write("\n");
+    sc.end();
     for (const g of gateways) await g.stop();
     await nc.close();
   };

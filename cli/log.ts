@@ -7,6 +7,8 @@ function errSerializer(e: unknown) {
   return { type: x.name, message: x.message, ...(x.code !== undefined ? { code: x.code } : {}), stack: x.stack };
 }
 
-export function makeLogger(level: string): Logger {
-  return pino({ level, serializers: { err: errSerializer } });
+/** JSON lines on stdout, or appended to `file` (the demo keeps the terminal for its summary). */
+export function makeLogger(level: string, file?: string): Logger {
+  const opts = { level, serializers: { err: errSerializer } };
+  return file ? pino(opts, pino.destination({ dest: file, mkdir: true, sync: true })) : pino(opts);
 }

@@ -1,11 +1,15 @@
+import { relative, resolve } from "node:path";
 import { makeLogger } from "./log.ts";
+import { screen, type Screen } from "./screen.ts";
 import { ConfigError, loadConfig } from "../contracts/index.ts";
 import { migrate } from "../sql/index.ts";
 import { primaryResolver, waitForPrimary } from "../control/index.ts";
 import { startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
 
-const usage = `usage: npm start [-- --demo [--terminals N]]   run the platform (with a simulated fleet)
+const usage = `usage: npm start [-- --demo [--terminals N] [--log FILE]]
+                                                   run the platform (with a simulated fleet; its log
+                                                   goes to FILE, .data/demo.log by default)
        npm start -- --parts writer,cutoff          run only some parts (control, cutoff, faults, writer, backup)
        npm run db:migrate                          apply the SQL migrations
        npm run nats:config -- --out FILE [--franchisee-history]
@@ -25,10 +29,15 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
 async function main(argv: string[]): Promise<void> {
   const demo = argv.includes("--demo");
   const parts = parseParts(argv);
-  const command = argv.find((a, i) => !a.startsWith("-") && argv[i - 1] !== "--parts" && argv[i - 1] !== "--terminals" && argv[i - 1] !== "--out") ?? "start";
+  const command = argv.find((a, i) => !a.startsWith("-") && !["--parts", "--terminals", "--out", "--log"].includes(argv[i - 1] ?? "")) ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
   const config = loadConfig(process.env, { demo });
-  const log = makeLogger(config.LOG_LEVEL);
+  // The demo keeps the terminal for a person: its log goes to a file, said on the first line.
+  const logFile = demo && command === "start" ? resolve(argv.includes("--log") ? (argv[argv.indexOf("--log") + 1] ?? "") : ".data/demo.log") : undefined;
+  const log = makeLogger(config.LOG_LEVEL, logFile);
+  const sc: Screen | null = logFile ? screen() : null;
+  const shown = logFile && !relative(process.cwd(), logFile).startsWith("..") ? relative(process.cwd(), logFile) : logFile;
+  if (logFile) sc?.line(`Voltvend demo · the log goes to ${shown} (tail -f it to follow)`);
   let natsConfig: { out: string; secret: string; platformPassword: string } | undefined;
   if (command === "nats-config") {
     const out = argv[argv.indexOf("--out") + 1];
@@ -37,7 +46,9 @@ async function main(argv: string[]): Promise<void> {
       throw new ConfigError("nats-config needs VEND_NATS_SECRET (franchisees' and gateways' passwords derive from it) and VEND_NATS_PASSWORD (the platform user's)");
     natsConfig = { out, secret: config.VEND_NATS_SECRET, platformPassword: config.VEND_NATS_PASSWORD };
   }
+  sc?.status("[1/3] NATS and PostgreSQL: connecting");
   const services = await ensureServices(config, log);
+  sc?.line(`[1/3] NATS and PostgreSQL: ${services.started.length ? `started here under .data/ (${services.started.join(", ")})` : "reachable"}`);
 
   if (command === "migrate") {
     const applied = await migrate(await waitForPrimary(primaryResolver(config.DATABASE_URL)), (m) => log.info(m));
@@ -56,23 +67,28 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command !== "start") throw new ConfigError(`unknown command ${command}\n${usage}`);
 
-  const platform = await startPlatform(config, { log, ...(parts ? { parts } : {}) });
+  const platform = await startPlatform(config, { log, ...(parts ? { parts } : {}), ...(sc ? { progress: (m: string) => sc.status(`[2/3] ${m}`) } : {}) });
+  sc?.line("[2/3] database migrated, NATS streams ready, platform running");
   let stopDemo: (() => Promise<void>) | undefined;
   if (demo && !platform.control) throw new ConfigError("--demo needs the control part");
   if (demo) {
     const { startDemo } = await import("./demo.ts");
     const n = Number(argv[argv.indexOf("--terminals") + 1]) || 20;
-    stopDemo = await startDemo(platform, { terminals: argv.includes("--terminals") ? n : 20 });
+    stopDemo = await startDemo(platform, { terminals: argv.includes("--terminals") ? n : 20, screen: sc ?? screen() });
   }
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
     log.info({ signal }, "shutting down: finishing in-flight work");
+    sc?.end();
+    sc?.line("stopping: finishing the work in hand");
     await stopDemo?.();
     await platform.stop();
     await services.stop();
     log.info("stopped");
+    sc?.line("stopped");
+    log.flush?.();
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -3,16 +3,19 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
-import { createPool, newRegistry, primaryResolver, startControl, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
+import { createPool, newRegistry, primaryResolver, startControl, startOpsServer, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
+import { processMetrics } from "./process-metrics.ts";
 
 export interface PlatformOptions {
   clock?: () => number;
   log?: Logger;
   /** Which parts run in this process; all by default (`npm start`). */
   parts?: { control?: boolean; cutoff?: boolean; faults?: boolean; writer?: boolean; backup?: boolean };
+  /** Told each step of a start that can take a while (migrations one by one, the streams), for a person watching. */
+  progress?: (step: string) => void;
 }
 
 export interface Platform {
@@ -29,8 +32,13 @@ export interface Platform {
   /** Starts this process's stream processors again on its connection (after a stop of the running ones). */
   startProcessors(): Promise<RunningProcessor>;
   url: string;
+  /** Where this process serves `/metrics`, `/healthz` and `/readyz`: its ops port, else the control service's. */
+  opsUrl: string;
   stop(): Promise<void>;
 }
+
+/** The ops port of a process without the control part when METRICS_PORT is unset (Prometheus exporters' usual range). */
+export const DEFAULT_METRICS_PORT = 9464;
 
 /** Migrates, creates the NATS topology, and starts the processors and the control service. */
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
@@ -39,7 +47,14 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const parts = { control: true, cutoff: true, faults: true, writer: true, backup: true, ...o.parts };
   // DATABASE_URL may list several hosts: migrations run on the primary among them.
   const resolver = primaryResolver(config.DATABASE_URL);
-  await migrate(await waitForPrimary(resolver), (m) => log.info(m), config.VEND_STORAGE);
+  await migrate(
+    await waitForPrimary(resolver),
+    (m) => {
+      log.info(m);
+      o.progress?.(`database: ${m}`);
+    },
+    config.VEND_STORAGE,
+  );
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({
     servers: config.NATS_URL,
@@ -52,8 +67,10 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   logConnectionChanges(nc, log);
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
+  o.progress?.(`NATS: ${Object.keys(subjects.streams).length} streams and the buckets ready`);
   const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"), 20, resolver);
-  const registry = newRegistry(!o.log);
+  const registry = newRegistry(true);
+  processMetrics(registry, { pool: db, nc, subjects });
 
   // Cutoff and faults step the same readings: one consumer feeds both (processors/host.ts).
   const startProcessors = (reg = registry) => {
@@ -90,7 +107,9 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const control = parts.control
     ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
-  log.info({ url: control?.url, prefix: config.VEND_PREFIX }, "platform started");
+  const opsPort = config.METRICS_PORT ?? (control ? null : DEFAULT_METRICS_PORT);
+  const ops = opsPort === null ? null : await startOpsServer({ port: opsPort, host: config.HOST, db, nc, registry, log: log.child({ part: "ops" }) });
+  log.info({ url: control?.url, metricsUrl: ops?.url, prefix: config.VEND_PREFIX }, "platform started");
 
   let stopping: Promise<void> | null = null;
   const platform: Platform = {
@@ -106,8 +125,10 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     // Metrics are registered once per registry: a restarted set counts in a fresh one.
     startProcessors: () => startProcessors(newRegistry(false)),
     url: control?.url ?? "",
+    opsUrl: ops?.url ?? control?.url ?? "",
     stop() {
       stopping ??= (async () => {
+        await ops?.stop();
         await control?.stop();
         await platform.processors?.stop();
         await writer?.stop();

@@ -40,6 +40,8 @@ export class ServiceError extends Error {
 }
 
 export interface LocalServices {
+  /** What was started here because it did not answer ("NATS", "PostgreSQL"). */
+  started: string[];
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export interface LocalServices {
  */
 export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve(".data")): Promise<LocalServices> {
   const stops: (() => Promise<void>)[] = [];
+  const started: string[] = [];
 
   const nats = new URL(cfg.NATS_URL.replace(/^nats:/, "http:"));
   const natsPort = Number(nats.port || 4222);
@@ -71,6 +74,7 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
     if (!(await waitFor("127.0.0.1", natsPort, 10_000))) throw new ServiceError(`started ${bin} but it does not answer on ${natsPort}`);
     log.info({ bin, port: natsPort, dir }, "NATS was not running: started a local nats-server with JetStream");
     stops.push(async () => void child.kill("SIGTERM"));
+    started.push("NATS");
   }
 
   // With several hosts (a formation, npm run pg:ha) the first stands for them: started here only when alone.
@@ -107,9 +111,11 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
     await pg.start();
     log.info({ port: pgPort, dir }, "PostgreSQL was not running: started an embedded PostgreSQL");
     stops.push(() => pg.stop());
+    started.push("PostgreSQL");
   }
 
   return {
+    started,
     async stop() {
       for (const s of stops.reverse()) await s().catch(() => {});
     },

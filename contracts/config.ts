@@ -30,6 +30,12 @@ export const configSchema = z.object({
   /** HTTP port of the control service. @default 8080 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),
+  /**
+   * Port of the process's own `/metrics`, `/healthz` and `/readyz` (0: any free port). A process
+   * without the control part serves them here, on 9464 when unset; one with it serves them on PORT,
+   * and here too when set. Each process on one host needs a port of its own.
+   */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** @default vend */
   VEND_PREFIX: z.string().regex(prefixPattern).default("vend"),
   /** HS256 secret for JWTs; required outside --demo. */
@@ -75,10 +81,11 @@ export const configSchema = z.object({
    */
   ARMS_CHECK_MS: int(5000),
   /**
-   * Bytes the telemetry stream may hold before the oldest readings go; the other streams get a
-   * tenth each. JetStream reserves this much of its store per stream. @default 10 GiB
+   * Bytes the telemetry stream may hold before the oldest readings go; the six other streams get a
+   * tenth each, so JetStream reserves 1.6 times this of its file store. Sized for a developer's
+   * machine; production sets it (docs/operations.md, "Stream storage"). @default 512 MiB
    */
-  STREAM_MAX_BYTES: z.coerce.number().int().min(1 << 20).default(10 * 2 ** 30),
+  STREAM_MAX_BYTES: z.coerce.number().int().min(1 << 20).default(512 * 2 ** 20),
   /** Replicas of every stream and bucket: 3 in a three-server cluster (see docs/durability.md). @default 1 */
   STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** Days the telemetry stream keeps readings (the database keeps them longer). @default 7 */

@@ -122,4 +122,6 @@ export const meSchema = z.object({
 });
 
 export const idParams = (name: string) => z.object({ [name]: idSchema });
-export const sessionParamsSchema = z.object({ sessionId: textSchema(1, 128) });
+/** Session ids are the platform's own (`S-<uuid>`) and travel as a NATS subject token (live updates). */
+export const sessionIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a session id such as S-0b6c…");
+export const sessionParamsSchema = z.object({ sessionId: sessionIdSchema });

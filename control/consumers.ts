@@ -61,6 +61,13 @@ function parseWith<T>(schema: z.ZodType<T>, data: Uint8Array): T {
 }
 
 /**
+ * Seconds before a control instance's unacknowledged events and cutoffs go to another delivery:
+ * a killed instance's cutoffs are acted on within this, not the 30 s default (measured in the
+ * chaos suite). Handling keeps its messages alive while it runs (ingest/consume.ts).
+ */
+const CONTROL_ACK_WAIT_S = 5;
+
+/**
  * Terminal events and cutoffs reach the control service through shared durable consumers: with
  * several control instances, each message goes to one of them, and the row lock on the session
  * orders whatever two instances do to one session.
@@ -82,6 +89,7 @@ export async function startControlConsumers(o: {
     stream: s.streams.events,
     durable: s.consumer("control_events"),
     maxBatch: 100,
+    ackWaitS: CONTROL_ACK_WAIT_S,
     decode: (m) => {
       const [, gatewayId = "", terminalId = ""] = subjectTokens(s.prefix, m.subject);
       if (!idSchema.safeParse(gatewayId).success || !idSchema.safeParse(terminalId).success)
@@ -111,6 +119,7 @@ export async function startControlConsumers(o: {
     durable: s.consumer("control_cutoffs"),
     filterSubject: s.wild.cutoff,
     maxBatch: 100,
+    ackWaitS: CONTROL_ACK_WAIT_S,
     decode: (m) => ({ items: [{ c: parseWith(cutoffSchema, m.data), msg: m }], rejects: [] }),
     deadLetter: dlq,
     handle: async (items) => {
@@ -127,6 +136,7 @@ export async function startControlConsumers(o: {
     durable: s.consumer("control_faults"),
     filterSubject: s.wild.faultChange,
     maxBatch: 100,
+    ackWaitS: CONTROL_ACK_WAIT_S,
     decode: (m) => ({ items: [{ c: parseWith(faultChangeSchema, m.data), msg: m }], rejects: [] }),
     deadLetter: dlq,
     // One terminal's changes in order, terminals side by side: a burst of faults (a storm, a

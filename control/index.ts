@@ -7,3 +7,4 @@ export { transition as sessionTransition, type SessionCore, type SessionInput, t
 export { finalBill } from "./sessions/bill.ts";
 export { ledgerSums, wallet } from "./wallet.ts";
 export { newRegistry } from "./metrics.ts";
+export { startOpsServer, type OpsServer } from "./http/ops-server.ts";

@@ -12,7 +12,7 @@ import { createApp, type App } from "./http/server.ts";
 import { userRoutes } from "./http/user.ts";
 import { franchiseeRoutes } from "./http/franchisee.ts";
 import { faultService } from "./faults/service.ts";
-import { createMetrics } from "./metrics.ts";
+import { backlogMetrics, createMetrics } from "./metrics.ts";
 import { sessionService, type SessionService } from "./sessions/service.ts";
 import { startTicker } from "./ticker.ts";
 import { reportRoutes } from "./http/reports.ts";
@@ -52,6 +52,7 @@ export interface RunningControl {
 export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const { config: c } = o;
   const metrics = createMetrics(o.registry);
+  backlogMetrics(o.registry, o.db);
   const timing = { retryMs: c.CMD_RETRY_MS, timeoutMs: c.CMD_TIMEOUT_MS };
   const sessions = sessionService({
     db: o.db,
@@ -117,7 +118,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions, faults });
   // Terminals registered before the fault processor existed (or while the bucket was lost).
   void faults.publishAllTerminals().catch((err) => o.log.error({ err }, "publishing terminals to the fault processor failed"));
-  const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock });
+  const webhooks = startWebhookSender({ db: o.db, log: o.log, clock: o.clock, failures: metrics.webhookFailures });
   const ticker = startTicker({
     db: o.db,
     nc: o.nc,

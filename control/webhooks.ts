@@ -45,6 +45,8 @@ export interface WebhookOptions {
   /** Longest wait between attempts. @default 10 min */
   maxBackoffMs?: number;
   timeoutMs?: number;
+  /** Counts failed attempts by outcome (`retry`, `given_up`). */
+  failures?: { inc(labels: { outcome: string }): void };
 }
 
 /**
@@ -105,6 +107,7 @@ export function startWebhookSender(o: WebhookOptions) {
          failed_at = CASE WHEN $5::boolean THEN now() END WHERE id = $1::bigint`,
       [d.id, attempts, error, o.clock() + wait, failed],
     );
+    o.failures?.inc({ outcome: failed ? "given_up" : "retry" });
     o.log[failed ? "error" : "warn"]({ delivery: d.id, attempts, error }, failed ? "webhook delivery given up" : "webhook delivery failed; will retry");
   };
 

@@ -1,6 +1,7 @@
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import { adminOverview } from "./admin-overview.ts";
 import { franchiseeView } from "./franchisee.ts";
+import { operations } from "./operations.ts";
 import { regionView } from "./region.ts";
 import { userLookup } from "./user-lookup.ts";
 
@@ -11,8 +12,10 @@ export function dashboards(): Record<string, Dashboard> {
     region: regionView().build(),
     franchisee: franchiseeView().build(),
     "user-lookup": userLookup().build(),
+    operations: operations().build(),
   };
 }
 
 export { datasource } from "./sql-query.ts";
+export { prometheus } from "./operations.ts";
 export { expandMacros, type MacroContext } from "./macros.ts";

@@ -229,11 +229,21 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
     }
   }
-  for (const m of poison) m.term("dead-lettered");
+  // A plain +TERM: nats-server before 2.11 ignores `+TERM <reason>`, leaving the message
+  // unacknowledged (redelivered every ack wait, and blocking the consumer at max_ack_pending).
+  for (const m of poison) m.term();
   if (good.length === 0) return;
   for (let attempt = 1; ; attempt++) {
     try {
-      const late = await o.handle(items, good);
+      // A short ack wait brings a crashed instance's messages back soon; a slow handle (a
+      // database that is slow for a moment) must not be taken for one, so it says it is working.
+      const heartbeat = setInterval(() => good.forEach((m) => m.working()), ((o.ackWaitS ?? 30) * 1000) / 3);
+      let late: LateReject[] | void;
+      try {
+        late = await o.handle(items, good);
+      } finally {
+        clearInterval(heartbeat);
+      }
       if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
       for (const m of good) m.ack();
       backoff.succeeded();

@@ -68,8 +68,9 @@ const USUAL_LATENESS_MS = 120_000;
  * so late readings are counted however late they came. Queries are right without a refresh for
  * what was never materialized (real-time aggregation adds it); the refresh keeps them fast and
  * brings in late readings. TimescaleDB: the continuous aggregates' own refresh policies run too,
- * but their background jobs can fail on some PostgreSQL releases (15.20), so the refresh is also
- * called here, each level over its policy's window, reaching back to `since` when that is earlier.
+ * but never reach back past their windows, and their background jobs fail on unpatched builds on
+ * PostgreSQL 15.20, so the refresh is also called here, each level over its policy's window,
+ * reaching back to `since` when that is earlier.
  */
 export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: number } = {}): Promise<{ engine: string; rows: number }> {
   const engine = await storageEngine(db);

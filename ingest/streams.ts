@@ -1,7 +1,7 @@
-import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
+import { jetstreamManager, JetStreamApiError, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { Subjects } from "../contracts/index.ts";
+import { ConfigError, type Subjects } from "../contracts/index.ts";
 
 const DAY_NS = 86_400n * 1_000_000_000n;
 const ns = (days: number) => Number(BigInt(days) * DAY_NS);
@@ -38,24 +38,46 @@ export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConf
   ];
 }
 
+/** What the streams reserve together: the telemetry stream's bytes and a tenth for each of the six others. */
+export function reservedBytes(l: StreamLimits): number {
+  return l.maxBytes + 6 * Math.ceil(l.maxBytes / 10);
+}
+
 /** Creates or updates every stream and bucket; safe to run at every start, from every instance. */
 export async function ensureTopology(nc: NatsConnection, s: Subjects, limits: StreamLimits): Promise<Buckets> {
   const jsm = await jetstreamManager(nc);
   for (const cfg of streamConfigs(s, limits)) {
     try {
-      await jsm.streams.info(cfg.name);
-      await jsm.streams.update(cfg.name, cfg);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
       try {
-        await jsm.streams.add(cfg);
-      } catch (e2) {
-        // Another instance created it meanwhile.
-        if (!/already in use|exists/i.test(String((e2 as Error).message))) throw e2;
+        await jsm.streams.info(cfg.name);
+        await jsm.streams.update(cfg.name, cfg);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        try {
+          await jsm.streams.add(cfg);
+        } catch (e2) {
+          // Another instance created it meanwhile.
+          if (!/already in use|exists/i.test(String((e2 as Error).message))) throw e2;
+        }
       }
+    } catch (e) {
+      throw refusedStorage(e, cfg.name, limits) ?? e;
     }
   }
   return openBuckets(nc, s, limits.replicas ?? 1);
+}
+
+/** JetStream's "insufficient storage resources" (10047) and "maximum bytes exceeded" (10028): an operator's setting, said in one line. */
+function refusedStorage(e: unknown, stream: string, l: StreamLimits): ConfigError | null {
+  const code = e instanceof JetStreamApiError ? e.code : undefined;
+  const msg = String((e as Error)?.message ?? e);
+  if (code !== 10047 && code !== 10028 && !/insufficient storage|insufficient resources|maximum bytes/i.test(msg)) return null;
+  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  return new ConfigError(
+    `NATS JetStream refused stream ${stream} (${msg}): the platform's streams reserve ${mib(reservedBytes(l))} of file storage` +
+      ` (STREAM_MAX_BYTES=${l.maxBytes}, ${mib(l.maxBytes)}, plus a tenth of it for each of six more streams);` +
+      ` lower STREAM_MAX_BYTES or raise the server's jetstream max_file_store (docs/operations.md, "Stream storage")`,
+  );
 }
 
 export interface Buckets {

@@ -81,6 +81,9 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
       "SELECT version, checksum, name FROM schema_migrations",
     );
     const done = new Map(rows.map((r) => [r.version, r]));
+    // Progress, one line per migration with its count and time: one can take long on a big database.
+    const pending = migrations.filter((m) => !done.has(m.version)).length;
+    if (pending) log(`applying ${pending} migration${pending === 1 ? "" : "s"}`);
     for (const m of migrations) {
       const prior = done.get(m.version);
       if (prior) {
@@ -88,6 +91,12 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
           throw new MigrationError(`${m.name} changed after it was applied (migrations are append-only; add a new one)`);
         continue;
       }
+      const began = Date.now();
+      // A migration with a backfill can take minutes on a big database: say it is still going.
+      const still = setInterval(
+        () => log(`migration ${applied.length + 1} of ${pending}: ${m.name} still running after ${Math.round((Date.now() - began) / 1000)} s`),
+        10_000,
+      );
       await client.query("BEGIN");
       try {
         await client.query(m.sql);
@@ -100,9 +109,11 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
       } catch (e) {
         await client.query("ROLLBACK");
         throw new MigrationError(`${m.name} failed: ${(e as Error).message}`, { cause: e });
+      } finally {
+        clearInterval(still);
       }
       applied.push(m.version);
-      log(`applied migration ${m.name}`);
+      log(`migration ${applied.length} of ${pending}: ${m.name} applied in ${((Date.now() - began) / 1000).toFixed(1)} s`);
     }
   } finally {
     await client.query("SELECT pg_advisory_unlock(hashtext('voltvend_migrate'))").catch(() => {});

@@ -26,7 +26,24 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
   const js = jetstream(d.nc);
   // The outbox is the guarantee; publishing right after the commit is the speed. What fails here
   // is left for the ticker's relay.
-  const flush = (out: Out) => publishNow(db, js, out).catch((err) => d.log.warn({ err }, "fault publish deferred to the outbox relay"));
+  const publish = (out: Out) => publishNow(db, js, out).catch((err) => d.log.warn({ err }, "fault publish deferred to the outbox relay"));
+  // One info line per fault change, with the ids an operator searches by (the gateway is the
+  // terminal's): after the publish and not awaited, so it never delays a fault or its consumer.
+  const logChanges = async (out: Out) => {
+    for (const o of out) {
+      const f = o.payload as { faultId?: string; kind?: string; status?: string; count?: number; terminalId?: string; franchiseeId?: string };
+      if (!f?.faultId || !f.terminalId) continue;
+      const t = await terminalById(db, f.terminalId).catch(() => null);
+      d.log.info(
+        { faultId: f.faultId, kind: f.kind, status: f.status, count: f.count, terminalId: f.terminalId, gatewayId: t?.gatewayId ?? null, franchiseeId: f.franchiseeId },
+        "fault changed",
+      );
+    }
+  };
+  const flush = async (out: Out) => {
+    await publish(out);
+    void logChanges(out);
+  };
   return {
     /** A change decided by the fault processor; idempotent (a redelivered open is a repeat of an open fault, so it is skipped). */
     async onChange(c: FaultChange): Promise<void> {

@@ -1,6 +1,7 @@
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { QueryConfig } from "pg";
+import type { Registry } from "prom-client";
 import type { Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { App } from "./server.ts";
@@ -32,6 +33,12 @@ async function check(probe: () => Promise<unknown>, ms: number): Promise<string>
  * connection's own state (`isClosed()`) stays "open" through a whole outage while it reconnects.
  */
 export function opsRoutes(app: App, o: { db: Db; nc: NatsConnection; metrics: Metrics; draining: () => boolean }) {
+  healthRoutes(app, { ...o, registry: o.metrics.registry });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+}
+
+/** `/healthz`, `/readyz` and `/metrics`: on the control service's port, and on every process's ops port (ops-server.ts). */
+export function healthRoutes(app: App, o: { db: Db; nc: NatsConnection; registry: Registry; draining: () => boolean }) {
   const hide = { schema: { hide: true } };
   // No API check at creation (that is a request itself); each call times out on its own.
   let jsm: JetStreamManager | null = null;
@@ -52,8 +59,5 @@ export function opsRoutes(app: App, o: { db: Db; nc: NatsConnection; metrics: Me
     const ok = database === "ok" && nats === "ok" && !o.draining();
     return reply.status(ok ? 200 : 503).send({ ok, checks });
   });
-  app.get("/metrics", hide, async (_req, reply) =>
-    reply.header("content-type", o.metrics.registry.contentType).send(await o.metrics.registry.metrics()),
-  );
-  app.get("/openapi.json", hide, async () => app.swagger());
+  app.get("/metrics", hide, async (_req, reply) => reply.header("content-type", o.registry.contentType).send(await o.registry.metrics()));
 }

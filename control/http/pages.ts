@@ -60,7 +60,8 @@ export function pageRoutes(
   );
 
   app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string().max(64) }) } }, async (req, reply) => {
-    const type = assets[req.params.name];
+    // Own keys only: `__proto__` or `constructor` must not reach the file system as a name.
+    const type = Object.hasOwn(assets, req.params.name) ? assets[req.params.name] : undefined;
     if (!type) throw notFound("page_asset", req.params.name);
     return reply.type(type).header("cache-control", "public, max-age=300").send(await file(req.params.name));
   });

@@ -11,9 +11,11 @@ const DAY = 86_400_000;
 /** The longest range one report may cover. */
 const MAX_RANGE_MS = 400 * DAY;
 
+/** The latest instant a report may reach: 9999-12-31T23:59:59.999Z (a later one is no date at all). */
+const MAX_TS = 253_402_300_799_999;
 const range = {
-  from: z.coerce.number().int().nonnegative().optional(),
-  to: z.coerce.number().int().positive().optional(),
+  from: z.coerce.number().int().nonnegative().max(MAX_TS).optional(),
+  to: z.coerce.number().int().positive().max(MAX_TS).optional(),
 };
 
 /** [from, to) in ms; by default the 30 days up to now. */

@@ -1,6 +1,8 @@
 import compress from "@fastify/compress";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -39,12 +41,24 @@ export async function createApp(o: {
   /** The rate limit of a public call, per client address (an onRequest hook). */
   publicLimit: (name: string) => Limit;
 }> {
-  const app = Fastify({ loggerInstance: o.log, bodyLimit: 1 << 20, forceCloseConnections: false, trustProxy: (o.trustProxy ?? false) as boolean }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  // Fastify's own request lines are at info; one line per request at debug instead (below), so
+  // that info carries what an operator follows: state and fault changes, outages, starts and stops.
+  const app = Fastify({
+    loggerInstance: o.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1 << 20,
+    forceCloseConnections: false,
+    trustProxy: (o.trustProxy ?? false) as boolean,
+    // Errors found before a route runs (a malformed percent-encoding in the URL, headers past
+    // Node's 16 KB limit) answer in the protocol's shape too, not in Fastify's own.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply),
+    clientErrorHandler: clientError,
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
     openapi: {
-      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1 HTTP API (see protocol.md)" },
+      info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1.1 HTTP API (see docs/protocol.md)" },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
       security: [{ bearer: [] }],
     },
@@ -60,6 +74,7 @@ export async function createApp(o: {
     const route = req.routeOptions.url ?? "unmatched";
     o.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     o.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.debug({ method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
     // 503 is an outage, logged once where it is classified (sendError), not a failed request.
     if (reply.statusCode >= 500 && reply.statusCode !== 503) req.log.error({ route, status: reply.statusCode }, "request failed");
   });
@@ -87,6 +102,26 @@ export async function createApp(o: {
       await limits.principal(req, reply);
     };
   return { app, auth, publicLimit: limits.publicCall };
+}
+
+/**
+ * A request Node's parser refused before Fastify saw it: answered on the socket, in the
+ * protocol's error shape, and the connection closed (what follows on it cannot be trusted).
+ */
+function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "headers_too_large", "the request's headers exceed 16 KB"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "request_timeout", "the request took too long to arrive"]
+        : [400, "bad_request", "malformed HTTP request"];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy(err);
 }
 
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {

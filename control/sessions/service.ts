@@ -61,6 +61,12 @@ export function sessionService(d: SessionServiceDeps) {
 
   const publishUpdate = (row: SessionRow) =>
     nc.publish(s.sessionUpdates(row.sessionId), JSON.stringify({ type: "session", session: toApi(row) }));
+  // One info line per state change, with the ids an operator searches by (docs/operations.md, "Logs").
+  const logState = (row: SessionRow, from: string | null) =>
+    log.info(
+      { sessionId: row.sessionId, terminalId: row.terminalId, gatewayId: row.gatewayId, franchiseeId: row.franchiseeId, from, to: row.state, ...(row.stopReason ? { reason: row.stopReason } : {}) },
+      "session state changed",
+    );
 
   /**
    * Runs one input through the machine under the session's row lock. `guard` runs first in the
@@ -77,10 +83,12 @@ export function sessionService(d: SessionServiceDeps) {
   ): Promise<SessionRow | null> {
     const now = clock();
     const after: After[] = [];
+    let from: string | null = null;
     const row = await inTx(db, async (tx) => {
       if (o.guard && !(await o.guard(tx))) return null;
       const cur = await sessionById(tx, sessionId, true);
       if (!cur) return null;
+      from = cur.state;
       const input = makeInput(cur);
       if (!input) return null;
       const t = transition(cur, input, now);
@@ -167,6 +175,7 @@ export function sessionService(d: SessionServiceDeps) {
     if (!row) return null;
     for (const f of after) await f();
     if (row.state === "completed" || row.state === "failed") metrics.sessionsEnded.inc({ state: row.state, reason: row.stopReason ?? "" });
+    if (row.state !== from) logState(row, from);
     publishUpdate(row);
     return row;
   }
@@ -244,6 +253,7 @@ export function sessionService(d: SessionServiceDeps) {
     });
     send(cmd);
     metrics.sessionsStarted.inc({ payment: body.payment });
+    logState(row, null);
     publishUpdate(row);
     return toApi(row);
   }
@@ -308,6 +318,7 @@ export function sessionService(d: SessionServiceDeps) {
       if (!row) return; // no longer active: stopped, ended, or a repeat of this cutoff
       send({ gatewayId: row.gatewayId, terminalId: row.terminalId, payload });
       metrics.cutoffLatency.observe((clock() - c.decidedAt) / 1000);
+      logState(row, "active");
       publishUpdate(row);
     },
 
@@ -319,8 +330,10 @@ export function sessionService(d: SessionServiceDeps) {
         return;
       }
       let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
-      // The terminal's own stop is the session's end: readings the processor counted after it are not.
-      if (ev.type === "power_off" && checkpoint && checkpoint.meter.sessionId === ev.sessionId) {
+      // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
+      // processor counted after it, with the relay open, are not (their time is no session's; seen
+      // billed when control handled a power_off_ack late, after a crash).
+      if (checkpoint && checkpoint.meter.sessionId === ev.sessionId && (ev.type === "power_off" || ev.type === "power_off_ack")) {
         const meter = checkpointUpTo(checkpoint.meter, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
         checkpoint = meter ? { ...checkpoint, meter } : null;
       }

@@ -71,6 +71,12 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [o.registry],
   });
+  const decisionSeconds = new Histogram({
+    name: "vend_cutoff_decision_seconds",
+    help: "From JetStream storing the reading that reached a cutoff to the processor deciding it",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [o.registry],
+  });
 
   const durable = ctx.owner;
   // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
@@ -189,11 +195,18 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       const end = batchSeconds.startTimer();
       const u = begin();
       const effects: CutoffEffect[] = [];
+      // Each cutoff's delay from its reading's storage, observed once its effects are done (a
+      // failed batch is decided again).
+      const delays: number[] = [];
       for (const it of items) {
         try {
           effects.push(...u.own(it.terminalId, o.clock()));
           // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
-          if (u.state(it.terminalId)) effects.push(...u.apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock()));
+          if (u.state(it.terminalId)) {
+            const fx = u.apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock());
+            for (const e of fx) if (e.kind === "cutoff") delays.push(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
+            effects.push(...fx);
+          }
         } catch (err) {
           // The step is pure: a reading it cannot take changed nothing, and the others go on.
           ctx.skipped("cutoff", it, `step failed: ${(err as Error).message}`, err);
@@ -201,6 +214,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       }
       await run(effects);
       u.commit();
+      for (const d of delays) decisionSeconds.observe(d);
       end();
     });
 

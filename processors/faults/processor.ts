@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
 import { armSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
@@ -65,6 +65,13 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   const live = liveWriter(buckets.live);
   const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
   const profileOf = (terminalId: string) => ctx.directory.get(terminalId)?.profile ?? defaultFaultProfile;
+  const decisionSeconds = new Histogram({
+    name: "vend_fault_decision_seconds",
+    help: "From JetStream storing the reading that decided a fault change or safety stop to the decision",
+    labelNames: ["change"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [o.registry],
+  });
 
   const now0 = o.clock();
   for await (const key of await buckets.faultState.keys()) {
@@ -123,25 +130,29 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
    * effect is stored: a unit that failed is retried from where it started, and decides the same
    * changes again (their message ids make the repeats harmless).
    */
-  const unit = async (steps: (stepOne: (terminalId: string, input: FaultInput, at: number) => void) => void): Promise<void> => {
+  const unit = async (steps: (stepOne: (terminalId: string, input: FaultInput, at: number) => FaultEffect[]) => void): Promise<void> => {
     const changed = new Map<string, FaultState>();
     const effectsOf = new Map<string, FaultEffect[]>();
     steps((terminalId, input, at) => {
       const res = faultStep(changed.get(terminalId) ?? states.get(terminalId) ?? emptyFaultState(at), input, at, profileOf(terminalId), o.offlineMs);
       changed.set(terminalId, res.state);
       if (res.effects.length) effectsOf.set(terminalId, [...(effectsOf.get(terminalId) ?? []), ...res.effects]);
+      return res.effects;
     });
     await Promise.all([...effectsOf].map(([terminalId, effects]) => run(terminalId, effects, changed.get(terminalId)!)));
     for (const [terminalId, st] of changed) states.set(terminalId, st);
   };
 
   const handle = (items: TelemetryItem[]) =>
-    serial(() =>
-      unit((stepOne) => {
+    serial(async () => {
+      // Each decision's delay from its reading's storage, observed once the unit's effects are stored.
+      const delays: { change: string; s: number }[] = [];
+      await unit((stepOne) => {
         const at = o.clock();
         for (const it of items) {
           try {
-            stepOne(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null }, at);
+            const fx = stepOne(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt, session: sessions.get(it.terminalId) ?? null }, at);
+            for (const e of fx) if (e.kind !== "repeat") delays.push({ change: e.kind, s: Math.max(0, o.clock() - it.storedAt) / 1000 });
           } catch (err) {
             // The step is pure: a reading it cannot take changed nothing, and the others go on.
             ctx.skipped("faults", it, `step failed: ${(err as Error).message}`, err);
@@ -151,8 +162,9 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
           // wait for it (a fault decision behind it would).
           live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
         }
-      }),
-    );
+      });
+      for (const d of delays) decisionSeconds.observe({ change: d.change }, d.s);
+    });
 
   const timer = setInterval(() => {
     void serial(() =>

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { PG_ADMIN_URL, TEMPLATE_DB, dbUrl, testDbName } from "./env.ts";
+import { PG_ADMIN_URL, TEMPLATE_DB, TIMESCALEDB_REQUIRED, TSDB_ADMIN_URL, adminUrl, dbUrl, testDbName, type Engine } from "./env.ts";
 
 /** A database of its own for one test file, cloned from the migrated template; dropped on dispose. */
 export async function testDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
@@ -23,17 +23,20 @@ export async function testDatabase(): Promise<{ url: string; name: string } & As
   return disposable(name);
 }
 
-/** A database name of its own, not yet created (the platform's migration creates it); dropped on dispose. */
-export async function namedDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
-  return disposable(testDbName());
+/**
+ * A database name of its own on the server of `engine`, not yet created (the platform's migration
+ * creates it); dropped on dispose.
+ */
+export async function namedDatabase(engine: Engine = "plain"): Promise<{ url: string; name: string } & AsyncDisposable> {
+  return disposable(testDbName(), engine);
 }
 
-function disposable(name: string): { url: string; name: string } & AsyncDisposable {
+function disposable(name: string, engine: Engine = "plain"): { url: string; name: string } & AsyncDisposable {
   return {
     name,
-    url: dbUrl(name),
+    url: dbUrl(name, engine),
     async [Symbol.asyncDispose]() {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      const c = new pg.Client({ connectionString: adminUrl(engine) });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
@@ -41,17 +44,41 @@ function disposable(name: string): { url: string; name: string } & AsyncDisposab
   };
 }
 
-/** Whether the server can run the TimescaleDB path: extension installed and preloaded. */
-export async function timescaleAvailable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await c.connect();
+/**
+ * Why the TimescaleDB server (TEST_TSDB_PG_URL) cannot run the TimescaleDB path, or null when it
+ * can: reachable, the extension installed and preloaded.
+ */
+export async function timescaleMissing(): Promise<string | null> {
+  const c = new pg.Client({ connectionString: TSDB_ADMIN_URL, connectionTimeoutMillis: 5000 });
+  c.on("error", () => {});
   try {
-    const r = await c.query<{ ok: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-          AND coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%' AS ok`,
+    await c.connect();
+  } catch (e) {
+    return `no PostgreSQL answers at ${TSDB_ADMIN_URL} (${(e as Error).message})`;
+  }
+  try {
+    const r = await c.query<{ available: boolean; preloaded: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+              coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%' AS preloaded`,
     );
-    return r.rows[0]!.ok;
+    const { available, preloaded } = r.rows[0]!;
+    if (!available) return `the PostgreSQL at ${TSDB_ADMIN_URL} has no timescaledb extension`;
+    if (!preloaded) return `the PostgreSQL at ${TSDB_ADMIN_URL} does not preload timescaledb (shared_preload_libraries)`;
+    return null;
   } finally {
     await c.end();
   }
+}
+
+let checked: Promise<string | null> | undefined;
+
+/**
+ * Whether the TimescaleDB tests can run; `what` names them in the warning when they skip. Where
+ * the run requires TimescaleDB (CI), a missing server throws instead: nothing skips silently there.
+ */
+export async function timescaleAvailable(what = "the TimescaleDB tests"): Promise<boolean> {
+  const why = await (checked ??= timescaleMissing());
+  if (why && TIMESCALEDB_REQUIRED) throw new Error(`TimescaleDB is required in this run (CI): ${why}`);
+  if (why) console.warn(`SKIPPED: ${what}: ${why} (start it with ../shared/timescaledb/install --port 5433, or set TEST_TSDB_PG_URL)`);
+  return !why;
 }

@@ -2,13 +2,16 @@ import pg from "pg";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { migrate } from "../../sql/index.ts";
-import { NATS_URL, PG_ADMIN_URL, RUN_ID, TEMPLATE_DB, dbUrl, runLockKey } from "./env.ts";
+import { timescaleMissing } from "./database.ts";
+import { NATS_URL, PG_ADMIN_URL, RUN_ID, TEMPLATE_DB, TIMESCALEDB_REQUIRED, TSDB_ADMIN_URL, dbUrl, runLockKey } from "./env.ts";
 
 /**
  * Checks the real servers are there, clears what dead runs left behind, and builds this run's
  * migrated template database that every test file clones (CREATE DATABASE ... TEMPLATE is far
  * faster than migrating per file). The run holds an advisory lock named after its id until it ends,
  * so a concurrent run on the same servers sees it alive and leaves its databases and streams alone.
+ * The TimescaleDB server (TEST_TSDB_PG_URL) gets the same clearing; where the run requires it (CI)
+ * and it is missing, the run fails here, before any test.
  */
 export default async function setup(): Promise<() => Promise<void>> {
   const lock = new pg.Client({ connectionString: PG_ADMIN_URL });
@@ -43,13 +46,34 @@ export default async function setup(): Promise<() => Promise<void>> {
   } catch (e) {
     throw new Error(`NATS is not reachable at ${NATS_URL}: ${(e as Error).message}`);
   }
-  const dbs = await lock.query<{ datname: string }>(
-    "SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%' OR datname LIKE 'vtt\\_%' OR datname = 'voltvend_test_template'",
-  );
-  for (const { datname } of dbs.rows) {
-    const m = /^vtt?_([a-z0-9]{4})(?:_|$)/.exec(datname);
-    if (m && !(await dead(m[1]!))) continue;
-    await dropDatabase(lock, datname);
+  const clearStale = async (c: pg.Client) => {
+    const dbs = await c.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'vt\\_%' OR datname LIKE 'vtt\\_%' OR datname = 'voltvend_test_template'",
+    );
+    for (const { datname } of dbs.rows) {
+      const m = /^vtt?_([a-z0-9]{4})(?:_|$)/.exec(datname);
+      if (m && !(await dead(m[1]!))) continue;
+      await dropDatabase(c, datname);
+    }
+  };
+  await clearStale(lock);
+
+  // The TimescaleDB path's server: its test files migrate databases of their own there. Runs are
+  // told alive or dead by their lock on the main server, whichever server their databases are on.
+  const missing = await timescaleMissing();
+  if (missing && TIMESCALEDB_REQUIRED) {
+    await lock.end();
+    throw new Error(`TimescaleDB is required in this run (CI): ${missing}`);
+  }
+  if (missing) console.warn(`The TimescaleDB tests will skip: ${missing}`);
+  else {
+    const tsdb = new pg.Client({ connectionString: TSDB_ADMIN_URL });
+    await tsdb.connect();
+    try {
+      await clearStale(tsdb);
+    } finally {
+      await tsdb.end();
+    }
   }
   // The plain-PostgreSQL path; the TimescaleDB tests migrate databases of their own.
   await migrate(dbUrl(TEMPLATE_DB), () => {}, "plain");

@@ -1,21 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, createConnection } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { freePort } from "./ports.ts";
 
 const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(existsSync) ?? "nats-server";
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function waitPort(port: number, up: boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -49,7 +40,7 @@ export interface TestNatsServer extends AsyncDisposable {
  * configuration text, and configuration files to include (nats-server 2.9 resolves an include
  * relative to the including file, even when absolute, so they are written relative here).
  */
-export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: string[] } = {}): Promise<TestNatsServer> {
+export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: string[]; jetstream?: string } = {}): Promise<TestNatsServer> {
   const dir = mkdtempSync(join(tmpdir(), "vv-nats-"));
   const port = await freePort();
   const mqttPort = o.mqtt ? await freePort() : null;
@@ -59,7 +50,7 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: 
     [
       `listen: 127.0.0.1:${port}`,
       `server_name: vv_test_${port}`,
-      `jetstream { store_dir: "${join(dir, "js")}" }`,
+      `jetstream {\n  store_dir: "${join(dir, "js")}"\n  ${o.jetstream ?? ""}\n}`,
       mqttPort ? `mqtt { listen: 127.0.0.1:${mqttPort} }` : "",
       o.extra ?? "",
       ...(o.include ?? []).map((f) => `include "${relative(dir, f)}"`),

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { freePort } from "./ports.ts";
 
 export interface PlatformProcess extends AsyncDisposable {
   url: string;
@@ -13,16 +13,6 @@ export interface PlatformProcess extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 /**
  * `npm start` as a process of its own (tsx cli/main.ts), so that a test can see whether it stays
@@ -34,7 +24,8 @@ export async function platformProcess(env: Record<string, string>, o: { parts?: 
   const root = resolve(import.meta.dirname, "../..");
   const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", ...(o.parts ? ["--parts", o.parts] : [])], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1" },
+    // Without the control part, its ops port (/healthz, /metrics) is the one to watch.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1", ...(o.parts && !o.parts.includes("control") ? { METRICS_PORT: String(port) } : {}) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -6,7 +6,7 @@ import { signToken, type Role } from "../../control/index.ts";
 import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
 import { createGateway, type Gateway, type TerminalOptions } from "../../cli/sim/index.ts";
 import { namedDatabase, testDatabase } from "./database.ts";
-import { NATS_URL, testPrefix } from "./env.ts";
+import { NATS_URL, testPrefix, type Engine } from "./env.ts";
 
 export const SECRET = "test-secret-0123456789abcdef";
 
@@ -26,9 +26,11 @@ export async function testPlatform(
   env: Record<string, string> = {},
   o: PlatformOptions & { freshDatabase?: boolean } = {},
 ): Promise<TestPlatform> {
-  // A fresh database is migrated by the platform itself (the TimescaleDB path cannot be cloned
-  // from a template while its background workers hold connections to it).
-  const db = o.freshDatabase ? await namedDatabase() : await testDatabase();
+  // VEND_STORAGE=timescaledb: a database on the TimescaleDB server (TEST_TSDB_PG_URL). It is
+  // migrated by the platform itself, as a fresh one is: the TimescaleDB path cannot be cloned from
+  // a template while its background workers hold connections to it.
+  const engine: Engine = env.VEND_STORAGE === "timescaledb" ? "timescaledb" : "plain";
+  const db = o.freshDatabase || engine === "timescaledb" ? await namedDatabase(engine) : await testDatabase();
   const prefix = testPrefix();
   const config = loadConfig({
     NATS_URL,
@@ -39,6 +41,8 @@ export async function testPlatform(
     VEND_JWT_SECRET: SECRET,
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
+    // Every process serves its own /metrics, /healthz and /readyz: on any free port here.
+    METRICS_PORT: "0",
     // Tests stop duration targets after seconds, not the minute a real request must at least ask for.
     MIN_TARGET_DURATION_S: "1",
     ...env,

@@ -98,6 +98,10 @@ describe("handshake", () => {
     expect(ids("power_off").size).toBe(1);
     const captures = await tp.p.db.query("SELECT count(*)::int AS n FROM wallet_ledger WHERE session_id = $1 AND kind = 'capture'", [s.sessionId]);
     expect(captures.rows[0].n).toBe(1);
+    // Billed time ends where the terminal stamped its stop: the readings that came while the late
+    // answer was on its way (relay open) are no session's time.
+    const row = await tp.p.db.query("SELECT duration_ms::float8 AS d FROM sessions WHERE session_id = $1", [s.sessionId]);
+    expect(row.rows[0].d).toBe(s.endedAt - s.startedAt);
     await expectLedgerConsistent("U1");
   });
 

@@ -6,14 +6,13 @@ import { dashboards, expandMacros } from "../../dashboards/index.ts";
 import { push } from "../../dashboards/push.ts";
 import { refreshAggregates } from "../../ingest/index.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
-import type { TestPlatform } from "../helpers/platform.ts";
+import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
 import { analyticsPlatform, craftSession, flatTariff, put } from "../helpers/usage.ts";
 
 // Grafana cannot run here: every panel's SQL is expanded as Grafana would (macros, template
 // variables) and run against the real database with data in it, and its columns checked against
 // what the panel type draws.
-const hasTimescale = await timescaleAvailable();
-if (!hasTimescale) console.warn("SKIPPED: the dashboards on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+const hasTimescale = await timescaleAvailable("the dashboards on the TimescaleDB path");
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -31,12 +30,16 @@ interface Target {
 interface Panel {
   type: string;
   title: string;
-  targets?: Target[];
+  datasource?: { type?: string };
+  targets?: (Target & { expr?: string })[];
 }
 
-const panels = Object.entries(dashboards()).flatMap(([name, d]) =>
+const allPanels = Object.entries(dashboards()).flatMap(([name, d]) =>
   ((d.panels ?? []) as Panel[]).filter((p) => p.type !== "row").map((p) => ({ dashboard: name, panel: p })),
 );
+// PostgreSQL panels run here; Prometheus panels (the operations dashboard) are checked against a real /metrics below.
+const panels = allPanels.filter((p) => p.panel.datasource?.type !== "prometheus");
+const promPanels = allPanels.filter((p) => p.panel.datasource?.type === "prometheus");
 
 function suite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
@@ -171,4 +174,41 @@ describe("dashboards as code", () => {
       grafana.close();
     }
   });
+});
+
+describe("the operations dashboard (Prometheus)", () => {
+  // PromQL cannot run without Prometheus: each query's metric names are checked against the
+  // families a real platform (every part in one process) serves on /metrics.
+  let families: Set<string>;
+  beforeAll(async () => {
+    await using tp = await testPlatform();
+    const text = await (await fetch(`${tp.p.url}/metrics`)).text();
+    families = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]!));
+  });
+
+  it("has panels, each with queries on the Prometheus variable", () => {
+    expect(promPanels.length).toBeGreaterThanOrEqual(10);
+    for (const { panel } of promPanels) {
+      expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
+      for (const t of panel.targets!) expect(t.expr, panel.title).toBeTruthy();
+    }
+  });
+
+  for (const { panel } of promPanels) {
+    it(`operations / ${panel.title}: every metric its PromQL names is served by the platform`, () => {
+      for (const t of panel.targets!) {
+        const expr = t.expr!;
+        // Balanced brackets: a typo that Grafana would only show as an error on the panel.
+        for (const [a, b] of [["(", ")"], ["[", "]"], ["{", "}"]] as const) expect(expr.split(a).length, expr).toBe(expr.split(b).length);
+        const names = [...expr.matchAll(/\b((?:vend|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!);
+        expect(names.length, expr).toBeGreaterThan(0);
+        for (const n of names) {
+          // A histogram's series are its family's name with _bucket, _sum or _count.
+          const family = n.replace(/_(bucket|sum|count)$/, "");
+          expect(families.has(n) || families.has(family), `${n} in ${expr}`).toBe(true);
+          if (/^histogram_quantile/.test(expr) && n.endsWith("_bucket")) expect(families.has(family)).toBe(true);
+        }
+      }
+    });
+  }
 });

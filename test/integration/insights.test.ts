@@ -5,8 +5,7 @@ import { analyticsPlatform, craftSession, flatTariff, put } from "../helpers/usa
 
 // Step 108 on a crafted week in Asia/Shanghai: four terminals in sessions 18:00-22:00 local, one of
 // them also 08:00-12:00, idle otherwise; a terminal of another region busy all day must not count.
-const hasTimescale = await timescaleAvailable();
-if (!hasTimescale) console.warn("SKIPPED: the insights on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+const hasTimescale = await timescaleAvailable("the insights on the TimescaleDB path");
 
 const DAY = 86_400_000;
 const localMidnight = (daysAgo: number) => {

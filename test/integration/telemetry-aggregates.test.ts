@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { refreshAggregates } from "../../ingest/index.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { policyJob, policyRuns } from "../helpers/timescale.ts";
 
 // The telemetry aggregates answer the same on both storage paths: per minute, hour and day, from
 // what is materialized plus the readings not yet refreshed (real-time), late readings included.
-const hasTimescale = await timescaleAvailable();
-if (!hasTimescale) console.warn("SKIPPED: the telemetry aggregates on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+const hasTimescale = await timescaleAvailable("the telemetry aggregates on the TimescaleDB path");
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -41,7 +41,7 @@ function suite(engine: "plain" | "timescaledb") {
     ).rows;
 
   beforeAll(async () => {
-    tp = await testPlatform({ VEND_STORAGE: engine }, { parts: { cutoff: false, faults: false, writer: false }, freshDatabase: engine === "timescaledb" });
+    tp = await testPlatform({ VEND_STORAGE: engine }, { parts: { cutoff: false, faults: false, writer: false } });
     await seedFleet(tp, { terminals: ["T1", "T2"] });
     // T1: a reading every 10 s for three hours, the relay on in the second hour only.
     const ts = Array.from({ length: 3 * 360 }, (_, i) => T0 + i * 10_000);
@@ -91,9 +91,6 @@ function suite(engine: "plain" | "timescaledb") {
     });
 
   it("counts a reading that comes late, after its hour was materialized", async () => {
-    // The policies' background jobs (where they run) would materialize the late reading at a
-    // moment of their own; paused, this test sees the writer's refresh alone.
-    if (engine === "timescaledb") await pausePolicies(tp);
     await refreshAggregates(tp.p.db, Date.now());
     // T2, half a minute into its first hour: a reading the gateway had held back.
     await insert("T2", [T0 + 30_000], () => false, () => 50);
@@ -106,12 +103,50 @@ function suite(engine: "plain" | "timescaledb") {
     const [t2] = (await view("telemetry_hour", T0, T0 + HOUR)).filter((r) => r.terminal_id === "T2");
     expect(t2).toMatchObject({ readings: 61, on_readings: 60, min_mwh: 0 });
   });
+
+  if (engine === "timescaledb")
+    it("the refresh policies run as background jobs and materialize what came since (no writer here)", async () => {
+      // One hour of readings, inside the minute policy's window (3 h back to 1 min ago) and the
+      // hour policy's (3 days back to 1 h ago), that no refresh has seen yet.
+      const H = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
+      await insert("T1", Array.from({ length: 60 }, (_, i) => H + i * MIN), () => true, (t) => 2_000_000 + (t - H) / 1000);
+      const materialized = async (view: string) => {
+        const c = await tp.p.db.query(
+          "SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name) AS t FROM timescaledb_information.continuous_aggregates WHERE view_name = $1",
+          [view],
+        );
+        const r = await tp.p.db.query(
+          `SELECT count(*)::int AS buckets, coalesce(sum(readings), 0)::int AS readings FROM ${c.rows[0].t}
+           WHERE terminal_id = 'T1' AND bucket >= vv_ms_to_ts($1::bigint) AND bucket < vv_ms_to_ts($2::bigint)`,
+          [H, H + HOUR],
+        );
+        return r.rows[0] as { buckets: number; readings: number };
+      };
+      // Only the policies' jobs can materialize them: no writer runs, and this test refreshes
+      // nothing. The policies as the migration set them, scheduled every second instead of every
+      // minute and every ten: the minute level first, then the hour level from it.
+      const minute = await policyRuns(tp.p.db, await policyJob(tp.p.db, "policy_refresh_continuous_aggregate", "telemetry_minute"), async () => {
+        const m = await materialized("telemetry_minute");
+        return m.buckets === 60 && m.readings === 60;
+      });
+      expect(minute.status).toBe("Success");
+      const hour = await policyRuns(tp.p.db, await policyJob(tp.p.db, "policy_refresh_continuous_aggregate", "telemetry_hour"), async () => {
+        const h = await materialized("telemetry_hour");
+        return h.buckets === 1 && h.readings === 60;
+      });
+      expect(hour.status).toBe("Success");
+      expect((await view("telemetry_hour", H, H + HOUR)).filter((r) => r.terminal_id === "T1")).toEqual([
+        { terminal_id: "T1", bucket: H, readings: 60, on_readings: 60, min_mwh: 2_000_000, max_mwh: 2_003_540 },
+      ]);
+    });
 }
 
-describe("the writer's refresh", () => {
+// The writer's refresh reaches back to late readings on both paths (on TimescaleDB, past the
+// policies' windows, which would never reach a day back at the minute level).
+function writerSuite(engine: "plain" | "timescaledb") {
   let tp: TestPlatform;
   beforeAll(async () => {
-    tp = await testPlatform({ AGGREGATE_REFRESH_S: "1" }, { parts: { cutoff: false, faults: false } });
+    tp = await testPlatform({ VEND_STORAGE: engine, AGGREGATE_REFRESH_S: "1" }, { parts: { cutoff: false, faults: false } });
     await seedFleet(tp, { terminals: ["T1"] });
   });
   afterAll(async () => {
@@ -137,24 +172,10 @@ describe("the writer's refresh", () => {
     tp.p.nc.publish(tp.p.subjects.tel("G1", "T1"), reading(late, 2));
     await until(async () => (await hourOf(late)) === 1, 10_000);
   });
-});
+}
+
+describe("the writer's refresh, plain PostgreSQL", () => writerSuite("plain"));
+describe.skipIf(!hasTimescale)("the writer's refresh, TimescaleDB", () => writerSuite("timescaledb"));
 
 describe("telemetry aggregates, plain PostgreSQL", () => suite("plain"));
 describe.skipIf(!hasTimescale)("telemetry aggregates, TimescaleDB", () => suite("timescaledb"));
-
-/** Stops the continuous aggregates' refresh jobs, and waits for any one running to finish. */
-async function pausePolicies(tp: TestPlatform) {
-  await tp.p.db.query(
-    "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'",
-  );
-  // A job that started before the pause may not show as Running yet: look at the workers too.
-  await until(async () => {
-    const r = await tp.p.db.query(
-      `SELECT (SELECT count(*) FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j USING (job_id)
-               WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND s.job_status = 'Running')
-            + (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name ILIKE '%refresh continuous aggregate%')
-              AS n`,
-    );
-    return Number(r.rows[0].n) === 0;
-  });
-}

@@ -9,8 +9,7 @@ import { analyticsPlatform, craftSession, put } from "../helpers/usage.ts";
 // Usage reports over sessions with known readings, in Asia/Shanghai (UTC+8): one session crosses
 // the 22:00 tariff boundary and local midnight and loses an hour of readings; the hours must
 // still sum to the billed energy, and every grouping must add up exactly.
-const hasTimescale = await timescaleAvailable();
-if (!hasTimescale) console.warn("SKIPPED: the usage reports on the TimescaleDB path — the timescaledb extension is not installed and preloaded on this PostgreSQL");
+const hasTimescale = await timescaleAvailable("the usage reports on the TimescaleDB path");
 
 const MIN = 60_000;
 /** A local time in Asia/Shanghai as epoch ms. */
