@@ -37,7 +37,7 @@ async function main() {
   // The scale curve (issue 17, docs/scaling.md): long (a 5-minute run at 10,000 terminals), so
   // only when asked for. SCALE_LONG_S sets that run's length.
   if (only === "scale")
-    write("scale", await benchScale({ quick, split: latencySplit, port: 18_085, ...(process.env.SCALE_LONG_S ? { longS: Number(process.env.SCALE_LONG_S) } : {}) }));
+    write("scale", await benchScale({ quick, split: latencySplit, port: 18_085, onPoint: (partial) => writeFileSync("bench/results/scale.json", JSON.stringify({ ...partial, env }, null, 2) + "\n"), ...(process.env.SCALE_LONG_S ? { longS: Number(process.env.SCALE_LONG_S) } : {}) }));
 
   if (!only || only === "ingest") {
     const total = quick ? 50_000 : 200_000;

@@ -33,7 +33,10 @@ const ms = (xs: number[]) => {
  */
 export async function benchScalePoint(o: ScalePoint & { port: number; split: string[] }) {
   const p = await startPlatformProcess("scale", o.port, {}, o.split);
+  // The gateways on one connection, what the benchmark watches on another: a starved load
+  // generator's watching connection cut as a slow consumer must not take the gateways with it.
   const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  const watch = await connect({ servers: NATS_URL, noAsyncTraces: true });
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
@@ -74,7 +77,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     // Measured after a warm-up (JIT, the consumers' first pulls, the first sessions' starts).
     let measuring = false;
     const warmupMs = 10_000;
-    const cmdSub = nc.subscribe(`${p.prefix}.cmd.>`, {
+    const cmdSub = watch.subscribe(`${p.prefix}.cmd.>`, {
       callback: (_e, m) => {
         const now = performance.now();
         const cmd = m.json<{ type: string; sessionId: string }>();
@@ -87,11 +90,23 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       },
     });
 
+    // Where a cutoff's time goes: the processor's decision, on its way to the control service.
+    const cutDecided: number[] = [];
+    const cutSub = watch.subscribe(`${p.prefix}.ctl.cutoff.*`, {
+      callback: (_e, m) => {
+        const now = performance.now();
+        const c = m.json<{ sessionId: string; reason: string }>();
+        const t = bySession.get(c.sessionId);
+        const s = t ? sessions.get(t) : undefined;
+        if (c.reason === "target_reached" && s?.reachedAt !== undefined && measuring) cutDecided.push(now - s.reachedAt);
+      },
+    });
+
     // Leaks: when each started (reading time) and when the reading completing its debounce left.
     const leaking = new Map<string, { since?: number; completedAt?: number; detected?: boolean }>();
     const faultLatencies: number[] = [];
     const decided: number[] = [];
-    const faultSub = nc.subscribe(`${p.prefix}.fault.F1.*`, {
+    const faultSub = watch.subscribe(`${p.prefix}.fault.F1.*`, {
       callback: (_e, m) => {
         const now = performance.now();
         const f = m.json<{ kind: string; status: string; terminalId: string }>();
@@ -103,7 +118,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
         for (const gw of gateways) gw.terminals.get(f.terminalId)?.set({ leakA: 0 });
       },
     });
-    const ctlSub = nc.subscribe(`${p.prefix}.ctl.fault.*`, {
+    const ctlSub = watch.subscribe(`${p.prefix}.ctl.fault.*`, {
       callback: (_e, m) => {
         const now = performance.now();
         const c = m.json<{ kind: string; change: string; terminalId: string }>();
@@ -112,12 +127,20 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       },
     });
 
+    let lost = 0;
     const tickers = gateways.map((gw, i) =>
       setTimeout(
         () => {
           const tick = () => {
             const sent = performance.now();
-            for (const r of gw.tick()) {
+            let readings: ReturnType<Gateway["tick"]> = [];
+            try {
+              readings = gw.tick();
+            } catch (e) {
+              lost++;
+              if (lost === 1) console.error("a gateway's tick failed:", (e as Error).message);
+            }
+            for (const r of readings) {
               const l = leaking.get(r.terminalId);
               if (l && r.state === "off" && r.currentA >= 0.5 && l.completedAt === undefined) {
                 l.since ??= r.ts;
@@ -237,6 +260,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       await gw.stop();
     }
     cmdSub.unsubscribe();
+    cutSub.unsubscribe();
     faultSub.unsubscribe();
     ctlSub.unsubscribe();
 
@@ -250,10 +274,13 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       concurrentSessionsAsked: o.concurrent,
       liveSessionsAtEnd: liveAtEnd,
       seconds: o.seconds,
+      // Gateway ticks that failed to publish (the load generator's connection lost): 0 in a valid run.
+      failedTicks: lost,
       warmupS: warmupMs / 1000,
       sessionTargetWh: o.targetWh,
       chargeRequestsByStatus: statuses,
       cutoffMs: ms(cutLatencies),
+      cutoffDecidedMs: ms(cutDecided),
       leaksStarted,
       faultDetectionMs: ms(faultLatencies),
       faultDecidedMs: ms(decided),
@@ -269,13 +296,14 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       ...(memoryWithSilent ? { memoryWithSilent } : {}),
     };
   } finally {
-    await nc.close();
+    await nc.close().catch(() => {});
+    await watch.close().catch(() => {});
     await p.stop();
   }
 }
 
 /** The curve: 1,000, 3,000 and 10,000 terminals, and the memory figure with 100,000 registered. */
-export async function benchScale(o: { quick: boolean; split: string[]; port: number; longS?: number }) {
+export async function benchScale(o: { quick: boolean; split: string[]; port: number; longS?: number; onPoint?: (partial: object) => void }) {
   const points: ScalePoint[] = [
     { terminals: 1000, concurrent: 200, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
     { terminals: 3000, concurrent: 300, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
@@ -291,6 +319,7 @@ export async function benchScale(o: { quick: boolean; split: string[]; port: num
     const r = await benchScalePoint({ ...pt, port: o.port, split: o.split });
     console.log(JSON.stringify({ ...r, pending: { ...r.pending, samples: undefined } }));
     curve.push(r);
+    o.onPoint?.({ name: "scale", processes: o.split, curve, partial: true });
   }
   return {
     name: "scale",
