@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Readable } from "node:stream";
@@ -16,6 +17,8 @@ export interface PlatformProcess {
   prefix: string;
   db: string;
   admin: string;
+  /** Each platform process: its parts and pid (for its resident memory). */
+  processes(): { parts: string; pid: number | undefined }[];
   call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
@@ -37,6 +40,7 @@ export async function startPlatformProcess(
       stdio: ["ignore", "inherit", "inherit"],
     });
   const children: ChildProcess[] = [spawnPart(split[0]!)];
+  const partsOf = new Map<ChildProcess, string>([[children[0]!, split[0]!]]);
   const child = children[0]!;
   const url = `http://127.0.0.1:${port}`;
   const end = Date.now() + 60_000;
@@ -50,7 +54,11 @@ export async function startPlatformProcess(
     await new Promise((r) => setTimeout(r, 200));
   }
   // The other processes start once the first has migrated and made the topology.
-  for (const parts of split.slice(1)) children.push(spawnPart(parts));
+  for (const parts of split.slice(1)) {
+    const c = spawnPart(parts);
+    partsOf.set(c, parts);
+    children.push(c);
+  }
   await new Promise((r) => setTimeout(r, 3000));
   const admin = await signToken(SECRET, "bench-admin", "admin", 86_400);
   return {
@@ -58,6 +66,7 @@ export async function startPlatformProcess(
     prefix,
     db,
     admin,
+    processes: () => children.map((c) => ({ parts: partsOf.get(c)!, pid: c.pid })),
     async call(method, path, body, token = admin) {
       const r = await fetch(url + path, {
         method,
@@ -88,6 +97,28 @@ export async function startPlatformProcess(
       await c.end();
     },
   };
+}
+
+/** Resident memory of a process in MiB (Linux), or NaN. */
+export function rssMiB(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux), or NaN. */
+export function cpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 (utime, stime), in clock ticks (100 a second on Linux).
+    return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 export function percentile(sorted: number[], p: number): number {

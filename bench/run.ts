@@ -4,13 +4,14 @@ import pg from "pg";
 import { benchAnalytics } from "./analytics.ts";
 import { benchCutoff } from "./cutoff.ts";
 import { benchFaults } from "./faults.ts";
+import { benchScale } from "./scale.ts";
 import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
 import { NATS_URL, PG_BASE } from "./harness.ts";
 import { syncedNats } from "./servers.ts";
 
 /**
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
- * `npm run bench -- cutoff`, `-- faults`, `-- ingest` or `-- analytics` runs one; `--quick` shortens them.
+ * `npm run bench -- cutoff`, `-- faults`, `-- ingest`, `-- analytics` or `-- scale` runs one; `--quick` shortens them.
  * `npm run bench -- pg-ha` (only on its own) measures a PostgreSQL failover and a backup and restore.
  */
 async function main() {
@@ -41,6 +42,11 @@ async function main() {
   if (!only || only === "faults") step("faults", "about 2 minutes");
   if (!only || only === "faults")
     write("faults", await benchFaults({ port: 18_084, rate: 10_000, seconds: quick ? 15 : 40, split: latencySplit }));
+
+  // The scale curve (issue 17, docs/scaling.md): long (a 5-minute run at 10,000 terminals), so
+  // only when asked for. SCALE_LONG_S sets that run's length.
+  if (only === "scale")
+    write("scale", await benchScale({ quick, split: latencySplit, port: 18_085, onPoint: (partial) => writeFileSync("bench/results/scale.json", JSON.stringify({ ...partial, env }, null, 2) + "\n"), ...(process.env.SCALE_LONG_S ? { longS: Number(process.env.SCALE_LONG_S) } : {}) }));
 
   if (!only || only === "ingest") {
     step("ingest", "about 5 minutes");

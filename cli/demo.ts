@@ -3,6 +3,7 @@ import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "./sim/index.ts";
 import type { Platform } from "./platform.ts";
 import type { Screen } from "./screen.ts";
+import { isOnline, readLive } from "../processors/index.ts";
 
 const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
@@ -101,8 +102,8 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
       let online = 0;
       const now = Date.now();
       for await (const k of await p.buckets.live.keys()) {
-        const e = await p.buckets.live.get(k);
-        if (e && e.operation === "PUT" && now - (e.json() as { seenAt: number }).seenAt < p.config.TERMINAL_OFFLINE_S * 1000) online++;
+        // The bucket is written on change; the fault stage answers with the fresh "seen at".
+        if (isOnline(await readLive(p.buckets.live, k, { nc: p.nc, subjects: p.subjects }), now, p.config.TERMINAL_OFFLINE_S * 1000)) online++;
       }
       sc.status(
         `terminals ${online}/${qrs.length} online · sessions ${r.live} live, ${r.completed} completed, ${r.failed} failed · ${(r.mwh / 1e6).toFixed(3)} kWh · fees ${(r.cents / 100).toFixed(2)} · open faults ${r.faults}`,

@@ -20,6 +20,8 @@ export interface Subjects {
   backup(subject: string): string;
   /** Internal, core NATS: live updates of one session (state changes, progress) for SSE. */
   sessionUpdates(sessionId: string): string;
+  /** Internal, core NATS request: a terminal's live state, answered from the fault stage's memory (docs/scaling.md). */
+  liveQuery(terminalId: string): string;
   /** A franchisee's daily package (steps 109-110), kept in the PACKAGES stream. */
   pkg(franchiseeId: string): string;
   readonly wild: {
@@ -31,6 +33,7 @@ export interface Subjects {
     cutoff: string;
     faultChange: string;
     pkg: string;
+    liveQuery: string;
   };
   readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string; packages: string };
   readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string };
@@ -59,6 +62,7 @@ export function subjects(prefix: string): Subjects {
     backup: (subject) => `${prefix}.bak.${subject}`,
     sessionUpdates: (s) => `${prefix}.int.session.${s}`,
     pkg: (f) => `${prefix}.pkg.${f}`,
+    liveQuery: (t) => `${prefix}.int.live.${t}`,
     wild: {
       tel: `${prefix}.tel.*.*`,
       telBatch: `${prefix}.telb.*`,
@@ -68,6 +72,7 @@ export function subjects(prefix: string): Subjects {
       cutoff: `${prefix}.ctl.cutoff.*`,
       faultChange: `${prefix}.ctl.fault.*`,
       pkg: `${prefix}.pkg.*`,
+      liveQuery: `${prefix}.int.live.*`,
     },
     streams: {
       telemetry: `${up}_TELEMETRY`,

@@ -104,6 +104,8 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   });
   pageRoutes(app, {
     db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
     buckets: o.buckets,
     clock: o.clock,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,

@@ -38,7 +38,7 @@ export function franchiseeRoutes(
     const now = o.clock();
     const terminals = await Promise.all(
       r.rows.map(async (t) => {
-        const live = await readLive(o.buckets.live, t.terminal_id);
+        const live = await readLive(o.buckets.live, t.terminal_id, o);
         return {
           terminalId: t.terminal_id,
           qr: t.qr,

@@ -2,7 +2,8 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { idSchema, localTime } from "../../contracts/index.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { idSchema, localTime, type Subjects } from "../../contracts/index.ts";
 import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -32,6 +33,8 @@ export function pageRoutes(
   app: App,
   o: {
     db: Db;
+    nc: NatsConnection;
+    subjects: Subjects;
     buckets: Buckets;
     clock: () => number;
     offlineMs: number;
@@ -75,7 +78,7 @@ export function pageRoutes(
     );
     const term = t.rows[0];
     if (!term) throw notFound("terminal", req.params.terminalId);
-    const live = await readLive(o.buckets.live, term.terminal_id);
+    const live = await readLive(o.buckets.live, term.terminal_id, o);
     const state =
       !isOnline(live, now, o.offlineMs)
         ? "offline"

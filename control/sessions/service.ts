@@ -189,7 +189,7 @@ export function sessionService(d: SessionServiceDeps) {
     const now = clock();
     const terminal = await terminalByQr(db, body.qr);
     if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
-    const live = await readLive(buckets.live, terminal.terminalId);
+    const live = await readLive(buckets.live, terminal.terminalId, { nc, subjects: s });
     if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
     if (await hasSafetyFault(db, terminal.terminalId))

@@ -7,7 +7,8 @@ import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { followBucket } from "../follow.ts";
 import { serialQueue } from "../serial.ts";
-import { emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
+import { Deadlines } from "../deadlines.ts";
+import { dueAt, emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
 import { beginUnit, type HeldStates, type Unit } from "./unit.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
@@ -90,7 +91,9 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
   }
 
-  const held: HeldStates = { states, owned, waitingArms: new Map() };
+  const deadlines = new Deadlines();
+  for (const [terminalId, st] of states) deadlines.set(terminalId, dueAt(st, stepOpts));
+  const held: HeldStates = { states, owned, waitingArms: new Map(), deadlines };
   // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
   const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
@@ -218,17 +221,29 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       end();
     });
 
-  // A tick whose effects fail changes nothing; the next one decides again.
+  // Each second, only the sessions whose silence deadline has come are ticked (a heap, not a sweep
+  // over every terminal). A tick whose effects fail changes nothing, and its terminals are due
+  // again at once; one that is not caught up decides nothing, and its deadline stays in the past.
   const timer = setInterval(() => {
     void serial(async () => {
       const at = o.clock();
+      const due = deadlines.takeDue(at);
+      if (due.length === 0) return;
       const u = begin();
       const effects: CutoffEffect[] = [];
-      for (const [terminalId, st] of states) {
-        if (st.arm) effects.push(...u.apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
+      try {
+        for (const terminalId of due) {
+          if (u.state(terminalId)?.arm) effects.push(...u.apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
+        }
+        await run(effects);
+        u.commit();
+      } finally {
+        // What the commit did not reschedule (nothing changed, or the unit failed) keeps its deadline.
+        for (const terminalId of due) {
+          const st = states.get(terminalId);
+          if (deadlines.get(terminalId) === undefined && st) deadlines.set(terminalId, dueAt(st, stepOpts));
+        }
       }
-      await run(effects);
-      u.commit();
     }).catch((err) => log.error({ err }, "cutoff tick failed"));
   }, o.tickMs ?? 1000);
 

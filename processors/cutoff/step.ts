@@ -57,6 +57,15 @@ export function emptyState(now: number): TerminalState {
   return { arm: null, tariff: null, meter: null, cutoff: null, lastSeenAt: now };
 }
 
+/**
+ * When this terminal next needs a tick: its session's silence deadline (an armed meter not yet
+ * cut), or never. The stage ticks only terminals whose deadline has come (processors/deadlines.ts),
+ * so the step's own rule decides, and a terminal with no session costs nothing per second.
+ */
+export function dueAt(s: TerminalState, o: StepOptions): number | null {
+  return s.arm && s.meter && !s.cutoff ? s.lastSeenAt + o.silenceMs : null;
+}
+
 /** The cutoff processor's pure step: (state, event, now) → (state, effects). */
 export function step(
   terminalId: string,

@@ -1,4 +1,5 @@
-import { emptyState, step, type CutoffEffect, type CutoffEvent, type StepOptions, type TerminalState } from "./step.ts";
+import type { Deadlines } from "../deadlines.ts";
+import { dueAt, emptyState, step, type CutoffEffect, type CutoffEvent, type StepOptions, type TerminalState } from "./step.ts";
 
 type ArmEvent = CutoffEvent & { kind: "arm" };
 
@@ -9,6 +10,8 @@ export interface HeldStates {
   owned: Set<string>;
   /** Partitioned: arms of terminals not (yet) owned, until their first reading makes them ours. */
   waitingArms: Map<string, ArmEvent>;
+  /** Silence deadlines of the held states, kept in step with them on commit. */
+  deadlines?: Deadlines;
 }
 
 export interface Unit {
@@ -56,6 +59,7 @@ export function beginUnit(held: HeldStates, o: { partitioned: boolean; step: Ste
       for (const [id, st] of changed) {
         if (st) held.states.set(id, st);
         else held.states.delete(id);
+        held.deadlines?.set(id, st ? dueAt(st, o.step) : null);
       }
       for (const id of nowOwned) held.owned.add(id);
       for (const [id, a] of waits) {

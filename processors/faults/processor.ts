@@ -7,10 +7,11 @@ import { armSchema, type Cutoff, type FaultChange, type Subjects } from "../../c
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { followBucket } from "../follow.ts";
-import { liveWriter } from "../live.ts";
+import { answerLiveQueries, liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
-import { emptyFaultState, faultStep, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
+import { Deadlines } from "../deadlines.ts";
+import { emptyFaultState, faultDueAt, faultStep, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
 
 export const defaultFaultProfile: FaultProfile = { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 };
 
@@ -54,15 +55,20 @@ export function startFaultProcessor(o: FaultProcessorOptions): Promise<RunningPr
  * with that terminal's thresholds; changes go to the control service (which stores and routes
  * them to the franchisee), over-current in a session goes out as a cutoff at once. Which faults
  * are open is checkpointed per terminal, so a restart resolves what it opened before. It also
- * keeps the live bucket (last reading per terminal), since it reads every reading anyway.
+ * keeps the live state (last reading per terminal, in memory, the bucket written on change), since
+ * it reads every reading anyway.
  */
 export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promise<Stage> {
   const { subjects: s, buckets, log } = o;
   const js = jetstream(o.nc);
   const serial = serialQueue();
   const states = new Map<string, FaultState>();
+  // Offline deadlines: each second only the terminals whose deadline has come are ticked.
+  const deadlines = new Deadlines();
   const sessions = new Map<string, string>();
-  const live = liveWriter(buckets.live);
+  const live = liveWriter(buckets.live, o.offlineMs);
+  // The control service asks here for what the bucket holds only as of the last change.
+  const queries = answerLiveQueries(o.nc, s, live, (id) => !ctx.partitioned || live.get(id) !== undefined, log);
   const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
   const profileOf = (terminalId: string) => ctx.directory.get(terminalId)?.profile ?? defaultFaultProfile;
   const decisionSeconds = new Histogram({
@@ -82,6 +88,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     const st = emptyFaultState(now0);
     for (const k of c.data.open) st.tracks[k as FaultKind] = { since: null, clearSince: null, open: true, holding: true };
     states.set(key, st);
+    deadlines.set(key, faultDueAt(st, o.offlineMs));
   }
 
   // Sessions, first as they are, then every change (thresholds come from the host's directory).
@@ -140,7 +147,10 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
       return res.effects;
     });
     await Promise.all([...effectsOf].map(([terminalId, effects]) => run(terminalId, effects, changed.get(terminalId)!)));
-    for (const [terminalId, st] of changed) states.set(terminalId, st);
+    for (const [terminalId, st] of changed) {
+      states.set(terminalId, st);
+      deadlines.set(terminalId, faultDueAt(st, o.offlineMs));
+    }
   };
 
   const handle = (items: TelemetryItem[]) =>
@@ -158,8 +168,8 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
             ctx.skipped("faults", it, `step failed: ${(err as Error).message}`, err);
             continue;
           }
-          // Live state is a best-effort view, rewritten every few seconds: the batch does not
-          // wait for it (a fault decision behind it would).
+          // Live state is a best-effort view, written on change: the batch does not wait for it
+          // (a fault decision behind it would).
           live.note(it.gatewayId, it.terminalId, it.reading, it.storedAt)?.catch((err) => log.warn({ err }, "live state not written"));
         }
       });
@@ -167,15 +177,25 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     });
 
   const timer = setInterval(() => {
-    void serial(() =>
-      unit((stepOne) => {
-        const at = o.clock();
-        for (const terminalId of states.keys()) {
-          // A terminal taken out of the registry is nobody's to watch.
-          if (ctx.directory.get(terminalId)) stepOne(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at);
+    void serial(async () => {
+      const at = o.clock();
+      const due = deadlines.takeDue(at);
+      if (due.length === 0) return;
+      try {
+        await unit((stepOne) => {
+          for (const terminalId of due) {
+            // A terminal taken out of the registry is nobody's to watch.
+            if (states.has(terminalId) && ctx.directory.get(terminalId)) stepOne(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at);
+          }
+        });
+      } finally {
+        // Not stepped (unregistered), or the unit failed: keep the deadline, so it is looked at again.
+        for (const terminalId of due) {
+          const st = states.get(terminalId);
+          if (deadlines.get(terminalId) === undefined && st) deadlines.set(terminalId, faultDueAt(st, o.offlineMs));
         }
-      }),
-    ).catch((err) => log.error({ err }, "fault tick failed"));
+      }
+    }).catch((err) => log.error({ err }, "fault tick failed"));
   }, o.tickMs ?? 1000);
 
   return {
@@ -183,6 +203,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
     handle,
     async stop() {
       clearInterval(timer);
+      queries.unsubscribe();
       watch.stop();
       await watch.done;
       await serial(async () => {});

@@ -35,6 +35,15 @@ export function emptyFaultState(now: number): FaultState {
   return { tracks: {}, prev: null, lastSeenAt: now, stoppedSession: null };
 }
 
+/**
+ * When this terminal next needs a tick: its offline deadline, unless terminal_offline is already
+ * open. Debounce and clear times are reading times, decided by the readings themselves, so they
+ * need no tick. The stage ticks only terminals whose deadline has come (processors/deadlines.ts).
+ */
+export function faultDueAt(s: FaultState, offlineMs: number): number | null {
+  return s.tracks.terminal_offline?.open ? null : s.lastSeenAt + offlineMs;
+}
+
 const idle: Track = { since: null, clearSince: null, open: false, holding: false };
 
 /**

@@ -1,0 +1,330 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { signToken } from "../control/index.ts";
+import { createGateway, type Gateway } from "../cli/sim/index.ts";
+import { NATS_URL, PG_BASE, SECRET, cpuMs, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
+
+export interface ScalePoint {
+  terminals: number;
+  /** Sessions kept running at once. */
+  concurrent: number;
+  seconds: number;
+  /** Energy targets of the sessions (Wh; the simulated terminals draw about 1 Wh/s). */
+  targetWh: [number, number];
+  /** Registered terminals that never report, added after the latency window (the memory figure). */
+  silentRegistered?: number;
+}
+
+const ms = (xs: number[]) => {
+  xs.sort((a, b) => a - b);
+  return { n: xs.length, p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: xs.at(-1) ?? NaN };
+};
+
+/**
+ * One point of the scale curve (docs/scaling.md), in the shipped process layout: `terminals`
+ * simulated terminals each sending one reading a second, about `concurrent` sessions running, and
+ * meanwhile terminals without a session starting to leak (two a second). Measured: the cutoff
+ * latency (publish of the target-reaching reading to power_off on the wire), the fault detection
+ * latency (publish of the reading that completes the leak's debounce to the franchisee's fault
+ * event, and to the processor's decision), the processors' and the writer's consumer pending every
+ * 5 s (bounded, or a lag that grows), and every process's resident memory.
+ */
+export async function benchScalePoint(o: ScalePoint & { port: number; split: string[] }) {
+  const p = await startPlatformProcess("scale", o.port, {}, o.split);
+  // The gateways on one connection, what the benchmark watches on another: a starved load
+  // generator's watching connection cut as a slow consumer must not take the gateways with it.
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  const watch = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  try {
+    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
+    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
+    await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
+    const users: string[] = [];
+    const nUsers = Math.max(200, o.concurrent);
+    for (let u = 0; u < nUsers; u += 50)
+      await Promise.all(
+        Array.from({ length: Math.min(50, nUsers - u) }, async (_, j) => {
+          users[u + j] = await signToken(SECRET, `BU${u + j}`, "user", 86_400);
+          await p.call("POST", `/v1/admin/users/BU${u + j}/topups`, { amountCents: 10_000_000, reference: "bench" });
+        }),
+      );
+    let nextUser = 0;
+
+    const perGateway = 50;
+    const gateways: Gateway[] = [];
+    const ids: string[] = [];
+    for (let g = 0; g < Math.ceil(o.terminals / perGateway); g++) {
+      const gatewayId = `G${g}`;
+      await p.call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: "R1" });
+      const gw = createGateway({ nc, prefix: p.prefix, gatewayId, tickMs: 1000, onError: () => {} });
+      const mine: string[] = [];
+      for (let i = 0; i < perGateway && ids.length < o.terminals; i++) {
+        const t = `T${g}_${i}`;
+        gw.addTerminal(t, { limits: false });
+        ids.push(t);
+        mine.push(t);
+      }
+      await Promise.all(mine.map((t) => p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId, regionId: "R1", franchiseeId: "F1" })));
+      await gw.flush();
+      gateways.push(gw);
+    }
+
+    const sessions = new Map<string, { sessionId: string; targetWh: number; reachedAt?: number; cut?: boolean }>();
+    const bySession = new Map<string, string>();
+    const cutLatencies: number[] = [];
+    // Measured after a warm-up (JIT, the consumers' first pulls, the first sessions' starts).
+    let measuring = false;
+    const warmupMs = 10_000;
+    const cmdSub = watch.subscribe(`${p.prefix}.cmd.>`, {
+      callback: (_e, m) => {
+        const now = performance.now();
+        const cmd = m.json<{ type: string; sessionId: string }>();
+        if (cmd.type !== "power_off") return;
+        const t = bySession.get(cmd.sessionId);
+        const s = t ? sessions.get(t) : undefined;
+        if (!s || s.cut) return;
+        s.cut = true;
+        if (s.reachedAt !== undefined && measuring) cutLatencies.push(now - s.reachedAt);
+      },
+    });
+
+    // Where a cutoff's time goes: the processor's decision, on its way to the control service.
+    const cutDecided: number[] = [];
+    const cutSub = watch.subscribe(`${p.prefix}.ctl.cutoff.*`, {
+      callback: (_e, m) => {
+        const now = performance.now();
+        const c = m.json<{ sessionId: string; reason: string }>();
+        const t = bySession.get(c.sessionId);
+        const s = t ? sessions.get(t) : undefined;
+        if (c.reason === "target_reached" && s?.reachedAt !== undefined && measuring) cutDecided.push(now - s.reachedAt);
+      },
+    });
+
+    // Leaks: when each started (reading time) and when the reading completing its debounce left.
+    const leaking = new Map<string, { since?: number; completedAt?: number; detected?: boolean }>();
+    const faultLatencies: number[] = [];
+    const decided: number[] = [];
+    const faultSub = watch.subscribe(`${p.prefix}.fault.F1.*`, {
+      callback: (_e, m) => {
+        const now = performance.now();
+        const f = m.json<{ kind: string; status: string; terminalId: string }>();
+        const l = leaking.get(f.terminalId);
+        if (f.kind !== "off_current_leak" || f.status !== "open" || !l?.completedAt || l.detected) return;
+        l.detected = true;
+        if (measuring) faultLatencies.push(now - l.completedAt);
+        // The leak stops; the terminal is left out of sessions (its fault is a safety fault).
+        for (const gw of gateways) gw.terminals.get(f.terminalId)?.set({ leakA: 0 });
+      },
+    });
+    const ctlSub = watch.subscribe(`${p.prefix}.ctl.fault.*`, {
+      callback: (_e, m) => {
+        const now = performance.now();
+        const c = m.json<{ kind: string; change: string; terminalId: string }>();
+        const l = leaking.get(c.terminalId);
+        if (c.kind === "off_current_leak" && c.change === "open" && l?.completedAt && measuring) decided.push(now - l.completedAt);
+      },
+    });
+
+    let lost = 0;
+    const tickers = gateways.map((gw, i) =>
+      setTimeout(
+        () => {
+          const tick = () => {
+            const sent = performance.now();
+            let readings: ReturnType<Gateway["tick"]> = [];
+            try {
+              readings = gw.tick();
+            } catch (e) {
+              lost++;
+              if (lost === 1) console.error("a gateway's tick failed:", (e as Error).message);
+            }
+            for (const r of readings) {
+              const l = leaking.get(r.terminalId);
+              if (l && r.state === "off" && r.currentA >= 0.5 && l.completedAt === undefined) {
+                l.since ??= r.ts;
+                if (r.ts - l.since >= 2000) l.completedAt = sent;
+              }
+              const s = sessions.get(r.terminalId);
+              if (!s || s.reachedAt !== undefined) continue;
+              const term = gw.terminals.get(r.terminalId)!;
+              const on = term.events.findLast((e) => e.type === "power_on_ack" && e.sessionId === s.sessionId) as { energyWh: number } | undefined;
+              if (on && r.state === "on" && r.energyWh - on.energyWh >= s.targetWh) s.reachedAt = sent;
+            }
+          };
+          tick();
+          (gw as any).__timer = setInterval(tick, 1000);
+        },
+        (1000 / gateways.length) * i,
+      ),
+    );
+
+    // Consumer pending on the telemetry stream, every 5 s.
+    const jsm = await jetstreamManager(nc);
+    const stream = `${p.prefix}_TELEMETRY`;
+    const pending: { atS: number; byConsumer: Record<string, number> }[] = [];
+    const t0 = Date.now();
+    const sampler = setInterval(() => {
+      void (async () => {
+        const byConsumer: Record<string, number> = {};
+        for await (const c of jsm.consumers.list(stream)) byConsumer[c.name.slice(p.prefix.length + 1)] = c.num_pending + c.num_ack_pending;
+        pending.push({ atS: Math.round((Date.now() - t0) / 1000), byConsumer });
+      })().catch(() => {});
+    }, 5000);
+
+    const statuses: Record<string, number> = {};
+    let leaksStarted = 0;
+    let nextLeakAt = Date.now() + 5000; // after a warm-up
+    // CPU used by each process over the measured window: its cost per reading.
+    let cpuFrom: { parts: string; ms: number; at: number }[] = [];
+    const measureFrom = setTimeout(() => {
+      measuring = true;
+      cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), at: performance.now() }));
+    }, warmupMs);
+    while (Date.now() - t0 < (o.seconds * 1000 + warmupMs)) {
+      const live = [...sessions.values()].filter((s) => !s.cut).length;
+      const idle = ids.filter((t) => (!sessions.has(t) || sessions.get(t)!.cut) && !leaking.has(t));
+      // Two leaks a second, on terminals without a session, until 6 s before the end.
+      while (Date.now() >= nextLeakAt && Date.now() - t0 < (o.seconds - 6) * 1000 + warmupMs) {
+        nextLeakAt += 500;
+        const t = idle.splice(Math.floor(Math.random() * idle.length), 1)[0];
+        if (!t) break;
+        leaking.set(t, {});
+        leaksStarted++;
+        for (const gw of gateways) gw.terminals.get(t)?.set({ leakA: 0.5 });
+      }
+      const need = Math.min(o.concurrent - live, 20);
+      await Promise.all(
+        Array.from({ length: Math.max(0, need) }, async () => {
+          const t = idle.splice(Math.floor(Math.random() * idle.length), 1)[0];
+          if (!t) return;
+          const targetWh = Number((o.targetWh[0] + Math.random() * (o.targetWh[1] - o.targetWh[0])).toFixed(3));
+          sessions.set(t, { sessionId: "", targetWh, cut: true });
+          const user = users[nextUser++ % users.length]!;
+          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: targetWh }, payment: "prepaid" }, user);
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+          if (r.status === 201) {
+            sessions.set(t, { sessionId: r.body.sessionId, targetWh });
+            bySession.set(r.body.sessionId, t);
+          }
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    clearTimeout(measureFrom);
+    measuring = false;
+    const liveAtEnd = [...sessions.values()].filter((s) => !s.cut).length;
+    const cpu: Record<string, { cores: number; usPerReading: number }> = {};
+    for (const [i, proc] of p.processes().entries()) {
+      const from = cpuFrom[i];
+      if (!from) continue;
+      const used = cpuMs(proc.pid) - from.ms;
+      const wallMs = performance.now() - from.at;
+      cpu[proc.parts] = { cores: Number((used / wallMs).toFixed(3)), usPerReading: Number(((used * 1000) / ((o.terminals * wallMs) / 1000)).toFixed(1)) };
+    }
+    const memory: Record<string, number> = {};
+    for (const proc of p.processes()) memory[proc.parts] = rssMiB(proc.pid);
+
+    // The memory figure: this many more registered terminals that never report, as the control
+    // service registers them (the table and the registry bucket), while the fleet keeps reporting.
+    let memoryWithSilent: object | undefined;
+    if (o.silentRegistered) {
+      const c = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
+      await c.connect();
+      await c.query(
+        `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
+         SELECT 'S' || i, 'S' || i, 'G0', 'R1', 'F1', (SELECT profile FROM terminals LIMIT 1) FROM generate_series(1, $1::int) i`,
+        [o.silentRegistered],
+      );
+      await c.end();
+      const bucket = await new Kvm(nc).open(`${p.prefix}_terminals`);
+      const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
+      for (let i = 1; i <= o.silentRegistered; i += 500)
+        await Promise.all(
+          Array.from({ length: Math.min(500, o.silentRegistered - i + 1) }, (_, j) =>
+            bucket.put(`S${i + j}`, JSON.stringify({ ...model, terminalId: `S${i + j}`, gatewayId: "G0" })),
+          ),
+        );
+      await new Promise((r) => setTimeout(r, 15_000));
+      const m: Record<string, number> = {};
+      for (const proc of p.processes()) m[proc.parts] = rssMiB(proc.pid);
+      memoryWithSilent = { registered: o.terminals + o.silentRegistered, reporting: o.terminals, rssMiB: m, benchProcessMiB: rssMiB(process.pid) };
+    }
+
+    clearInterval(sampler);
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const t of tickers) clearTimeout(t);
+    for (const gw of gateways) {
+      clearInterval((gw as any).__timer);
+      await gw.stop();
+    }
+    cmdSub.unsubscribe();
+    cutSub.unsubscribe();
+    faultSub.unsubscribe();
+    ctlSub.unsubscribe();
+
+    const processorPending = pending.map((x) => Object.entries(x.byConsumer).filter(([k]) => k !== "writer").reduce((a, [, v]) => a + v, 0));
+    const writerPending = pending.map((x) => x.byConsumer.writer ?? 0);
+    const half = Math.floor(processorPending.length / 2);
+    const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
+    return {
+      terminals: o.terminals,
+      readingsPerSecond: o.terminals,
+      concurrentSessionsAsked: o.concurrent,
+      liveSessionsAtEnd: liveAtEnd,
+      seconds: o.seconds,
+      // Gateway ticks that failed to publish (the load generator's connection lost): 0 in a valid run.
+      failedTicks: lost,
+      warmupS: warmupMs / 1000,
+      sessionTargetWh: o.targetWh,
+      chargeRequestsByStatus: statuses,
+      cutoffMs: ms(cutLatencies),
+      cutoffDecidedMs: ms(cutDecided),
+      leaksStarted,
+      faultDetectionMs: ms(faultLatencies),
+      faultDecidedMs: ms(decided),
+      // Messages not yet acknowledged on the telemetry stream, every 5 s: the lag, and whether it grows.
+      pending: {
+        processors: { max: maxOf(processorPending), maxFirstHalf: maxOf(processorPending.slice(0, half)), maxSecondHalf: maxOf(processorPending.slice(half)), last: processorPending.at(-1) ?? NaN },
+        writer: { max: maxOf(writerPending), maxFirstHalf: maxOf(writerPending.slice(0, half)), maxSecondHalf: maxOf(writerPending.slice(half)), last: writerPending.at(-1) ?? NaN },
+        samples: pending,
+      },
+      // CPU over the measured window: cores used, and microseconds per reading (all its work, divided).
+      cpu,
+      rssMiB: memory,
+      ...(memoryWithSilent ? { memoryWithSilent } : {}),
+    };
+  } finally {
+    await nc.close().catch(() => {});
+    await watch.close().catch(() => {});
+    await p.stop();
+  }
+}
+
+/** The curve: 1,000, 3,000 and 10,000 terminals, and the memory figure with 100,000 registered. */
+export async function benchScale(o: { quick: boolean; split: string[]; port: number; longS?: number; onPoint?: (partial: object) => void }) {
+  const points: ScalePoint[] = [
+    { terminals: 1000, concurrent: 200, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
+    { terminals: 3000, concurrent: 300, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
+    // 1,000 live sessions: targets of 10-30 Wh keep the starts near 50 a second (2-5 Wh would ask
+    // the control service for 250 new sessions a second, a different benchmark).
+    { terminals: 10_000, concurrent: 1000, seconds: o.longS ?? (o.quick ? 30 : 300), targetWh: [10, 30], silentRegistered: 90_000 },
+  ];
+  // SCALE_POINTS="10000" runs only the points of these sizes (while developing).
+  const only = process.env.SCALE_POINTS?.split(",").map(Number);
+  const curve = [];
+  for (const pt of points.filter((x) => !only || only.includes(x.terminals))) {
+    console.log(`scale: ${pt.terminals} terminals, ${pt.concurrent} sessions, ${pt.seconds} s`);
+    const r = await benchScalePoint({ ...pt, port: o.port, split: o.split });
+    console.log(JSON.stringify({ ...r, pending: { ...r.pending, samples: undefined } }));
+    curve.push(r);
+    o.onPoint?.({ name: "scale", processes: o.split, curve, partial: true });
+  }
+  return {
+    name: "scale",
+    processes: o.split,
+    curve,
+    goal: "at 10,000 terminals and 1,000 live sessions: cutoff p99 < 100 ms, fault detection p99 < 100 ms, pending bounded; 100,000 registered of which 10,000 report: every process < 1024 MiB",
+  };
+}
