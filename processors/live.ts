@@ -86,22 +86,22 @@ export function isOnline(live: Live | null, now: number, offlineMs: number): liv
  */
 export async function readLive(kv: KV, terminalId: string, fresh?: { nc: NatsConnection; subjects: Subjects; timeoutMs?: number }): Promise<Live | null> {
   const [entry, answer] = await Promise.all([
-    kv.get(terminalId).then((e) => {
-      if (!e || e.operation !== "PUT" || e.length === 0) return null;
-      const p = liveSchema.safeParse(e.json());
-      return p.success ? p.data : null;
-    }),
+    kv.get(terminalId).then((e) => (e && e.operation === "PUT" && e.length > 0 ? parseLive(e) : null)),
     fresh
-      ? fresh.nc.request(fresh.subjects.liveQuery(terminalId), "", { timeout: fresh.timeoutMs ?? 500 }).then(
-          (m) => {
-            const p = liveSchema.nullable().safeParse(m.json());
-            return p.success ? p.data : null;
-          },
-          () => null,
-        )
+      ? fresh.nc.request(fresh.subjects.liveQuery(terminalId), "", { timeout: fresh.timeoutMs ?? 500 }).then(parseLive, () => null)
       : null,
   ]);
   if (!answer) return entry;
   if (!entry || answer.seenAt >= entry.seenAt) return answer;
   return entry;
+}
+
+/** A live entry or answer as stored or sent; anything unreadable counts as none (never an error to the caller). */
+function parseLive(m: { json<T>(): T }): Live | null {
+  try {
+    const p = liveSchema.nullable().safeParse(m.json());
+    return p.success ? p.data : null;
+  } catch {
+    return null;
+  }
 }
