@@ -65,6 +65,8 @@ export class SimTerminal {
   #limit: { sessionId: string; startTs: number; startWh: number; limitWh?: number; limitS?: number } | undefined;
   /** A limit stop reached while offline, reported when the terminal is back. */
   #unreported: TerminalEvent | undefined;
+  /** The session this terminal last stopped by itself, and where: a later power_off for it is answered with that stop. */
+  #stoppedAtLimit: { sessionId: string; ts: number; energyWh: number } | undefined;
   /** cmdId → its answer once prepared, so a repeat is answered identically and never applied twice. */
   #answers = new Map<string, TerminalEvent | undefined>();
   #timers = new Set<NodeJS.Timeout>();
@@ -211,13 +213,19 @@ export class SimTerminal {
           ...(cmd.limitS !== undefined ? { limitS: cmd.limitS } : {}),
         };
         return { type: "power_on_ack", sessionId: cmd.sessionId, energyWh: round(this.#wh, 3), ts: now };
-      case "power_off":
+      case "power_off": {
+        // The session was already switched off here at its limit: the answer says when and at what
+        // register the relay opened, not when the command came (time after the stop is no session's).
+        const stopped = this.#stoppedAtLimit;
+        if (stopped && stopped.sessionId === cmd.sessionId && this.#sessionId === undefined)
+          return { type: "power_off_ack", sessionId: cmd.sessionId, energyWh: stopped.energyWh, ts: stopped.ts };
         // Always obeyed, whatever session it names: cutting power is the safe side.
         this.#advance(now);
         this.#relay = "off";
         this.#sessionId = undefined;
         this.#limit = undefined;
         return { type: "power_off_ack", sessionId: cmd.sessionId, energyWh: round(this.#wh, 3), ts: now };
+      }
     }
   }
 
@@ -303,6 +311,7 @@ export class SimTerminal {
     this.#sessionId = undefined;
     this.#limit = undefined;
     const ev: TerminalEvent = { type: "power_off", sessionId, reason: "limit", energyWh: round(this.#wh, 3), ts: Math.ceil(at) };
+    this.#stoppedAtLimit = { sessionId, ts: ev.ts, energyWh: ev.energyWh };
     if (this.#b.online) this.#send(ev);
     else this.#unreported = ev;
   }

@@ -11,7 +11,8 @@ let gw: Awaited<ReturnType<typeof simGateway>>;
 beforeAll(async () => {
   tp = await testPlatform({ LOG_LEVEL: "info", TERMINAL_OFFLINE_S: "5" }, { log });
   await seedFleet(tp, { terminals: ["T1", "LEAK"], profile: { faultDebounceS: 1, faultClearS: 1 } });
-  gw = await simGateway(tp, { T1: {}, LEAK: {} }, { tickMs: 100 });
+  // The cloud stops T1 (active > stopping > completed); its own limit would end it from active.
+  gw = await simGateway(tp, { T1: { limits: false }, LEAK: {} }, { tickMs: 100 });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "r1" });
   await new Promise((r) => setTimeout(r, 300));
 });

@@ -36,6 +36,15 @@ describe("the simulated terminal's own limit", () => {
     expect(s.limitEvents()).toHaveLength(1);
   });
 
+  it("answers a later power_off of the session it stopped with where it stopped, not when the command came", () => {
+    const s = aTerminal();
+    s.t.receive({ type: "power_on", cmdId: "C1", sessionId: "S1", limitWh: 10 });
+    s.at(12_500);
+    s.t.read();
+    s.t.receive({ type: "power_off", cmdId: "C2", sessionId: "S1", reason: "target_reached" });
+    expect(s.sent.filter((e) => e.type === "power_off_ack")).toEqual([{ type: "power_off_ack", sessionId: "S1", energyWh: 100_010, ts: T0 + 10_000 }]);
+  });
+
   it("stops at limitS when the energy limit is not reached first", () => {
     const s = aTerminal();
     s.at(500);
