@@ -46,7 +46,7 @@ function storageSuite(engine: "plain" | "timescaledb") {
         return c.rows.length === 1 && c.rows[0]!.compressed;
       };
       const run = await policyRuns(tp.p.db, await policyJob(tp.p.db, "policy_compression", "readings"), oldChunk);
-      expect(run.status).toBe("Success");
+      expect(run.successes).toBeGreaterThan(0);
     }
     // Repeats of the old, possibly compressed readings are still counted once.
     times.forEach((ts, i) => nc.publish(`${tp.prefix}.tel.G1.T1`, JSON.stringify(reading(ts, i))));
@@ -83,7 +83,7 @@ function storageSuite(engine: "plain" | "timescaledb") {
         (await tp.p.db.query("SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'readings' AND range_end < now() - interval '30 days'"))
           .rows[0].n as number;
       const run = await policyRuns(tp.p.db, await policyJob(tp.p.db, "policy_retention", "readings"), async () => (await oldChunks()) === 0);
-      expect(run.status).toBe("Success");
+      expect(run.successes).toBeGreaterThan(0);
     } else {
       const m = await maintainStorage(tp.p.db, { retentionDays: 30, compressAfterDays: 2 }, Date.now());
       expect(m.engine).toBe("plain");

@@ -129,12 +129,12 @@ function suite(engine: "plain" | "timescaledb") {
         const m = await materialized("telemetry_minute");
         return m.buckets === 60 && m.readings === 60;
       });
-      expect(minute.status).toBe("Success");
+      expect(minute.successes).toBeGreaterThan(0);
       const hour = await policyRuns(tp.p.db, await policyJob(tp.p.db, "policy_refresh_continuous_aggregate", "telemetry_hour"), async () => {
         const h = await materialized("telemetry_hour");
         return h.buckets === 1 && h.readings === 60;
       });
-      expect(hour.status).toBe("Success");
+      expect(hour.successes).toBeGreaterThan(0);
       expect((await view("telemetry_hour", H, H + HOUR)).filter((r) => r.terminal_id === "T1")).toEqual([
         { terminal_id: "T1", bucket: H, readings: 60, on_readings: 60, min_mwh: 2_000_000, max_mwh: 2_003_540 },
       ]);
