@@ -174,7 +174,11 @@ describe("message fuzz", () => {
     expect(session.energyWh).toBeLessThan(TARGET_WH + SLACK_WH);
     const t = gw.terminals.get(fleet.session)!;
     const on = t.events.find((e) => e.type === "power_on_ack" && e.sessionId === sessionId) as { energyWh: number } | undefined;
-    const off = t.events.find((e) => e.type === "power_off_ack" && e.sessionId === sessionId) as { energyWh: number } | undefined;
+    // The end register: the answer to the cloud's power_off, or the terminal's own stop at its limit
+    // (the target), whichever the terminal sent (it stops itself at the target as the cloud cuts).
+    const off = t.events.find((e) => (e.type === "power_off_ack" || e.type === "power_off") && e.sessionId === sessionId) as
+      | { energyWh: number }
+      | undefined;
     expect(on && off).toBeTruthy();
     expect(session.energyWh).toBeCloseTo(off!.energyWh - on!.energyWh, 3);
   });
