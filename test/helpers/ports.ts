@@ -11,3 +11,23 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A base port from 6100 to 6890, in steps of 10, whose `base + offset` ports are all free now
+ * (a PostgreSQL formation's monitor and nodes take consecutive ports from it).
+ */
+export async function freePortBlock(offsets: number[]): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((res) => {
+      const s = createServer();
+      s.once("error", () => res(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
+    });
+  for (let i = 0; i < 50; i++) {
+    const base = 6100 + Math.floor(Math.random() * 80) * 10;
+    let all = true;
+    for (const o of offsets) if (!(all = await free(base + o))) break;
+    if (all) return base;
+  }
+  throw new Error("no free ports for the formation");
+}

@@ -1,6 +1,5 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, formationState, formationUrl, killNode, nodeUrl, pgAutoctlInstalled, up, waitHealthy, type Formation } from "../../cli/pg-ha.ts";
@@ -9,6 +8,7 @@ import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";
 import { platformProcess, type PlatformProcess } from "../helpers/platform-process.ts";
 import { removeNatsState, SECRET, seedFleet, until, type TestPlatform } from "../helpers/platform.ts";
+import { freePortBlock } from "../helpers/ports.ts";
 
 // A pg_auto_failover formation of its own (monitor, primary, synchronous standby; cli/pg-ha.ts)
 // under the platform as a process of its own, with charging load: top-ups, charge requests,
@@ -45,19 +45,6 @@ async function api(method: string, path: string, body?: unknown, token = admin):
 
 const readyz = async () => (await fetch(`${platform.url}/readyz`)).status;
 
-async function freeBase(): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((res) => {
-      const s = createServer();
-      s.once("error", () => res(false));
-      s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
-    });
-  for (let i = 0; i < 50; i++) {
-    const base = 6100 + Math.floor(Math.random() * 80) * 10;
-    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return base;
-  }
-  throw new Error("no free ports for the formation");
-}
 
 interface Accepted {
   at: number;
@@ -119,7 +106,7 @@ async function onNode(url: string, sql: string, params: unknown[] = []) {
 describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_failover)", () => {
   beforeAll(async () => {
     const dir = mkdtempSync("/tmp/vt-pgha-");
-    f = { dir, port: await freeBase(), nodes: 2 };
+    f = { dir, port: await freePortBlock([0, 1, 2]), nodes: 2 };
     await up(f);
     prefix = testPrefix();
     platform = await platformProcess({

@@ -1,6 +1,5 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveNow, backup, restore, type Restored } from "../../cli/pg-backup.ts";
@@ -11,6 +10,7 @@ import { loadConfig } from "../../contracts/index.ts";
 import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";
 import { removeNatsState, SECRET, seedFleet, simGateway, until, type TestPlatform } from "../helpers/platform.ts";
+import { freePortBlock } from "../helpers/ports.ts";
 
 // pgBackRest on a formation of its own (cli/pg-ha.ts, cli/pg-backup.ts): a full backup, charging,
 // an incremental, more charging; the platform stopped to mark a point in time T and the money
@@ -26,19 +26,6 @@ let p: Platform | null = null;
 let prefix: string;
 let restored: Restored | null = null;
 
-async function freeBase(): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((res) => {
-      const s = createServer();
-      s.once("error", () => res(false));
-      s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
-    });
-  for (let i = 0; i < 50; i++) {
-    const base = 6100 + Math.floor(Math.random() * 80) * 10;
-    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2)) && (await free(base + 9))) return base;
-  }
-  throw new Error("no free ports for the formation");
-}
 
 const config = () =>
   loadConfig({
@@ -83,7 +70,7 @@ async function moneyAndSessions(url: string): Promise<{ users: string; ledger: s
 
 describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in time", () => {
   beforeAll(async () => {
-    f = { dir: mkdtempSync("/tmp/vt-pgbk-"), port: await freeBase(), nodes: 2 };
+    f = { dir: mkdtempSync("/tmp/vt-pgbk-"), port: await freePortBlock([0, 1, 2, 9]), nodes: 2 };
     await up(f);
     prefix = testPrefix();
     p = await startPlatform(config(), { log: makeLogger("warn") });
