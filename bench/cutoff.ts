@@ -1,7 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/sim/index.ts";
-import { NATS_URL, SECRET, percentile, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, SECRET, noteTargetReached, percentile, startPlatformProcess } from "./harness.ts";
 
 /**
  * Cutoff latency: from the publish of the reading that reaches a session's energy target to the
@@ -66,13 +66,7 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
       setTimeout(() => {
         const tick = () => {
           const sent = performance.now();
-          for (const r of gw.tick()) {
-            const s = sessions.get(r.terminalId);
-            if (!s || s.reachedAt !== undefined) continue;
-            const term = gw.terminals.get(r.terminalId)!;
-            const on = term.events.findLast((e) => e.type === "power_on_ack" && e.sessionId === s.sessionId) as { energyWh: number } | undefined;
-            if (on && r.state === "on" && r.energyWh - on.energyWh >= s.targetWh) s.reachedAt = sent;
-          }
+          for (const r of gw.tick()) noteTargetReached(gw, sessions, r, sent);
         };
         tick();
         (gw as any).__timer = setInterval(tick, 1000);

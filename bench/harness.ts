@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import type { Gateway } from "../cli/sim/index.ts";
 import { signToken } from "../control/index.ts";
 
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -144,4 +145,27 @@ export async function copy(c: pg.Client | pg.PoolClient, sql: string, rows: Iter
     if (buf) yield buf;
   };
   await pipeline(Readable.from(chunks()), c.query(copyFrom(sql)));
+}
+
+/** A benchmark's live session on a terminal: its target, and when a reading first reached it. */
+export interface TargetWatch {
+  sessionId: string;
+  targetWh: number;
+  reachedAt?: number;
+}
+
+/**
+ * Notes the moment (`sent`, when the reading left) that a reading of a terminal with a session
+ * first reaches the session's target, counted from the terminal's own power_on_ack register.
+ */
+export function noteTargetReached(
+  gw: Gateway,
+  sessions: Map<string, TargetWatch>,
+  r: { terminalId: string; state: string; energyWh: number },
+  sent: number,
+): void {
+  const s = sessions.get(r.terminalId);
+  if (!s || s.reachedAt !== undefined) return;
+  const on = gw.terminals.get(r.terminalId)!.events.findLast((e) => e.type === "power_on_ack" && e.sessionId === s.sessionId);
+  if (on?.type === "power_on_ack" && r.state === "on" && r.energyWh - on.energyWh >= s.targetWh) s.reachedAt = sent;
 }

@@ -4,7 +4,7 @@ import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/sim/index.ts";
-import { NATS_URL, PG_BASE, SECRET, cpuMs, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, PG_BASE, SECRET, cpuMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {
   terminals: number;
@@ -146,11 +146,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
                 l.since ??= r.ts;
                 if (r.ts - l.since >= 2000) l.completedAt = sent;
               }
-              const s = sessions.get(r.terminalId);
-              if (!s || s.reachedAt !== undefined) continue;
-              const term = gw.terminals.get(r.terminalId)!;
-              const on = term.events.findLast((e) => e.type === "power_on_ack" && e.sessionId === s.sessionId) as { energyWh: number } | undefined;
-              if (on && r.state === "on" && r.energyWh - on.energyWh >= s.targetWh) s.reachedAt = sent;
+              noteTargetReached(gw, sessions, r, sent);
             }
           };
           tick();
