@@ -13,7 +13,10 @@ const usage = `usage: npm start [-- --demo [--terminals N] [--log FILE]]
        npm start -- --parts writer,cutoff          run only some parts (control, cutoff, faults, writer, backup)
        npm run db:migrate                          apply the SQL migrations
        npm run nats:config -- --out FILE [--franchisee-history]
-                                                   write the NATS authorization from the registry`;
+                                                   write the NATS authorization from the registry
+       npm run nats:restore -- --streams telemetry,events[,dlq,results,faults] [--after TIME] [--force]
+                                                   bring lost streams back from the backup server
+                                                   (BACKUP_NATS_URL) to the platform's NATS`;
 
 const PARTS = ["control", "cutoff", "faults", "writer", "backup"] as const;
 
@@ -29,7 +32,7 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
 async function main(argv: string[]): Promise<void> {
   const demo = argv.includes("--demo");
   const parts = parseParts(argv);
-  const command = argv.find((a, i) => !a.startsWith("-") && !["--parts", "--terminals", "--out", "--log"].includes(argv[i - 1] ?? "")) ?? "start";
+  const command = argv.find((a, i) => !a.startsWith("-") && !["--parts", "--terminals", "--out", "--log", "--streams", "--after"].includes(argv[i - 1] ?? "")) ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
   const config = loadConfig(process.env, { demo });
   // The demo keeps the terminal for a person: its log goes to a file, said on the first line.
@@ -60,6 +63,15 @@ async function main(argv: string[]): Promise<void> {
     try {
       const r = await writeNatsConfig(await waitForPrimary(primaryResolver(config.DATABASE_URL)), { ...natsConfig, prefix: config.VEND_PREFIX, franchiseeHistory: argv.includes("--franchisee-history") });
       log.info(r, "NATS authorization written: include it in the server's configuration and reload the server");
+    } finally {
+      await services.stop();
+    }
+    return;
+  }
+  if (command === "restore-streams") {
+    const { restoreFromBackup } = await import("./nats-restore.ts");
+    try {
+      await restoreFromBackup(config, argv, log);
     } finally {
       await services.stop();
     }

@@ -18,6 +18,12 @@ export interface Formation {
   /** The monitor's port; the data nodes listen on the next ports (node1 = port + 1, …). */
   port: number;
   nodes: number;
+  /**
+   * TimescaleDB preloaded on the data nodes (`--timescaledb`): the platform then takes the
+   * TimescaleDB storage path there. Its files must be on every node's machine
+   * (`../shared/timescaledb/install --files`, which `up` runs here when they are missing).
+   */
+  timescaledb?: boolean;
 }
 
 export const nodeName = (i: number) => `node${i}`;
@@ -176,10 +182,15 @@ export const STANZA = "voltvend";
  * pg_auto_failover computes; and every WAL segment into pgBackRest's repository. PostgreSQL runs
  * archive_command in the data directory, so one line serves every node.
  */
-function localSettings(f: Formation): string {
+function localSettings(f: Formation, dataNode: boolean): string {
   return [
     "",
     "# voltvend (cli/pg-ha.ts)",
+    // pg_auto_failover preloads pg_stat_statements on data nodes; TimescaleDB joins it there (its
+    // background jobs, the policies, run on whichever node is primary).
+    ...(f.timescaledb && dataNode
+      ? ["shared_preload_libraries = 'pg_stat_statements,timescaledb'", "timescaledb.telemetry_level = off", "timescaledb.max_background_workers = 8", "max_worker_processes = 16"]
+      : []),
     "listen_addresses = '127.0.0.1'",
     "shared_buffers = '128MB'",
     "effective_cache_size = '1GB'",
@@ -194,10 +205,10 @@ function localSettings(f: Formation): string {
   ].join("\n");
 }
 
-function configure(f: Formation, pgdata: string): void {
+function configure(f: Formation, pgdata: string, dataNode: boolean): void {
   const conf = join(pgdata, "postgresql.conf");
   const text = readFileSync(conf, "utf8");
-  if (!text.includes("# voltvend (cli/pg-ha.ts)")) writeFileSync(conf, text + localSettings(f));
+  if (!text.includes("# voltvend (cli/pg-ha.ts)")) writeFileSync(conf, text + localSettings(f, dataNode));
   // pg_autoctl create leaves PostgreSQL running; `run` starts it again with these settings.
   if (existsSync(join(pgdata, "postmaster.pid"))) {
     const { uid, gid } = postgresUser();
@@ -213,7 +224,16 @@ function configure(f: Formation, pgdata: string): void {
  * Creates (first time) and runs the monitor and the data nodes; resolves when the primary has
  * its standby in sync. Idempotent: a running formation is left as it is.
  */
+/** TimescaleDB's files for this PostgreSQL, from ../shared/timescaledb when they are not installed. */
+function ensureTimescaleFiles(): void {
+  if (existsSync(join("/usr/lib/postgresql/15/lib", "timescaledb.so"))) return;
+  const installer = resolve(import.meta.dirname, "../../shared/timescaledb/install");
+  if (!existsSync(installer)) throw new Error(`--timescaledb: TimescaleDB is not installed and ${installer} is missing`);
+  execFileSync(installer, ["--files"], { stdio: "inherit" });
+}
+
 export async function up(f: Formation): Promise<NodeState> {
+  if (f.timescaledb) ensureTimescaleFiles();
   mkdirSync(f.dir, { recursive: true });
   const { uid, gid } = postgresUser();
   chownSync(f.dir, uid, gid);
@@ -224,7 +244,7 @@ export async function up(f: Formation): Promise<NodeState> {
     if (!existsSync(join(monitorData, "PG_VERSION"))) {
       autoctl(f, ["create", "monitor", "--pgdata", monitorData, "--pgport", String(f.port), ...common]);
       autoctl(f, ["config", "set", "--pgdata", monitorData, "postgresql.listen_addresses", "127.0.0.1"]);
-      configure(f, monitorData);
+      configure(f, monitorData, false);
     }
     runDetached(f, "monitor", ["run", "--pgdata", monitorData]);
   }
@@ -240,7 +260,7 @@ export async function up(f: Formation): Promise<NodeState> {
         ]);
         // See tuneMonitor: a primary cut off from the monitor and its standby demotes itself after this.
         autoctl(f, ["config", "set", "--pgdata", data, "timeout.network_partition_timeout", String(NETWORK_PARTITION_S)]);
-        configure(f, data);
+        configure(f, data, true);
       }
       runDetached(f, nodeName(i), ["run", "--pgdata", data]);
     }
@@ -375,10 +395,11 @@ export function formationFrom(argv: string[], environment: NodeJS.ProcessEnv): F
     dir: resolve(opt("dir") ?? environment.PGHA_DIR ?? ".data/pgha"),
     port: Number(opt("port") ?? environment.PGHA_PORT ?? 6000),
     nodes: Number(opt("nodes") ?? 2),
+    timescaledb: argv.includes("--timescaledb") || environment.PGHA_TIMESCALEDB === "1",
   };
 }
 
-/** `npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node> [--dir D] [--port P]` */
+/** `npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node> [--dir D] [--port P] [--timescaledb]` */
 export async function main(argv: string[]): Promise<void> {
   const [cmd, arg] = argv;
   const f = formationFrom(argv, process.env);
@@ -427,7 +448,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     default:
       throw new Error(
-        "usage: npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node>|backup full|diff|incr|info|restore --to DIR [--target TIME] [--restore-port P]  [--dir D] [--port P]",
+        "usage: npm run pg:ha -- up|down|destroy|status|kill <node>|restart <node>|backup full|diff|incr|info|restore --to DIR [--target TIME] [--restore-port P]  [--dir D] [--port P] [--timescaledb]",
       );
   }
 }

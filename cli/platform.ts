@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
-import { createPool, newRegistry, primaryResolver, startControl, startOpsServer, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
+import { createPool, createReadPool, newRegistry, primaryResolver, startControl, startOpsServer, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
@@ -68,7 +68,11 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
   const subjects = makeSubjects(config.VEND_PREFIX);
   const buckets = await ensureTopology(nc, subjects, { maxBytes: config.STREAM_MAX_BYTES, telemetryMaxAgeDays: config.TELEMETRY_MAX_AGE_DAYS, replicas: config.STREAM_REPLICAS });
   o.progress?.(`NATS: ${Object.keys(subjects.streams).length} streams and the buckets ready`);
-  const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"), 20, resolver);
+  const db = createPool(config.DATABASE_URL, (err) => log.warn({ error: err.message }, "idle database connection lost"), 20, resolver, {
+    failoverWaitMs: config.DB_FAILOVER_WAIT_MS,
+  });
+  // Reports read from a standby when READ_DATABASE_URL names one (docs/backup-and-restore.md).
+  const readDb = config.READ_DATABASE_URL ? createReadPool(config.READ_DATABASE_URL, (err) => log.warn({ error: err.message }, "idle read connection lost")) : undefined;
   const registry = newRegistry(true);
   processMetrics(registry, { pool: db, nc, subjects });
 
@@ -110,7 +114,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     : null;
   const backup = parts.backup && config.BACKUP_NATS_URL ? startBackupInBackground(config.BACKUP_NATS_URL, { nc, subjects, log: log.child({ part: "backup" }), registry }) : null;
   const control = parts.control
-    ? await startControl({ config, db, nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
+    ? await startControl({ config, db, ...(readDb ? { readDb } : {}), nc, subjects, buckets, log: log.child({ part: "control" }), registry, clock })
     : null;
   const opsPort = config.METRICS_PORT ?? (control ? null : DEFAULT_METRICS_PORT);
   const ops = opsPort === null ? null : await startOpsServer({ port: opsPort, host: config.HOST, db, nc, registry, log: log.child({ part: "ops" }) });
@@ -140,6 +144,7 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
         await backup?.stop();
         await nc.drain();
         await db.end();
+        await readDb?.end();
       })();
       return stopping;
     },

@@ -27,6 +27,30 @@ export const configSchema = z.object({
         ctx.addIssue({ code: "custom", message: (e as Error).message });
       }
     }),
+  /**
+   * Where reports, usage and franchisee packages read (docs/backup-and-restore.md, "Reads from the
+   * standby"): one host or several, the first standby among them preferred, the primary when no
+   * standby answers. Its data is as old as the standby's replay lag, sent with each report in
+   * `Vv-Read-Lag-Ms`. @default DATABASE_URL
+   */
+  READ_DATABASE_URL: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseDatabaseUrl(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+      }
+    }),
+  /**
+   * How long a request's database work waits for the database to come back (a failover, a lost
+   * connection) and is then done again, before it answers 503: work that had not reached COMMIT
+   * is redone; a COMMIT whose answer was lost is looked up first (docs/backup-and-restore.md).
+   * 0: answer 503 at once. @default 20000
+   */
+  DB_FAILOVER_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(20_000),
   /** HTTP port of the control service. @default 8080 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),

@@ -39,6 +39,24 @@ async function isPrimary(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether a host answers and is a standby (in recovery): where reports may read
+ * (READ_DATABASE_URL, `target_session_attrs=prefer-standby`).
+ */
+async function isStandby(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: PROBE_TIMEOUT_MS });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    const r = await c.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby");
+    return r.rows[0]?.standby === true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 export interface PrimaryResolver {
   /** How many hosts DATABASE_URL lists. */
   hosts: number;
@@ -82,6 +100,48 @@ export function primaryResolver(databaseUrl: string): PrimaryResolver {
   };
 }
 
+/** How long a read resolver keeps a primary it fell back to before it looks for a standby again. */
+const STANDBY_RECHECK_MS = 30_000;
+
+/**
+ * Finds where reports read among READ_DATABASE_URL's hosts, as libpq's
+ * `target_session_attrs=prefer-standby`: the first standby in the list; when none answers (the
+ * standby is down or was just promoted), any host that answers (the primary), and after
+ * STANDBY_RECHECK_MS it looks for a standby again. Same interface as the primary's resolver, so
+ * the pool's clients come from the same class (without the takes-writes check).
+ */
+export function standbyResolver(readUrl: string, clock: () => number = Date.now): PrimaryResolver {
+  const parsed = parseDatabaseUrl(readUrl);
+  const urls = parsed.hosts.map((_, i) => parsed.urlFor(i));
+  let known: { url: string; standby: boolean; at: number } | null = urls.length === 1 ? { url: urls[0]!, standby: true, at: 0 } : null;
+  let probing: Promise<string> | null = null;
+  return {
+    hosts: urls.length,
+    primaryUrl() {
+      if (known && (known.standby || clock() - known.at < STANDBY_RECHECK_MS)) return Promise.resolve(known.url);
+      probing ??= (async () => {
+        try {
+          const standby = await Promise.all(urls.map(isStandby));
+          let i = standby.indexOf(true);
+          if (i >= 0) known = { url: urls[i]!, standby: true, at: clock() };
+          else {
+            i = (await Promise.all(urls.map(isPrimary))).indexOf(true);
+            if (i < 0) throw new NoPrimaryError(`no host of READ_DATABASE_URL answers (${urls.length} listed)`);
+            known = { url: urls[i]!, standby: false, at: clock() };
+          }
+          return known.url;
+        } finally {
+          probing = null;
+        }
+      })();
+      return probing;
+    },
+    forget(url) {
+      if (urls.length > 1 && (url === undefined || url === known?.url)) known = null;
+    },
+  };
+}
+
 /** The primary's URL, waiting up to `ms` while there is none (a failover under way at start). */
 export async function waitForPrimary(resolver: PrimaryResolver, ms = 60_000): Promise<string> {
   const end = Date.now() + ms;
@@ -101,7 +161,7 @@ export async function waitForPrimary(resolver: PrimaryResolver, ms = 60_000): Pr
  * does not). A connection that fails or dies makes the resolver probe again, so that after a
  * failover the pool's next connections go to the new primary; the dead ones the pool drops.
  */
-export function primaryClientClass(resolver: PrimaryResolver): typeof pg.Client {
+export function primaryClientClass(resolver: PrimaryResolver, o: { writes: boolean } = { writes: true }): typeof pg.Client {
   return class PrimaryClient extends pg.Client {
     override connect(): Promise<pg.Client>;
     override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
@@ -127,7 +187,7 @@ export function primaryClientClass(resolver: PrimaryResolver): typeof pg.Client 
         resolver.forget(url);
         throw e;
       }
-      if (resolver.hosts > 1) {
+      if (o.writes && resolver.hosts > 1) {
         const r = await this.query<{ transaction_read_only: string }>("SHOW transaction_read_only");
         if (r.rows[0]?.transaction_read_only !== "off") {
           resolver.forget(url);

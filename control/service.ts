@@ -24,6 +24,8 @@ import { streamCounter } from "./http/streams.ts";
 export interface ControlOptions {
   config: Config;
   db: Db;
+  /** Where reports read (READ_DATABASE_URL: a standby). @default db */
+  readDb?: Db;
   nc: NatsConnection;
   subjects: Subjects;
   buckets: Buckets;
@@ -114,7 +116,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     claims: { issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE },
     publicLimit,
   });
-  reportRoutes(app, { db: o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
+  reportRoutes(app, { db: o.readDb ?? o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 
   const consumers: RunningConsumer[] = await startControlConsumers({ nc: o.nc, subjects: o.subjects, log: o.log, metrics, sessions, faults });

@@ -9,6 +9,7 @@ export { maintainStorage, refreshAggregates, storageEngine, type StoragePolicy }
 export { readingsOf, type StoredReading } from "./store.ts";
 export { checkReading, type Mark } from "./validate.ts";
 export { startBackupSink, backedUpStreams, type BackupOptions } from "./backup.ts";
+export { restoreStreams, StreamRestoreError, type StreamRestoreOptions } from "./restore.ts";
 export { unavailableDependency, type Dependency } from "./outage.ts";
 export { guardClient, withClient } from "./pg.ts";
 export { RetryBackoff, type RetryOptions } from "./retry.ts";

@@ -101,7 +101,8 @@ export function adminRoutes(app: App, o: { db: Db; clock: () => number; onReques
 
   app.post("/v1/admin/users/:userId/topups", { ...base, schema: { tags, ...p("userId"), body: topupBodySchema } }, async (req, reply) => {
     const { userId } = req.params as { userId: string };
-    const r = await inTx(db, (tx) => topUp(tx, userId, req.body.amountCents, req.body.reference));
+    // Idempotent by its reference: done again after a COMMIT lost in a failover, it credits nothing twice.
+    const r = await inTx(db, (tx) => topUp(tx, userId, req.body.amountCents, req.body.reference), { idempotent: true });
     // 201 the first time a reference is seen, 200 for a repeat (credited once).
     return reply.status(r.credited ? 201 : 200).send({ credited: r.credited, ...r.wallet });
   });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ApiError } from "../errors.ts";
-import type { Db } from "../db.ts";
+import { readLagMs, type Db } from "../db.ts";
 import { emptyTotals, usageReport, type GroupBy } from "../reports/usage.ts";
 import { regionInsights } from "../reports/insights.ts";
 import { buildPackage, packageCsv } from "../reports/package.ts";
@@ -36,10 +36,19 @@ export function reportRoutes(
   o: { db: Db; clock: () => number; admin: (req: any, reply: any) => Promise<void>; user: (req: any, reply: any) => Promise<void>; franchisee: (req: any, reply: any) => Promise<void> },
 ) {
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
+  // Every report says how old its data may be: `Vv-Read-Lag-Ms`, the replay lag of the standby it
+  // was read from (0 on the primary), measured at most once a second.
+  let lag: { at: number; ms: Promise<number> } | null = null;
+  const stamp = async (_req: unknown, reply: { header(k: string, v: string): unknown }) => {
+    const now = Date.now();
+    if (!lag || now - lag.at > 1000) lag = { at: now, ms: readLagMs(o.db).catch(() => -1) };
+    const ms = await lag.ms;
+    if (ms >= 0) reply.header("vv-read-lag-ms", String(ms));
+  };
 
   app.get(
     "/v1/admin/reports/usage",
-    { onRequest: o.admin, schema: { tags: ["admin"], querystring: z.object({ groupBy: z.enum(["user", "terminal", "region", "franchisee"]), ...range }) } },
+    { onRequest: o.admin, preHandler: stamp, schema: { tags: ["admin"], querystring: z.object({ groupBy: z.enum(["user", "terminal", "region", "franchisee"]), ...range }) } },
     async (req) => {
       const { groupBy } = req.query;
       const w = window(req.query, o.clock());
@@ -49,14 +58,14 @@ export function reportRoutes(
 
   app.get(
     "/v1/admin/regions/:regionId/insights",
-    { onRequest: o.admin, schema: { tags: ["admin"], params: z.object({ regionId: idSchema }), querystring: z.object(range) } },
+    { onRequest: o.admin, preHandler: stamp, schema: { tags: ["admin"], params: z.object({ regionId: idSchema }), querystring: z.object(range) } },
     async (req) => {
       const w = window(req.query, o.clock());
       return regionInsights(o.db, req.params.regionId, w.from, w.to);
     },
   );
 
-  app.get("/v1/me/usage", { onRequest: o.user, schema: { tags: ["user"], querystring: z.object(range) } }, async (req) => {
+  app.get("/v1/me/usage", { onRequest: o.user, preHandler: stamp, schema: { tags: ["user"], querystring: z.object(range) } }, async (req) => {
     const userId = me(req);
     const w = window(req.query, o.clock());
     const [mine] = await usageReport(o.db, { groupBy: "user", ...w, userId });
@@ -66,7 +75,7 @@ export function reportRoutes(
 
   app.get(
     "/v1/franchisee/usage",
-    { onRequest: o.franchisee, schema: { tags: ["franchisee"], querystring: z.object({ groupBy: z.enum(["terminal", "region"]).default("terminal"), ...range }) } },
+    { onRequest: o.franchisee, preHandler: stamp, schema: { tags: ["franchisee"], querystring: z.object({ groupBy: z.enum(["terminal", "region"]).default("terminal"), ...range }) } },
     async (req) => {
       const franchiseeId = me(req);
       const { groupBy } = req.query;
@@ -77,7 +86,7 @@ export function reportRoutes(
 
   app.get(
     "/v1/franchisee/package",
-    { onRequest: o.franchisee, schema: { tags: ["franchisee"], querystring: z.object({ format: z.enum(["json", "csv"]).default("json"), ...range }) } },
+    { onRequest: o.franchisee, preHandler: stamp, schema: { tags: ["franchisee"], querystring: z.object({ format: z.enum(["json", "csv"]).default("json"), ...range }) } },
     async (req, reply) => {
       const franchiseeId = me(req);
       const w = window(req.query, o.clock());

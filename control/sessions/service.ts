@@ -23,7 +23,7 @@ import {
 import type { Buckets } from "../../ingest/index.ts";
 import { isOnline, readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
 import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
-import { inTx, type Db, type Tx } from "../db.ts";
+import { inTx, whileDbRecovers, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { terminalById, terminalByQr } from "../registry.ts";
@@ -84,7 +84,11 @@ export function sessionService(d: SessionServiceDeps) {
     const now = clock();
     const after: After[] = [];
     let from: string | null = null;
+    // Idempotent (a transition is guarded by the state it starts from): done again when its
+    // COMMIT's answer was lost in a failover; a run that finds the state moved changes nothing,
+    // and the commands it would send are repeated by the ticker from the table.
     const row = await inTx(db, async (tx) => {
+      after.length = 0;
       if (o.guard && !(await o.guard(tx))) return null;
       const cur = await sessionById(tx, sessionId, true);
       if (!cur) return null;
@@ -171,7 +175,7 @@ export function sessionService(d: SessionServiceDeps) {
       if ((next.state === "completed" || next.state === "failed") && cur.state !== next.state)
         await enqueue(tx, s.sessionRecord(next.terminalId), `session:${sessionId}`, sessionRecord(next));
       return next;
-    });
+    }, { idempotent: true });
     if (!row) return null;
     for (const f of after) await f();
     if (row.state === "completed" || row.state === "failed") metrics.sessionsEnded.inc({ state: row.state, reason: row.stopReason ?? "" });
@@ -185,7 +189,17 @@ export function sessionService(d: SessionServiceDeps) {
     metrics.commandsSent.inc({ type: cmd.payload.type, repeat: "false" });
   }
 
+  /**
+   * A charge request, done again while the database recovers from a failover (whileDbRecovers):
+   * the session id is drawn once, so a COMMIT whose answer was lost is found by it on the new
+   * primary rather than started twice.
+   */
   async function requestCharge(userId: string, body: ChargeRequestBody): Promise<Session> {
+    const sessionId = `S-${randomUUID()}`;
+    return whileDbRecovers(db, () => requestChargeOnce(userId, body, sessionId));
+  }
+
+  async function requestChargeOnce(userId: string, body: ChargeRequestBody, sessionId: string): Promise<Session> {
     const now = clock();
     const terminal = await terminalByQr(db, body.qr);
     if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
@@ -197,9 +211,8 @@ export function sessionService(d: SessionServiceDeps) {
     const tv = await tariffInForce(db, terminal.regionId, now);
     if (!tv) throw conflict("no_tariff", `region ${terminal.regionId} has no tariff in force`);
     const maxCost = maxCostCents(body.target, tv.tariff, { maxSessionS: d.maxSessionS, maxPowerW: terminal.profile.maxPowerW });
-    const sessionId = `S-${randomUUID()}`;
 
-    const { row, cmd } = await inTx(db, async (tx) => {
+    const { row, cmd } = await inTx<{ row: SessionRow; cmd: CommandRow | null }>(db, async (tx) => {
       await ensureUser(tx, userId);
       const w = await lockWallet(tx, userId);
       const busy = await liveSessionOfTerminal(tx, terminal.terminalId);
@@ -250,8 +263,14 @@ export function sessionService(d: SessionServiceDeps) {
         d.timing,
       );
       return { row, cmd };
+    }, {
+      // The handshake of a session found committed is in the commands table: the ticker sends it.
+      committed: async (tx) => {
+        const row = await sessionById(tx, sessionId, false);
+        return row ? { row, cmd: null } : null;
+      },
     });
-    send(cmd);
+    if (cmd) send(cmd);
     metrics.sessionsStarted.inc({ payment: body.payment });
     logState(row, null);
     publishUpdate(row);

@@ -6,6 +6,11 @@ export interface TcpProxy extends AsyncDisposable {
   cut(): Promise<void>;
   /** Listens again on the same port. */
   restore(): Promise<void>;
+  /**
+   * While on, what the server sends is dropped and what the client sends still arrives: a
+   * statement is done, its answer lost (a COMMIT that committed, unknown to the client).
+   */
+  muteReplies(on: boolean): void;
 }
 
 /** A TCP proxy on a free loopback port to `host:port`, which a test can cut and restore. */
@@ -13,6 +18,7 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server;
   let listenPort = 0;
+  let muted = false;
   const listen = () =>
     new Promise<void>((res, rej) => {
       server = createServer((client) => {
@@ -22,7 +28,10 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
           s.on("close", () => sockets.delete(s));
           s.on("error", () => {});
         }
-        client.pipe(upstream).pipe(client);
+        client.pipe(upstream);
+        upstream.on("data", (chunk: Buffer) => {
+          if (!muted) client.write(chunk);
+        });
         client.on("close", () => upstream.destroy());
         upstream.on("close", () => client.destroy());
       });
@@ -44,6 +53,9 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
     },
     cut,
     restore: listen,
+    muteReplies(on) {
+      muted = on;
+    },
     async [Symbol.asyncDispose]() {
       if (server.listening) await cut();
     },

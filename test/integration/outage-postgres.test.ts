@@ -103,6 +103,9 @@ beforeAll(async () => {
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
     CONTROL_TICK_MS: "100",
+    // A request waits only a second for the database before its 503 (the default waits out a
+    // failover for 20 s: pg-failover.test.ts); what this test checks is the answer while it is gone.
+    DB_FAILOVER_WAIT_MS: "1000",
     // The load loops call as fast as answers come back; the rate limits are not what is tested here.
     RATE_LIMIT_PUBLIC_MAX: "1000000",
     RATE_LIMIT_PRINCIPAL_MAX: "1000000",

@@ -47,6 +47,8 @@ const readyz = async () => (await fetch(`${platform.url}/readyz`)).status;
 
 
 interface Accepted {
+  /** When the call was sent, and when its 2xx came. */
+  sent: number;
   at: number;
   kind: "topup" | "charge";
   user: string;
@@ -56,27 +58,28 @@ interface Accepted {
 /** Workers that top up and start charges, keeping what got a 2xx and when; they retry nothing. */
 function load(workers: number) {
   const accepted: Accepted[] = [];
-  const answers: { at: number; call: string; status: number; code?: string }[] = [];
+  const answers: { sent: number; at: number; call: string; status: number; code?: string }[] = [];
   let stopped = false;
   let n = 0;
   const loop = async (w: number) => {
     for (let i = 0; !stopped; i++) {
       const user = USERS[(w + i) % USERS.length]!;
       const k = n++;
+      const sent = Date.now();
       try {
         if (i % 2 === 0) {
           const ref = `ld-${k}`;
           const r = await api("POST", `/v1/admin/users/${user}/topups`, { amountCents: 3, reference: ref });
-          answers.push({ at: Date.now(), call: "topup", status: r.status, code: r.body?.error?.code });
-          if (r.status === 201) accepted.push({ at: Date.now(), kind: "topup", user, ref });
+          answers.push({ sent, at: Date.now(), call: "topup", status: r.status, code: r.body?.error?.code });
+          if (r.status === 201) accepted.push({ sent, at: Date.now(), kind: "topup", user, ref });
         } else {
           const qr = `qr-${TERMINALS[k % TERMINALS.length]}`;
           const r = await api("POST", "/v1/charge-requests", { qr, target: { energyWh: TARGET_WH }, payment: "prepaid" }, tokens[user]);
-          answers.push({ at: Date.now(), call: "charge", status: r.status, code: r.body?.error?.code });
-          if (r.status === 201) accepted.push({ at: Date.now(), kind: "charge", user, ref: r.body.sessionId });
+          answers.push({ sent, at: Date.now(), call: "charge", status: r.status, code: r.body?.error?.code });
+          if (r.status === 201) accepted.push({ sent, at: Date.now(), kind: "charge", user, ref: r.body.sessionId });
         }
       } catch (e) {
-        answers.push({ at: Date.now(), call: "error", status: 0, code: String(e) });
+        answers.push({ sent, at: Date.now(), call: "error", status: 0, code: String(e) });
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -119,6 +122,10 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
       CONTROL_TICK_MS: "100",
       MIN_TARGET_DURATION_S: "1",
       VEND_STORAGE: "plain",
+      // Reports from the standby; requests wait out the failover and are done again (30 s here,
+      // the bound this test allows a failover).
+      READ_DATABASE_URL: formationUrl(f, dbName),
+      DB_FAILOVER_WAIT_MS: "30000",
     });
     admin = await signToken(SECRET, "admin1", "admin");
     for (const u of USERS) tokens[u] = await signToken(SECRET, u, "user");
@@ -148,6 +155,17 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     const [rep] = await onNode(nodeUrl(f, primary.port - f.port), "SELECT sync_state, current_setting('synchronous_commit') AS commit FROM pg_stat_replication");
     expect(rep).toMatchObject({ commit: "on" });
     expect(["sync", "quorum"]).toContain(rep.sync_state);
+
+    // Reports read from the standby, and say how old their data may be.
+    const report = await fetch(`${platform.url}/v1/admin/reports/usage?groupBy=user`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(report.status).toBe(200);
+    expect(Number(report.headers.get("vv-read-lag-ms"))).toBeGreaterThanOrEqual(0);
+    const readers = await onNode(
+      nodeUrl(f, standby.port - f.port),
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'voltvend-reports' AND datname = $1",
+      [dbName],
+    );
+    expect(readers[0].n, "the report pool is connected to the standby").toBeGreaterThan(0);
 
     const traffic = load(4);
     // Charging under way: sessions running and top-ups landing before the kill.
@@ -188,6 +206,14 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     await traffic.stop();
 
     expect(platform.exited(), platform.output().slice(-4000)).toBeNull();
+    // Work in flight at the kill was done again on the new primary, not refused: every call sent
+    // before the kill and answered after it got its 2xx (or the call's usual busy/offline).
+    const inFlight = traffic.answers.filter((a) => a.sent < killedAt && a.at > killedAt);
+    expect(inFlight.length, "calls were in flight at the kill").toBeGreaterThan(0);
+    expect(
+      inFlight.filter((a) => !(a.status >= 200 && a.status < 300) && !["terminal_busy", "terminal_offline"].includes(a.code ?? "")),
+      JSON.stringify(inFlight),
+    ).toEqual([]);
     // During the gap only 503 unavailable (or the calls' usual busy/offline), never 500.
     const bad = traffic.answers.filter(
       (a) => a.status === 0 || (a.status >= 500 && a.code !== "unavailable") || (a.status >= 400 && a.status < 500 && !["terminal_busy", "terminal_offline"].includes(a.code ?? "")),
@@ -242,6 +268,6 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
       expect(Number(w.held_cents), `${w.user_id} holds nothing once every session ended`).toBe(0);
     }
     expect(platform.exited(), platform.output().slice(-4000)).toBeNull();
-    console.log(`pg failover: standby ${standby.name} primary ${failoverMs} ms after the kill; /readyz 200 again after ${readyAgain! - killedAt} ms; ${topups.length} top-ups, ${charges.length} sessions accepted`);
+    console.log(`pg failover: standby ${standby.name} primary ${failoverMs} ms after the kill; /readyz 200 again after ${readyAgain! - killedAt} ms; ${topups.length} top-ups, ${charges.length} sessions accepted; ${inFlight.length} calls in flight at the kill, all done on the new primary`);
   }, 300_000);
 });

@@ -38,7 +38,9 @@ const config = () =>
     LOG_LEVEL: "warn",
     STREAM_MAX_BYTES: String(64 * 2 ** 20),
     MIN_TARGET_DURATION_S: "1",
-    VEND_STORAGE: "plain",
+    // The formation's nodes preload TimescaleDB (pg:ha --timescaledb): the restore covers that
+    // storage path (hypertables, their chunks); the failover test runs the plain one.
+    VEND_STORAGE: "timescaledb",
   });
 
 async function api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
@@ -52,7 +54,7 @@ async function api(method: string, path: string, body?: unknown, token?: string)
 }
 
 /** The money and the sessions of a database, as one comparable text. */
-async function moneyAndSessions(url: string): Promise<{ users: string; ledger: string; sessions: string; topups: number }> {
+async function moneyAndSessions(url: string): Promise<{ users: string; ledger: string; sessions: string; topups: number; readings: number; hypertable: boolean }> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -62,6 +64,8 @@ async function moneyAndSessions(url: string): Promise<{ users: string; ledger: s
       ledger: await one("SELECT coalesce(json_agg(l ORDER BY entry_id), '[]')::text AS j FROM wallet_ledger l"),
       sessions: await one("SELECT coalesce(json_agg(s ORDER BY session_id), '[]')::text AS j FROM sessions s"),
       topups: Number((await c.query("SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'topup'")).rows[0].n),
+      readings: Number((await c.query("SELECT count(*) AS n FROM readings")).rows[0].n),
+      hypertable: (await c.query("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")).rowCount === 1,
     };
   } finally {
     await c.end();
@@ -70,7 +74,7 @@ async function moneyAndSessions(url: string): Promise<{ users: string; ledger: s
 
 describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in time", () => {
   beforeAll(async () => {
-    f = { dir: mkdtempSync("/tmp/vt-pgbk-"), port: await freePortBlock([0, 1, 2, 9]), nodes: 2 };
+    f = { dir: mkdtempSync("/tmp/vt-pgbk-"), port: await freePortBlock([0, 1, 2, 9]), nodes: 2, timescaledb: true };
     await up(f);
     prefix = testPrefix();
     p = await startPlatform(config(), { log: makeLogger("warn") });
@@ -118,6 +122,8 @@ describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in tim
     await c.end();
     expect(atT.topups).toBe(11);
     expect(JSON.parse(atT.sessions)).toHaveLength(2);
+    expect(atT.hypertable, "readings are a TimescaleDB hypertable on the formation").toBe(true);
+    expect(atT.readings).toBeGreaterThan(0);
 
     // After T: the platform again, more money moved.
     p = await startPlatform(config(), { log: makeLogger("warn") });
