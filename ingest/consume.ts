@@ -226,7 +226,8 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       if (attempt === 1) o.log.error({ err: e }, "dead-lettering failed; retrying");
       for (const m of batch) m.working();
       await new Promise((r) => setTimeout(r, o.retryDelayMs ?? 1000));
-      letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
+      // The failed attempt's promises are settled (awaited above): only the retry's are kept.
+      void letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
     }
   }
   // A plain +TERM: nats-server before 2.11 ignores `+TERM <reason>`, leaving the message

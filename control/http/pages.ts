@@ -12,7 +12,7 @@ import { isOnline, readLive } from "../../processors/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 /** The pages' files: nothing else under control/pages is served. */
@@ -42,7 +42,7 @@ export function pageRoutes(
     jwtSecret: string;
     /** `iss` and `aud` of the tokens the demo sign-in issues (JWT_ISSUER, JWT_AUDIENCE). */
     claims: { issuer?: string | undefined; audience?: string | undefined };
-    publicLimit: (name: string) => (req: any, reply: any) => Promise<void>;
+    publicLimit: (name: string) => Hook;
   },
 ) {
   const file = (name: string) => readFile(join(dir, name));
