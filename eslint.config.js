@@ -2,8 +2,41 @@
 // Lint: the recommended sets of ESLint and typescript-eslint (no stylistic rules: the compiler and
 // review keep the style), two type-aware rules that catch real bugs cheaply (a promise nobody awaits),
 // and the project's architecture rules: the pure logic files import no I/O and read no clock.
+import path from "node:path";
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+
+const here = import.meta.dirname;
+
+/**
+ * README, "Folders": each top-level folder has one public entry, `index.ts`, and other folders
+ * import only it; `test/` may also import a folder's `internal.ts`, the internals it tests (as
+ * nats.js's `internal_mod.ts`). Imports within a folder are free.
+ */
+const folderEntries = {
+  meta: { type: "problem", schema: [] },
+  create(context) {
+    const fromTop = path.relative(here, context.filename).split(path.sep)[0];
+    const check = (node, source) => {
+      if (typeof source?.value !== "string" || !source.value.startsWith(".")) return;
+      const target = path.relative(here, path.resolve(path.dirname(context.filename), source.value));
+      const [top, ...rest] = target.split(path.sep);
+      if (top === fromTop || top === ".." || rest.length === 0) return;
+      const entry = rest.join("/");
+      if (rest.length === 1 && (entry === "index.ts" || (entry === "internal.ts" && fromTop === "test"))) return;
+      context.report({
+        node,
+        message: `Import ${top}/ through its entry ${top}/index.ts${fromTop === "test" ? ` (or ${top}/internal.ts)` : ""}, not ${target}.`,
+      });
+    };
+    return {
+      ImportDeclaration: (n) => check(n, n.source),
+      ExportNamedDeclaration: (n) => check(n, n.source),
+      ExportAllDeclaration: (n) => check(n, n.source),
+      ImportExpression: (n) => check(n, n.source),
+    };
+  },
+};
 
 /** Modules that do I/O: none of them may be imported by a pure logic file. */
 const ioModules = [
@@ -53,6 +86,11 @@ export default tseslint.config(
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    files: ["**/*.ts"],
+    plugins: { voltvend: { rules: { "folder-entries": folderEntries } } },
+    rules: { "voltvend/folder-entries": "error" },
+  },
   {
     files: ["**/*.ts"],
     languageOptions: {

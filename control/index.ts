@@ -8,3 +8,7 @@ export { finalBill } from "./sessions/bill.ts";
 export { ledgerSums, wallet } from "./wallet.ts";
 export { newRegistry } from "./metrics.ts";
 export { startOpsServer, type OpsServer } from "./http/ops-server.ts";
+export { usageReport, type GroupBy, type UsageQuery, type UsageTotals } from "./reports/usage.ts";
+export { rollSessionUsage } from "./reports/roller.ts";
+export { regionInsights, type RegionInsights } from "./reports/insights.ts";
+export { buildPackage, type FranchiseePackage } from "./reports/package.ts";

@@ -1,10 +1,16 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { makeLogger } from "../../cli/log.ts";
+import {
+  makeLogger,
+  startPlatform,
+  type Platform,
+  type PlatformOptions,
+  createGateway,
+  type Gateway,
+  type TerminalOptions,
+} from "../../cli/index.ts";
 import { loadConfig, type Config } from "../../contracts/index.ts";
 import { signToken, type Role } from "../../control/index.ts";
-import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
-import { createGateway, type Gateway, type TerminalOptions } from "../../cli/sim/index.ts";
 import { namedDatabase, testDatabase } from "./database.ts";
 import { NATS_URL, testPrefix, type Engine } from "./env.ts";
 

@@ -6,9 +6,8 @@ import { connect, PermissionViolationError, type NatsConnection, type Status } f
 import mqtt from "mqtt";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { derivedNatsPassword, natsInboxPrefix, natsUser } from "../../cli/nats-auth.ts";
-import { writeNatsConfig, type NatsConfigResult } from "../../cli/nats-config.ts";
-import { subjects } from "../../contracts/subjects.ts";
+import { derivedNatsPassword, natsInboxPrefix, natsUser, writeNatsConfig, type NatsConfigResult } from "../../cli/index.ts";
+import { subjects } from "../../contracts/index.ts";
 import { testDatabase } from "../helpers/database.ts";
 import { rand, testPrefix } from "../helpers/env.ts";
 import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
@@ -126,7 +125,7 @@ describe("nats-config", () => {
   });
 
   it("refuses ids that are not subject tokens and a missing or short secret", async () => {
-    const { natsAuthorization } = await import("../../cli/nats-auth.ts");
+    const { natsAuthorization } = await import("../../cli/index.ts");
     const ok = { prefix, franchisees: ["FR1"], gateways: ["G1"], secret: SECRET, platformPassword: PLATFORM_PASSWORD };
     expect(() => natsAuthorization({ ...ok, gateways: ["G.1"] })).toThrow(/invalid gateway id "G\.1"/);
     expect(() => natsAuthorization({ ...ok, franchisees: ["F>"] })).toThrow(/invalid franchisee id/);

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { signToken } from "../../control/index.ts";
 import { testDatabase } from "../helpers/database.ts";
 import { NATS_URL, PG_ADMIN_URL, testPrefix } from "../helpers/env.ts";

@@ -2,8 +2,19 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdtempSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { down, formationState, formationUrl, killNode, nodeUrl, pgAutoctlInstalled, up, waitHealthy, type Formation } from "../../cli/pg-ha.ts";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import {
+  down,
+  formationState,
+  formationUrl,
+  killNode,
+  nodeUrl,
+  pgAutoctlInstalled,
+  up,
+  waitHealthy,
+  type Formation,
+  createGateway,
+  type Gateway,
+} from "../../cli/index.ts";
 import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";
 import { platformProcess, type PlatformProcess } from "../helpers/platform-process.ts";

@@ -2,10 +2,20 @@ import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { archiveNow, backup, restore, type Restored } from "../../cli/pg-backup.ts";
-import { down, formationUrl, pgAutoctlInstalled, up, type Formation } from "../../cli/pg-ha.ts";
-import { startPlatform, type Platform } from "../../cli/platform.ts";
-import { makeLogger } from "../../cli/log.ts";
+import {
+  archiveNow,
+  backup,
+  restore,
+  type Restored,
+  down,
+  formationUrl,
+  pgAutoctlInstalled,
+  up,
+  type Formation,
+  startPlatform,
+  type Platform,
+  makeLogger,
+} from "../../cli/index.ts";
 import { loadConfig } from "../../contracts/index.ts";
 import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";

@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import type { Reading } from "../../contracts/index.ts";
-import { conditions, overCurrent, type Evidence, type FaultProfile } from "../../processors/faults/rules.ts";
+import { conditions, overCurrent, type Evidence, type FaultProfile } from "../../processors/internal.ts";
 
 const T0 = 1_764_000_000_000;
 
