@@ -11,8 +11,9 @@ export class PoisonMessageError extends Error {
   constructor(
     message: string,
     readonly code = "invalid",
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
