@@ -3,7 +3,7 @@
  * process, the logger, the simulator, the PostgreSQL formation and its backups, NATS authorization
  * and free ports. `main.ts` is the command itself.
  */
-export { startPlatform, DEFAULT_METRICS_PORT, type Platform, type PlatformOptions } from "./platform.ts";
+export { startPlatform, migrateDatabase, DEFAULT_METRICS_PORT, type Platform, type PlatformOptions } from "./platform.ts";
 export { makeLogger } from "./log.ts";
 export * from "./sim/index.ts";
 export {
