@@ -152,6 +152,15 @@ export async function simGateway(
   });
 }
 
+/**
+ * Waits until the platform has seen a reading of each of the gateway's terminals (their public
+ * status is no longer `offline`): from then on a charge request on them is accepted. What a fixed
+ * sleep after starting a gateway used to hope for. `ids`: the terminals to wait for (all of the gateway's).
+ */
+export async function terminalsSeen(tp: TestPlatform, gw: Pick<Gateway, "terminals">, ids: Iterable<string> = gw.terminals.keys(), ms = 15_000): Promise<void> {
+  for (const id of ids) await until(async () => (await tp.api("GET", `/v1/terminals/${id}`)).body?.state !== "offline", ms);
+}
+
 /** Polls until fn returns a truthy value (or throws after `ms`). */
 export async function until<T>(fn: () => Promise<T | undefined | null | false>, ms = 15_000, every = 50): Promise<T> {
   const end = Date.now() + ms;

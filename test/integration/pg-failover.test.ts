@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdtempSync } from "node:fs";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pgClient } from "../helpers/database.ts";
 import {
   down,
   formationState,
@@ -104,14 +104,8 @@ function load(workers: number) {
 }
 
 async function onNode(url: string, sql: string, params: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  c.on("error", () => {});
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(url);
+  return (await c.query(sql, params)).rows;
 }
 
 describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_failover)", () => {

@@ -1,6 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { pgClient } from "../helpers/database.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   archiveNow,
@@ -63,19 +64,14 @@ async function api(method: string, path: string, body?: unknown, token?: string)
 
 /** The money and the sessions of a database, as one comparable text. */
 async function moneyAndSessions(url: string): Promise<{ users: string; ledger: string; sessions: string; topups: number }> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const one = async (sql: string) => (await c.query<{ j: string }>(sql)).rows[0]!.j;
-    return {
-      users: await one("SELECT coalesce(json_agg(u ORDER BY user_id), '[]')::text AS j FROM users u"),
-      ledger: await one("SELECT coalesce(json_agg(l ORDER BY entry_id), '[]')::text AS j FROM wallet_ledger l"),
-      sessions: await one("SELECT coalesce(json_agg(s ORDER BY session_id), '[]')::text AS j FROM sessions s"),
-      topups: Number((await c.query("SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'topup'")).rows[0].n),
-    };
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(url);
+  const one = async (sql: string) => (await c.query<{ j: string }>(sql)).rows[0]!.j;
+  return {
+    users: await one("SELECT coalesce(json_agg(u ORDER BY user_id), '[]')::text AS j FROM users u"),
+    ledger: await one("SELECT coalesce(json_agg(l ORDER BY entry_id), '[]')::text AS j FROM wallet_ledger l"),
+    sessions: await one("SELECT coalesce(json_agg(s ORDER BY session_id), '[]')::text AS j FROM sessions s"),
+    topups: Number((await c.query("SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'topup'")).rows[0].n),
+  };
 }
 
 describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in time", () => {
