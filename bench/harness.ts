@@ -72,7 +72,7 @@ export async function startPlatformProcess(
       const r = await fetch(url + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body !== undefined ? JSON.stringify(body) : null,
       });
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : undefined };

@@ -123,7 +123,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
 
   const buf: JsMsg[] = [];
   // Wake-ups between the reader and the worker (an object, so closures see the latest).
-  const sig: { wake?: () => void; drained?: () => void } = {};
+  const sig: { wake?: (() => void) | undefined; drained?: (() => void) | undefined } = {};
   let pulling = true;
   let stopping = false;
   let current: ConsumerMessages | null = null;

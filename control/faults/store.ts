@@ -228,7 +228,7 @@ export async function faultsOpenedIn(q: Q, franchiseeId: string, from: number, t
  * the outbox and, if the franchisee has a webhook, a delivery, all committed together (a statement
  * is its own transaction) in one round trip instead of five.
  */
-export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; kind: string; change: "open" | "repeat" | "resolve"; at: number; evidence?: Record<string, unknown> }): Promise<Outgoing[]> {
+export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; kind: string; change: "open" | "repeat" | "resolve"; at: number; evidence?: Record<string, unknown> | undefined }): Promise<Outgoing[]> {
   const out: Out = [];
   if (c.change === "resolve") await changeAnnounced(q, s, RESOLVE, [c.terminalId, c.kind, c.at], out);
   else await changeAnnounced(q, s, OPEN_OR_REPEAT, openParams(c), out);

@@ -75,7 +75,7 @@ export async function testPlatform(
       const res = await fetch(p.url + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body !== undefined ? JSON.stringify(body) : null,
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };

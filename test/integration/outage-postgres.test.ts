@@ -34,7 +34,7 @@ async function api(method: string, path: string, body?: unknown, token = admin):
   const res = await fetch(platform.url + path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
+    body: body !== undefined ? JSON.stringify(body) : null,
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };

@@ -56,7 +56,7 @@ async function api(method: string, path: string, body?: unknown, token?: string)
   const res = await fetch(p!.url + path, {
     method,
     headers: { authorization: `Bearer ${token ?? (await signToken(SECRET, "admin1", "admin"))}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
+    body: body !== undefined ? JSON.stringify(body) : null,
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };

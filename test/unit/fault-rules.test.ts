@@ -15,7 +15,7 @@ function aProfile(override: Partial<FaultProfile> = {}): FaultProfile {
 }
 
 /** All conditions of one reading, as a plain object (kind → evidence). */
-function all(r: Reading, opts: { prev?: Reading; sessionActive?: boolean; profile?: FaultProfile } = {}): Record<string, Evidence> {
+function all(r: Reading, opts: { prev?: Reading | undefined; sessionActive?: boolean; profile?: FaultProfile } = {}): Record<string, Evidence> {
   return Object.fromEntries(conditions(opts.profile ?? aProfile(), r, opts.prev, opts.sessionActive ?? true));
 }
 
