@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/chaos/**/*.test.ts"],
+    setupFiles: ["test/helpers/setup.ts"],
     testTimeout: 60_000,
     // The whole run happens in one beforeAll: start, every fault in turn, drain.
     hookTimeout: 20 * 60_000,

@@ -6,6 +6,8 @@ export default defineConfig({
     // The chaos suite runs on its own (vitest.chaos.config.ts), after the rest.
     exclude: ["test/chaos/**", "**/node_modules/**"],
     globalSetup: ["test/helpers/global-setup.ts"],
+    // In each test file's process: what the entry points do at start (test/helpers/setup.ts).
+    setupFiles: ["test/helpers/setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,8 +1,5 @@
 import pg from "pg";
-import { regionInsights } from "../control/reports/insights.ts";
-import { buildPackage } from "../control/reports/package.ts";
-import { rollSessionUsage } from "../control/reports/roller.ts";
-import { usageReport, type GroupBy } from "../control/reports/usage.ts";
+import { regionInsights, buildPackage, rollSessionUsage, usageReport, type GroupBy } from "../control/index.ts";
 import { refreshAggregates } from "../ingest/index.ts";
 import { migrate } from "../sql/index.ts";
 import { copy, PG_BASE, percentile } from "./harness.ts";

@@ -1,6 +1,6 @@
 import { connect } from "@nats-io/transport-node";
 import { signToken } from "../control/index.ts";
-import { createGateway, type Gateway } from "../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../cli/index.ts";
 import { NATS_URL, SECRET, noteTargetReached, percentile, startPlatformProcess } from "./harness.ts";
 
 /**

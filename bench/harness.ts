@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import type { Gateway } from "../cli/sim/index.ts";
+import type { Gateway } from "../cli/index.ts";
 import { signToken } from "../control/index.ts";
 
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -72,7 +72,7 @@ export async function startPlatformProcess(
       const r = await fetch(url + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body !== undefined ? JSON.stringify(body) : null,
       });
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : undefined };

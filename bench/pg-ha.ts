@@ -3,9 +3,19 @@ import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { backup, restore } from "../cli/pg-backup.ts";
-import { down, formationState, formationUrl, killNode, restartNode, up, waitHealthy, type Formation } from "../cli/pg-ha.ts";
-import { createGateway } from "../cli/sim/index.ts";
+import {
+  backup,
+  restore,
+  down,
+  formationState,
+  formationUrl,
+  killNode,
+  restartNode,
+  up,
+  waitHealthy,
+  type Formation,
+  createGateway,
+} from "../cli/index.ts";
 import { signToken } from "../control/index.ts";
 import { migrate } from "../sql/index.ts";
 import { seed } from "./analytics.ts";

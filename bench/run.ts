@@ -8,6 +8,7 @@ import { benchScale } from "./scale.ts";
 import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
 import { NATS_URL, PG_BASE } from "./harness.ts";
 import { syncedNats } from "./servers.ts";
+import { parseInt8AsNumber } from "../control/index.ts";
 
 /**
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
@@ -15,6 +16,7 @@ import { syncedNats } from "./servers.ts";
  * `npm run bench -- pg-ha` (only on its own) measures a PostgreSQL failover and a backup and restore.
  */
 async function main() {
+  parseInt8AsNumber();
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const only = args.find((a) => !a.startsWith("-"));

@@ -3,7 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
-import { createGateway, type Gateway } from "../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../cli/index.ts";
 import { NATS_URL, PG_BASE, SECRET, cpuMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {

@@ -30,7 +30,7 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-    return { status: r.status, body: (await r.json()) as any };
+    return { status: r.status, body: (await r.json()) as unknown };
   };
 
   const tou = [

@@ -2,9 +2,8 @@ import { relative, resolve } from "node:path";
 import { makeLogger } from "./log.ts";
 import { screen, type Screen } from "./screen.ts";
 import { ConfigError, loadConfig } from "../contracts/index.ts";
-import { migrate } from "../sql/index.ts";
-import { primaryResolver, waitForPrimary } from "../control/index.ts";
-import { startPlatform } from "./platform.ts";
+import { parseInt8AsNumber, primaryResolver, waitForPrimary } from "../control/index.ts";
+import { migrateDatabase, startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
 
 const usage = `usage: npm start [-- --demo [--terminals N] [--log FILE]]
@@ -30,6 +29,7 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
 }
 
 async function main(argv: string[]): Promise<void> {
+  parseInt8AsNumber();
   const demo = argv.includes("--demo");
   const parts = parseParts(argv);
   const command = argv.find((a, i) => !a.startsWith("-") && !["--parts", "--terminals", "--out", "--log", "--streams", "--after"].includes(argv[i - 1] ?? "")) ?? "start";
@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<void> {
   sc?.line(`[1/3] NATS and PostgreSQL: ${services.started.length ? `started here under .data/ (${services.started.join(", ")})` : "reachable"}`);
 
   if (command === "migrate") {
-    const applied = await migrate(await waitForPrimary(primaryResolver(config.DATABASE_URL)), (m) => log.info(m));
+    const applied = await migrateDatabase(config, (m) => log.info(m));
     log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
     return services.stop();
   }

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { prefixPattern, subjects } from "../contracts/subjects.ts";
+import { prefixPattern, subjects } from "../contracts/index.ts";
 
 /**
  * NATS server authorization generated from the registry (issue 4, point 5: isolation at the

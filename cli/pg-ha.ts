@@ -79,7 +79,7 @@ async function until<T>(what: string, f: () => Promise<T | null | undefined | fa
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`pg-ha: ${what} did not happen in ${ms / 1000} s${last ? `: ${(last as Error).message}` : ""}`);
+    if (Date.now() > end) throw new Error(`pg-ha: ${what} did not happen in ${ms / 1000} s${last ? `: ${(last as Error).message}` : ""}`, { cause: last });
     await new Promise((r) => setTimeout(r, 250));
   }
 }

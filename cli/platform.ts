@@ -41,19 +41,26 @@ export interface Platform {
 export const DEFAULT_METRICS_PORT = 9464;
 
 /** Migrates, creates the NATS topology, and starts the processors and the control service. */
+/**
+ * The migrations as `npm start` and `npm run db:migrate` both apply them: on the primary among
+ * DATABASE_URL's hosts, on the storage path VEND_STORAGE chooses.
+ */
+export async function migrateDatabase(config: Config, log: (m: string) => void, resolver = primaryResolver(config.DATABASE_URL)): Promise<number[]> {
+  return migrate(await waitForPrimary(resolver), log, config.VEND_STORAGE);
+}
+
 export async function startPlatform(config: Config, o: PlatformOptions = {}): Promise<Platform> {
   const log = o.log ?? makeLogger(config.LOG_LEVEL);
   const clock = o.clock ?? Date.now;
   const parts = { control: true, cutoff: true, faults: true, writer: true, backup: true, ...o.parts };
-  // DATABASE_URL may list several hosts: migrations run on the primary among them.
   const resolver = primaryResolver(config.DATABASE_URL);
-  await migrate(
-    await waitForPrimary(resolver),
+  await migrateDatabase(
+    config,
     (m) => {
       log.info(m);
       o.progress?.(`database: ${m}`);
     },
-    config.VEND_STORAGE,
+    resolver,
   );
   // Async stack traces cost a capture per request; the platform does not need them.
   const nc = await connect({

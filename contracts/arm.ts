@@ -2,6 +2,7 @@ import { z } from "zod";
 import { targetSchema } from "./http.ts";
 import { tariffPeriodSchema } from "./billing/tariff.ts";
 import { boundedNumber, energyWhSchema, wireBounds, wireTsSchema } from "./bounds.ts";
+import { stopReasonSchema } from "./wire.ts";
 
 /**
  * What the control service tells the cutoff processor when a session's power is confirmed on:
@@ -23,11 +24,14 @@ export const armSchema = z.object({
 });
 export type Arm = z.infer<typeof armSchema>;
 
+/** Why a processor asks to cut power: the power_off reasons a processor decides. */
+export const cutoffReasonSchema = stopReasonSchema.extract(["target_reached", "credit_exhausted", "terminal_offline", "fault"]);
+
 /** What the cutoff processor asks of the control service. */
 export const cutoffSchema = z.object({
   sessionId: z.string(),
   terminalId: z.string(),
-  reason: z.enum(["target_reached", "credit_exhausted", "terminal_offline", "fault"]),
+  reason: cutoffReasonSchema,
   /** Reading time of the reading that decided it (for silence: of the last reading seen). */
   ts: wireTsSchema,
   /** When the processor decided, by the platform clock; for latency measurement. */

@@ -81,8 +81,6 @@ export const configSchema = z.object({
    * `limitS` a `power_on` may carry (2^31 − 1 s). @default 43200
    */
   MAX_SESSION_S: z.coerce.number().int().positive().max(wireBounds.limitS).default(12 * 3600),
-  /** Power assumed for holds when a terminal's profile sets none. @default 4000 */
-  DEFAULT_MAX_POWER_W: int(4000),
   /** How often finished sessions are rolled into usage facts (reports see a session then). @default 10 */
   USAGE_ROLL_S: int(10),
   /**

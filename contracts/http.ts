@@ -25,6 +25,17 @@ export const gatewayBodySchema = z.object({ regionId: idSchema });
  * power a whole number of watts up to 1 MW, debounce up to an hour, clear time up to a day.
  */
 export const PROFILE_LIMITS = { maxA: 1000, maxV: 2000, maxPowerW: 1_000_000, maxDebounceS: 3600, maxClearS: 86_400 } as const;
+/** A terminal's thresholds when its registration sets none; the fault stage uses them for a terminal it does not know yet. */
+export const DEFAULT_TERMINAL_PROFILE = {
+  onCurrentA: [16, 18],
+  offCurrentMaxA: 0.1,
+  maxPowerW: 4000,
+  faultDebounceS: 2,
+  faultClearS: 10,
+  /** 220 V ± 10 %. */
+  voltageV: [198, 242],
+} as const satisfies Record<string, number | readonly [number, number]>;
+const D = DEFAULT_TERMINAL_PROFILE;
 const amperes = z.number().nonnegative().max(PROFILE_LIMITS.maxA);
 const volts = z.number().nonnegative().max(PROFILE_LIMITS.maxV);
 export const terminalProfileSchema = z
@@ -32,18 +43,18 @@ export const terminalProfileSchema = z
     onCurrentA: z
       .tuple([amperes, amperes])
       .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
-      .default([16, 18]),
-    offCurrentMaxA: amperes.default(0.1),
-    maxPowerW: z.number().int().positive().max(PROFILE_LIMITS.maxPowerW).default(4000),
-    faultDebounceS: z.number().int().positive().max(PROFILE_LIMITS.maxDebounceS).default(2),
-    faultClearS: z.number().int().positive().max(PROFILE_LIMITS.maxClearS).default(10),
+      .default([...D.onCurrentA]),
+    offCurrentMaxA: amperes.default(D.offCurrentMaxA),
+    maxPowerW: z.number().int().positive().max(PROFILE_LIMITS.maxPowerW).default(D.maxPowerW),
+    faultDebounceS: z.number().int().positive().max(PROFILE_LIMITS.maxDebounceS).default(D.faultDebounceS),
+    faultClearS: z.number().int().positive().max(PROFILE_LIMITS.maxClearS).default(D.faultClearS),
     /** Extension: supply voltage outside this range is a fault (220 V ± 10 %). */
     voltageV: z
       .tuple([volts, volts])
       .refine(([lo, hi]) => lo <= hi, "low must not exceed high")
-      .default([198, 242]),
+      .default([...D.voltageV]),
   })
-  .default({ onCurrentA: [16, 18], offCurrentMaxA: 0.1, maxPowerW: 4000, faultDebounceS: 2, faultClearS: 10, voltageV: [198, 242] });
+  .default({ ...D, onCurrentA: [...D.onCurrentA], voltageV: [...D.voltageV] });
 export type TerminalProfile = z.infer<typeof terminalProfileSchema>;
 
 export const terminalBodySchema = z.object({

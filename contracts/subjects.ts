@@ -46,8 +46,6 @@ export function subjects(prefix: string): Subjects {
   if (!prefixPattern.test(prefix)) throw new Error(`invalid VEND_PREFIX ${JSON.stringify(prefix)}`);
   // One subject token, so no prefix can reach into another platform's subjects, and stream,
   // consumer and bucket names can carry it unchanged (case kept: `vend` and `VEND` stay apart).
-  const name = prefix;
-  const up = prefix;
   return {
     prefix,
     tel: (g, t) => `${prefix}.tel.${g}.${t}`,
@@ -75,17 +73,24 @@ export function subjects(prefix: string): Subjects {
       liveQuery: `${prefix}.int.live.*`,
     },
     streams: {
-      telemetry: `${up}_TELEMETRY`,
-      events: `${up}_EVENTS`,
-      dlq: `${up}_DLQ`,
-      control: `${up}_CONTROL`,
-      faults: `${up}_FAULTS`,
-      results: `${up}_RESULTS`,
-      backup: `${up}_BACKUP`,
-      packages: `${up}_PACKAGES`,
+      telemetry: `${prefix}_TELEMETRY`,
+      events: `${prefix}_EVENTS`,
+      dlq: `${prefix}_DLQ`,
+      control: `${prefix}_CONTROL`,
+      faults: `${prefix}_FAULTS`,
+      results: `${prefix}_RESULTS`,
+      backup: `${prefix}_BACKUP`,
+      packages: `${prefix}_PACKAGES`,
     },
-    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress`, terminals: `${name}_terminals`, faultState: `${name}_faultstate` },
-    consumer: (c) => `${name}_${c}`,
+    buckets: {
+      arms: `${prefix}_arms`,
+      meters: `${prefix}_meters`,
+      live: `${prefix}_live`,
+      backupProgress: `${prefix}_backup_progress`,
+      terminals: `${prefix}_terminals`,
+      faultState: `${prefix}_faultstate`,
+    },
+    consumer: (c) => `${prefix}_${c}`,
   };
 }
 

@@ -104,7 +104,6 @@ export const commandSchema = z.discriminatedUnion("type", [
 ]);
 export type Command = z.infer<typeof commandSchema>;
 
-export const faultKindSchema = z.enum(["on_current_out_of_range", "off_current_leak", "scan_failure"]);
 export const faultEventSchema = z.object({
   faultId: z.string(),
   kind: z.string(),

@@ -48,7 +48,7 @@ export function authenticator(secret: string, rules: TokenRules = { maxLifetimeS
         ...(rules.audience ? { audience: rules.audience } : {}),
       }));
     } catch (e) {
-      throw new ApiError(401, "unauthorized", `invalid token: ${(e as Error).message}`);
+      throw new ApiError(401, "unauthorized", `invalid token: ${(e as Error).message}`, undefined, { cause: e });
     }
     const c = claimsSchema.safeParse(payload);
     if (!c.success) throw new ApiError(401, "unauthorized", "token lacks a valid sub, role or exp");

@@ -14,8 +14,10 @@ export interface CommandRow {
   attempts: number;
 }
 
-const cols = `cmd_id AS "cmdId", session_id AS "sessionId", terminal_id AS "terminalId", gateway_id AS "gatewayId",
-  type, payload, attempts`;
+/** The command row's columns, qualified by `t` (a table alias, or the table's name). */
+const colsOf = (t: string) => `${t}.cmd_id AS "cmdId", ${t}.session_id AS "sessionId", ${t}.terminal_id AS "terminalId",
+  ${t}.gateway_id AS "gatewayId", ${t}.type, ${t}.payload, ${t}.attempts`;
+const cols = colsOf("commands");
 
 export const newCmdId = () => `C-${randomUUID()}`;
 
@@ -69,7 +71,7 @@ export async function claimDue(db: Db, now: number, t: Timing, limit = 500): Pro
        SELECT cmd_id FROM commands
        WHERE status = 'pending' AND next_at <= vv_ms_to_ts($1::bigint) AND deadline_at > vv_ms_to_ts($1::bigint)
        ORDER BY next_at LIMIT $3::int FOR UPDATE SKIP LOCKED)
-     RETURNING ${cols.replace(/\b(cmd_id|session_id|terminal_id|gateway_id|type|payload|attempts)\b(?= AS|,|$)/g, "c.$1")}`,
+     RETURNING ${colsOf("c")}`,
     [now, t.retryMs, limit],
   );
   return r.rows;

@@ -52,8 +52,8 @@ function parseWith<T>(schema: z.ZodType<T>, data: Uint8Array): T {
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    throw new PoisonMessageError("payload is not JSON", "not_json");
+  } catch (e) {
+    throw new PoisonMessageError("payload is not JSON", "not_json", { cause: e });
   }
   const p = schema.safeParse(raw);
   if (!p.success) throw new PoisonMessageError(p.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; "));

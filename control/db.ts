@@ -3,13 +3,19 @@ import { guardClient, unavailableDependency, withClient } from "../ingest/index.
 import { parseDatabaseUrl } from "../contracts/index.ts";
 import { primaryClientClass, primaryResolver, standbyResolver, type PrimaryResolver } from "./primary.ts";
 
-// bigint columns (money, registers) come back as strings by default; money stays exact as
-// JavaScript numbers up to 2^53 cents, far beyond any wallet, so int8 parses to number here.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 ${v} is beyond exact JavaScript numbers`);
-  return n;
-});
+/**
+ * bigint columns (money, registers) come back as strings by default; money stays exact as
+ * JavaScript numbers up to 2^53 cents, far beyond any wallet, so int8 parses to number. pg's
+ * parsers are the process's: this is called once at start, by each entry point (cli/main.ts, the
+ * benchmarks' runners, the tests' setup file), never as a side effect of an import.
+ */
+export function parseInt8AsNumber(): void {
+  pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new RangeError(`int8 ${v} is beyond exact JavaScript numbers`);
+    return n;
+  });
+}
 
 export type Db = pg.Pool;
 export type Tx = pg.PoolClient;

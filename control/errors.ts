@@ -8,8 +8,9 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details?: { path: string; message: string }[],
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -114,3 +114,18 @@ export async function terminalById(db: Q, terminalId: string): Promise<TerminalR
   const r = await db.query(`${terminalSelect} WHERE t.terminal_id = $1::text`, [terminalId]);
   return r.rows[0] ? toTerminal(r.rows[0]) : null;
 }
+
+/** Every registered terminal's id. */
+export async function allTerminalIds(db: Q): Promise<string[]> {
+  const r = await db.query<{ terminal_id: string }>("SELECT terminal_id FROM terminals");
+  return r.rows.map((x) => x.terminal_id);
+}
+
+/** What a scan of the terminal's code shows: the terminal, its region and the region's time zone. */
+export async function terminalPlace(db: Q, terminalId: string): Promise<{ terminal_id: string; qr: string; region_id: string; timezone: string } | null> {
+  const r = await db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
+    "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
+    [terminalId],
+  );
+  return r.rows[0] ?? null;
+}

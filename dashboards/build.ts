@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dashboards } from "./index.ts";
+import { dashboards } from "./all.ts";
 
 /** `npm run dashboards:build`: writes dashboards/json/<name>.json, ready for Grafana's import or API. */
 const out = join(dirname(fileURLToPath(import.meta.url)), "json");

@@ -1,4 +1,5 @@
-import { datasource, dashboards } from "./index.ts";
+import { dashboards } from "./all.ts";
+import { datasource } from "./sql-query.ts";
 
 /**
  * `npm run dashboards:push`: provisions the PostgreSQL data source and every dashboard into the

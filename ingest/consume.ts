@@ -11,8 +11,9 @@ export class PoisonMessageError extends Error {
   constructor(
     message: string,
     readonly code = "invalid",
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -122,7 +123,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
 
   const buf: JsMsg[] = [];
   // Wake-ups between the reader and the worker (an object, so closures see the latest).
-  const sig: { wake?: () => void; drained?: () => void } = {};
+  const sig: { wake?: (() => void) | undefined; drained?: (() => void) | undefined } = {};
   let pulling = true;
   let stopping = false;
   let current: ConsumerMessages | null = null;
@@ -226,7 +227,8 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       if (attempt === 1) o.log.error({ err: e }, "dead-lettering failed; retrying");
       for (const m of batch) m.working();
       await new Promise((r) => setTimeout(r, o.retryDelayMs ?? 1000));
-      letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
+      // The failed attempt's promises are settled (awaited above): only the retry's are kept.
+      void letters.splice(0, letters.length, ...rejected.map(([m, r]) => o.deadLetter(m, r)));
     }
   }
   // A plain +TERM: nats-server before 2.11 ignores `+TERM <reason>`, leaving the message

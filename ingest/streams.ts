@@ -1,4 +1,4 @@
-import { jetstreamManager, JetStreamApiError, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, DiscardPolicy, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ConfigError, type Subjects } from "../contracts/index.ts";
@@ -38,6 +38,11 @@ export function streamConfigs(s: Subjects, l: StreamLimits): (Partial<StreamConf
   ];
 }
 
+/** JetStream API error codes (nats-server's errors.json) that nats.js does not name in JetStreamApiCodes. */
+const JS_STREAM_NAME_IN_USE = 10058;
+/** Insufficient resources (10023), memory (10028) or storage (10047): the server cannot reserve a stream's limits. */
+const JS_STORAGE_REFUSED = new Set([10023, 10028, 10047]);
+
 /** What the streams reserve together: the telemetry stream's bytes and a tenth for each of the six others. */
 export function reservedBytes(l: StreamLimits): number {
   return l.maxBytes + 6 * Math.ceil(l.maxBytes / 10);
@@ -57,7 +62,7 @@ export async function ensureTopology(nc: NatsConnection, s: Subjects, limits: St
           await jsm.streams.add(cfg);
         } catch (e2) {
           // Another instance created it meanwhile.
-          if (!/already in use|exists/i.test(String((e2 as Error).message))) throw e2;
+          if (!(e2 instanceof JetStreamApiError && e2.code === JS_STREAM_NAME_IN_USE)) throw e2;
         }
       }
     } catch (e) {
@@ -69,14 +74,14 @@ export async function ensureTopology(nc: NatsConnection, s: Subjects, limits: St
 
 /** JetStream's "insufficient storage resources" (10047) and "maximum bytes exceeded" (10028): an operator's setting, said in one line. */
 function refusedStorage(e: unknown, stream: string, l: StreamLimits): ConfigError | null {
-  const code = e instanceof JetStreamApiError ? e.code : undefined;
-  const msg = String((e as Error)?.message ?? e);
-  if (code !== 10047 && code !== 10028 && !/insufficient storage|insufficient resources|maximum bytes/i.test(msg)) return null;
+  if (!(e instanceof JetStreamApiError && JS_STORAGE_REFUSED.has(e.code))) return null;
+  const msg = e.message;
   const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
   return new ConfigError(
     `NATS JetStream refused stream ${stream} (${msg}): the platform's streams reserve ${mib(reservedBytes(l))} of file storage` +
       ` (STREAM_MAX_BYTES=${l.maxBytes}, ${mib(l.maxBytes)}, plus a tenth of it for each of six more streams);` +
       ` lower STREAM_MAX_BYTES or raise the server's jetstream max_file_store (docs/operations.md, "Stream storage")`,
+    { cause: e },
   );
 }
 
@@ -106,7 +111,7 @@ export async function openBuckets(nc: NatsConnection, s: Subjects, replicas = 1)
   return { arms, meters, live, terminals, faultState };
 }
 
+/** A stream or consumer that is not there (nats.js's StreamNotFoundError, ConsumerNotFoundError). */
 export function isNotFound(e: unknown): boolean {
-  const msg = String((e as Error)?.message ?? e);
-  return /not found/i.test(msg) || (e as { code?: unknown })?.code === 404 || (e as { api_error?: { code?: number } })?.api_error?.code === 404;
+  return e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamNotFound || e.code === JetStreamApiCodes.ConsumerNotFound);
 }

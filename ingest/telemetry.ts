@@ -48,8 +48,8 @@ export function decodeTelemetry(prefix: string, m: JsMsg, checks: TelemetryCheck
   let body: unknown;
   try {
     body = JSON.parse(utf8.decode(m.data));
-  } catch {
-    throw new PoisonMessageError("payload is not JSON", "not_json");
+  } catch (e) {
+    throw new PoisonMessageError("payload is not JSON", "not_json", { cause: e });
   }
   const pending = m.info.pending;
   const maxAhead = checks.maxFutureMs ?? 300_000;

@@ -4,8 +4,8 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-export { freePort } from "../../test/helpers/ports.ts";
-import { freePort } from "../../test/helpers/ports.ts";
+import { freePort } from "../../cli/index.ts";
+export { freePort };
 
 /**
  * The platform as an operator runs it: each part a process of its own (`cli/main.ts --parts ...`),

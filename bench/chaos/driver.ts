@@ -50,7 +50,7 @@ export class Driver {
       const r = await fetch(this.o.url + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body !== undefined ? JSON.stringify(body) : null,
         signal: AbortSignal.timeout(5000),
       });
       status = r.status;

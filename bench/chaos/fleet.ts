@@ -1,7 +1,7 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { subjects as makeSubjects, type Reading, type Subjects } from "../../contracts/index.ts";
-import { createGateway, type Gateway, type SimTerminal } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway, type SimTerminal } from "../../cli/index.ts";
 
 /** One reading as the terminal took it, whether or not it reached the cloud. */
 export interface Taken {

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { FAULTS, runChaos, type ChaosResult, type FaultName } from "./scenario.ts";
+import { parseInt8AsNumber } from "../../control/index.ts";
 
 /**
  * `npm run chaos`: the platform as separate processes under a simulated fleet, each fault in turn,
@@ -9,6 +10,7 @@ import { FAULTS, runChaos, type ChaosResult, type FaultName } from "./scenario.t
  * runs some faults. Exits 1 when an invariant failed.
  */
 async function main() {
+  parseInt8AsNumber();
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const only = args[args.indexOf("--only") + 1];

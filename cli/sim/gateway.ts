@@ -1,5 +1,6 @@
 import { headers, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { jserrors } from "@nats-io/jetstream/internal";
 import { commandSchema, idSchema, subjects, type BatchReading, type TerminalEvent } from "../../contracts/index.ts";
 import { SimTerminal, type TerminalOptions } from "./terminal.ts";
 
@@ -178,7 +179,7 @@ function eventPublisher(nc: NatsConnection) {
       await (await jsm).streams.find(subject);
       return true;
     } catch (e) {
-      if (e instanceof Error && e.name === "StreamNotFoundError") return false;
+      if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) return false;
       // JetStream not enabled: look again next time, it may be later.
       jsm = undefined;
       if (noResponders(e)) return false;
@@ -200,8 +201,8 @@ function eventPublisher(nc: NatsConnection) {
   };
 }
 
-/** The JetStream client reports "no responders" (503) as JetStreamNotEnabled, which it does not export. */
+/** The JetStream client reports "no responders" (503) as JetStreamNotEnabled (exported from its internal entry). */
 function noResponders(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
-  return e.name === "JetStreamNotEnabled" || (e.cause instanceof RequestError && e.cause.isNoResponders());
+  return e instanceof jserrors.JetStreamNotEnabled || (e.cause instanceof RequestError && e.cause.isNoResponders());
 }

@@ -6,7 +6,7 @@ import { publishNow } from "../outbox.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { ApiError, forbidden, notFound } from "../errors.ts";
-import { terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
+import { allTerminalIds, terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
 import { acknowledge, applyChange, faultById, reportScanFailure, toEvent, type Out } from "./store.ts";
 
 export function terminalInfo(t: TerminalRecord): TerminalInfo {
@@ -85,8 +85,7 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
 
     /** At start: every registered terminal into the bucket (idempotent, cheap next to a restart). */
     async publishAllTerminals(): Promise<number> {
-      const r = await db.query<{ terminal_id: string }>("SELECT terminal_id FROM terminals");
-      const ids = r.rows.map((x) => x.terminal_id);
+      const ids = await allTerminalIds(db);
       for (let i = 0; i < ids.length; i += 200) await Promise.all(ids.slice(i, i + 200).map((id) => this.publishTerminal(id)));
       return ids.length;
     },

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { FaultEvent, Subjects } from "../../contracts/index.ts";
 import type { Db, Tx } from "../db.ts";
-import { enqueue, type Outgoing } from "../outbox.ts";
-import { enqueueWebhook } from "../webhooks.ts";
+import type { Outgoing } from "../outbox.ts";
 
 type Q = Db | Tx;
 
@@ -11,9 +10,26 @@ interface FaultRow extends FaultEvent {
   lastSeenAt: number;
 }
 
-const cols = `fault_id AS "faultId", kind, status, terminal_id AS "terminalId", franchisee_id AS "franchiseeId",
-  region_id AS "regionId", vv_ts_to_ms(opened_at) AS "openedAt", vv_ts_to_ms(resolved_at) AS "resolvedAt", count, evidence,
-  vv_ts_to_ms(acknowledged_at) AS "acknowledgedAt", vv_ts_to_ms(last_seen_at) AS "lastSeenAt"`;
+/**
+ * The protocol's fault event, field by field, as SQL over a `faults` row: the one definition of the
+ * event. The reads select it (`cols`, then `toEvent`), and a change builds the franchisee's event
+ * from it in the statement that stores the change (`changeAnnounced`).
+ */
+const EVENT_FIELDS = {
+  faultId: "fault_id",
+  kind: "kind",
+  status: "status",
+  terminalId: "terminal_id",
+  franchiseeId: "franchisee_id",
+  regionId: "region_id",
+  openedAt: "vv_ts_to_ms(opened_at)",
+  resolvedAt: "vv_ts_to_ms(resolved_at)",
+  count: "count",
+  evidence: "evidence",
+  acknowledgedAt: "vv_ts_to_ms(acknowledged_at)",
+} as const satisfies Record<keyof FaultEvent | "acknowledgedAt", string>;
+
+const cols = [...Object.entries(EVENT_FIELDS), ["lastSeenAt", "vv_ts_to_ms(last_seen_at)"]].map(([k, e]) => `${e} AS "${k}"`).join(", ");
 
 /**
  * Evidence that only admins see: who reported a scan failure. Every channel a franchisee reads
@@ -65,22 +81,47 @@ export function franchiseeView(data: Uint8Array): string {
   }
 }
 
-/** Every change is published to the franchisee's subject through the outbox, in its transaction. */
 /** Messages to publish once the transaction commits; the caller passes it to publishNow. */
 export type Out = Outgoing[];
 
-async function announce(tx: Tx, s: Subjects, r: FaultRow, out: Out): Promise<FaultRow> {
-  out.push(await enqueue(tx, s.fault(r.franchiseeId, r.terminalId), `fault:${r.faultId}:${r.status}:${r.count}`, toEvent(r)));
-  await enqueueWebhook(tx, r.franchiseeId, toEvent(r));
-  return r;
+/** The message id of a fault change: one per fault, status and count, so a redelivery is deduplicated. */
+const MSG_ID_SQL = `'fault:' || fault_id || ':' || status || ':' || count`;
+
+/**
+ * A change of the `faults` table (an INSERT or UPDATE of one row, without RETURNING) and its
+ * announcement as one statement: the franchisee's event into the outbox (on its subject, made by
+ * `Subjects.fault`) and, if the franchisee has a webhook, a delivery, all committed with the change.
+ * One round trip: this is on the fault's way to the franchisee. Parameters after the change's own:
+ * the subject as a format() template, then the evidence keys that only admins see.
+ */
+async function changeAnnounced(q: Q, s: Subjects, change: string, params: unknown[], out: Out): Promise<FaultRow | null> {
+  const n = params.length;
+  const event = `jsonb_build_object(${Object.entries(EVENT_FIELDS)
+    .map(([k, e]) => `'${k}', ${k === "evidence" ? `${e} - $${n + 2}::text[]` : e}`)
+    .join(", ")})`;
+  const r = await q.query<FaultRow & { outboxId: string; subject: string; msgId: string; payload: unknown }>(
+    `WITH f AS (${change} RETURNING *),
+     ev AS (SELECT f.*, format($${n + 1}::text, franchisee_id, terminal_id) AS subject, ${MSG_ID_SQL} AS msg_id, ${event} AS payload FROM f),
+     hook AS (
+       INSERT INTO webhook_deliveries (franchisee_id, body, next_at)
+       SELECT ev.franchisee_id, ev.payload, now() FROM ev JOIN franchisee_webhooks h ON h.franchisee_id = ev.franchisee_id
+     ),
+     ob AS (INSERT INTO outbox (subject, msg_id, payload) SELECT subject, msg_id, payload FROM ev RETURNING id AS outbox_id)
+     SELECT ${cols}, ob.outbox_id AS "outboxId", ev.subject, ev.msg_id AS "msgId", ev.payload FROM ev, ob`,
+    [...params, s.fault("%1$s", "%2$s"), ADMIN_ONLY_EVIDENCE],
+  );
+  const row = r.rows[0];
+  if (!row) return null;
+  const { outboxId, subject, msgId, payload, ...fault } = row;
+  out.push({ id: Number(outboxId), subject, msgId, payload });
+  return fault;
 }
 
 /**
  * Opens a fault of a kind on a terminal, or, when one is already unresolved, counts a repeat
  * (the partial unique index makes the two one statement). The franchisee and region are the
- * terminal's now.
+ * terminal's now. $1 terminal, $2 kind, $3 at (ms), $4 a new fault id, $5 evidence.
  */
-/** Opens a fault, or counts a repeat of the unresolved one: $1 terminal, $2 kind, $3 at (ms), $4 a new fault id, $5 evidence. */
 const OPEN_OR_REPEAT = `INSERT INTO faults (fault_id, kind, terminal_id, franchisee_id, region_id, status, evidence, opened_at, last_seen_at)
   SELECT $4::text, $2::text, t.terminal_id, t.franchisee_id, t.region_id, 'open', $5::jsonb, vv_ms_to_ts($3::bigint), vv_ms_to_ts($3::bigint)
   FROM terminals t WHERE t.terminal_id = $1::text
@@ -99,23 +140,23 @@ const RESOLVE = `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_t
   WHERE terminal_id = $1::text AND kind = $2::text AND status <> 'resolved'`;
 
 export async function openOrRepeat(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number; evidence: Record<string, unknown> }, out: Out): Promise<FaultRow | null> {
-  const r = await tx.query<FaultRow>(`${OPEN_OR_REPEAT} RETURNING ${cols}`, openParams(o));
-  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
+  return changeAnnounced(tx, s, OPEN_OR_REPEAT, openParams(o), out);
 }
 
 export async function resolve(tx: Tx, s: Subjects, o: { terminalId: string; kind: string; at: number }, out: Out): Promise<FaultRow | null> {
-  const r = await tx.query<FaultRow>(`${RESOLVE} RETURNING ${cols}`, [o.terminalId, o.kind, o.at]);
-  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
+  return changeAnnounced(tx, s, RESOLVE, [o.terminalId, o.kind, o.at], out);
 }
 
 /** Acknowledges an open fault of the franchisee's; null when there is no such fault of theirs. */
 export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; at: number }, out: Out): Promise<FaultRow | null> {
-  const r = await tx.query<FaultRow>(
+  return changeAnnounced(
+    tx,
+    s,
     `UPDATE faults SET status = 'acknowledged', acknowledged_at = vv_ms_to_ts($3::bigint), acknowledged_by = $2::text, updated_at = now()
-     WHERE fault_id = $1::text AND franchisee_id = $2::text AND status = 'open' RETURNING ${cols}`,
+     WHERE fault_id = $1::text AND franchisee_id = $2::text AND status = 'open'`,
     [o.faultId, o.franchiseeId, o.at],
+    out,
   );
-  return r.rows[0] ? announce(tx, s, r.rows[0], out) : null;
 }
 
 export async function faultById(q: Q, faultId: string): Promise<FaultRow | null> {
@@ -185,31 +226,11 @@ export async function faultsOpenedIn(q: Q, franchiseeId: string, from: number, t
 /**
  * The processor's change as one statement: the fault opened, repeated or resolved, its event into
  * the outbox and, if the franchisee has a webhook, a delivery, all committed together (a statement
- * is its own transaction) in one round trip instead of five: this is on the fault's way to the
- * franchisee. The event is the protocol's fault event (`toEvent`), its subject and message id those
- * of `announce`, built in SQL.
+ * is its own transaction) in one round trip instead of five.
  */
-export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; kind: string; change: "open" | "repeat" | "resolve"; at: number; evidence?: Record<string, unknown> }): Promise<Outgoing[]> {
-  // The subject prefix is the parameter after the change's own.
-  const [change, params] = c.change === "resolve" ? [RESOLVE, [c.terminalId, c.kind, c.at]] : [OPEN_OR_REPEAT, openParams(c)];
-  const prefix = `$${params.length + 1}::text`;
-  const r = await q.query<{ id: number; subject: string; msg_id: string; payload: unknown }>(
-    `WITH f AS (${change} RETURNING *),
-     ev AS (
-       SELECT f.franchisee_id, ${prefix} || '.fault.' || f.franchisee_id || '.' || f.terminal_id AS subject,
-              'fault:' || f.fault_id || ':' || f.status || ':' || f.count AS msg_id,
-              jsonb_build_object('faultId', f.fault_id, 'kind', f.kind, 'status', f.status, 'terminalId', f.terminal_id,
-                'franchiseeId', f.franchisee_id, 'regionId', f.region_id, 'openedAt', vv_ts_to_ms(f.opened_at),
-                'resolvedAt', vv_ts_to_ms(f.resolved_at), 'count', f.count, 'evidence', f.evidence - 'userId',
-                'acknowledgedAt', vv_ts_to_ms(f.acknowledged_at)) AS payload
-       FROM f
-     ),
-     hook AS (
-       INSERT INTO webhook_deliveries (franchisee_id, body, next_at)
-       SELECT ev.franchisee_id, ev.payload, now() FROM ev JOIN franchisee_webhooks h ON h.franchisee_id = ev.franchisee_id
-     )
-     INSERT INTO outbox (subject, msg_id, payload) SELECT subject, msg_id, payload FROM ev RETURNING id, subject, msg_id, payload`,
-    [...params, s.prefix],
-  );
-  return r.rows.map((x) => ({ id: Number(x.id), subject: x.subject, msgId: x.msg_id, payload: x.payload }));
+export async function applyChange(q: Q, s: Subjects, c: { terminalId: string; kind: string; change: "open" | "repeat" | "resolve"; at: number; evidence?: Record<string, unknown> | undefined }): Promise<Outgoing[]> {
+  const out: Out = [];
+  if (c.change === "resolve") await changeAnnounced(q, s, RESOLVE, [c.terminalId, c.kind, c.at], out);
+  else await changeAnnounced(q, s, OPEN_OR_REPEAT, openParams(c), out);
+  return out;
 }

@@ -19,12 +19,12 @@ import { faultById, toAdminEvent } from "../faults/store.ts";
 import { upsertFranchisee, upsertGateway, upsertRegion, upsertTerminal } from "../registry.ts";
 import { addTariffVersion } from "../tariffs.ts";
 import { topUp, upsertUser } from "../wallet.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 
 const p = (name: string) => ({ params: z.object({ [name]: idSchema }) });
 
 /** The admin calls of the protocol that manage the registry, tariffs and wallets. */
-export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: (req: any, reply: any) => Promise<void>; onTerminal: (terminalId: string) => Promise<void> }) {
+export function adminRoutes(app: App, o: { db: Db; clock: () => number; onRequest: Hook; onTerminal: (terminalId: string) => Promise<void> }) {
   const { db } = o;
   const base = { onRequest: o.onRequest };
   const tags = ["admin"];

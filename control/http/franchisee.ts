@@ -7,7 +7,7 @@ import type { Db } from "../db.ts";
 import type { FaultService } from "../faults/service.ts";
 import { faultsOf, franchiseeView, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
 import type { Metrics } from "../metrics.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 import { faultEvents } from "./sse.ts";
 import type { StreamCounter } from "./streams.ts";
 
@@ -22,7 +22,7 @@ const statusList = z
  */
 export function franchiseeRoutes(
   app: App,
-  o: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; streams: StreamCounter; onRequest: (req: any, reply: any) => Promise<void> },
+  o: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; streams: StreamCounter; onRequest: Hook },
 ) {
   const tags = ["franchisee"];
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;

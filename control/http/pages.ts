@@ -8,11 +8,12 @@ import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { hasSafetyFault } from "../faults/store.ts";
+import { terminalPlace } from "../registry.ts";
 import { isOnline, readLive } from "../../processors/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 /** The pages' files: nothing else under control/pages is served. */
@@ -42,7 +43,7 @@ export function pageRoutes(
     jwtSecret: string;
     /** `iss` and `aud` of the tokens the demo sign-in issues (JWT_ISSUER, JWT_AUDIENCE). */
     claims: { issuer?: string | undefined; audience?: string | undefined };
-    publicLimit: (name: string) => (req: any, reply: any) => Promise<void>;
+    publicLimit: (name: string) => Hook;
   },
 ) {
   const file = (name: string) => readFile(join(dir, name));
@@ -72,11 +73,7 @@ export function pageRoutes(
   /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
   app.get("/v1/terminals/:terminalId", { onRequest: o.publicLimit("read terminal status"), schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
     const now = o.clock();
-    const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
-      "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
-      [req.params.terminalId],
-    );
-    const term = t.rows[0];
+    const term = await terminalPlace(o.db, req.params.terminalId);
     if (!term) throw notFound("terminal", req.params.terminalId);
     const live = await readLive(o.buckets.live, term.terminal_id, o);
     const state =

@@ -5,7 +5,7 @@ import { emptyTotals, usageReport, type GroupBy } from "../reports/usage.ts";
 import { regionInsights } from "../reports/insights.ts";
 import { buildPackage, packageCsv } from "../reports/package.ts";
 import { idSchema } from "../../contracts/index.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 
 const DAY = 86_400_000;
 /** The longest range one report may cover. */
@@ -33,7 +33,7 @@ const named = (groupBy: GroupBy, groups: Awaited<ReturnType<typeof usageReport>>
 /** The usage reports of the protocol (flows 107-110), for admins, users and franchisees. */
 export function reportRoutes(
   app: App,
-  o: { db: Db; clock: () => number; admin: (req: any, reply: any) => Promise<void>; user: (req: any, reply: any) => Promise<void>; franchisee: (req: any, reply: any) => Promise<void> },
+  o: { db: Db; clock: () => number; admin: Hook; user: Hook; franchisee: Hook },
 ) {
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
   // Every report says how old its data may be: `Vv-Read-Lag-Ms`, the replay lag of the standby it

@@ -2,7 +2,15 @@ import compress from "@fastify/compress";
 import swagger from "@fastify/swagger";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -24,7 +32,10 @@ declare module "fastify" {
   }
 }
 
-export type App = FastifyInstance<any, any, any, Logger, ZodTypeProvider>;
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
+
+/** A route hook (onRequest): authentication, roles, rate limits. */
+export type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
 /** A Fastify instance with zod validation, the protocol's error shape, metrics and OpenAPI. */
 export async function createApp(o: {

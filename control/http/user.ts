@@ -4,7 +4,7 @@ import type { Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { SessionService } from "../sessions/service.ts";
 import { ensureUser, wallet } from "../wallet.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 import { sessionEvents } from "./sse.ts";
 import type { StreamCounter } from "./streams.ts";
 import { ApiError } from "../errors.ts";
@@ -24,9 +24,9 @@ export function userRoutes(
     streams: StreamCounter;
     /** The shortest duration target (MIN_TARGET_DURATION_S). */
     minDurationS: number;
-    publicLimit: (name: string) => (req: any, reply: any) => Promise<void>;
-    user: (req: any, reply: any) => Promise<void>;
-    userOrAdmin: (req: any, reply: any) => Promise<void>;
+    publicLimit: (name: string) => Hook;
+    user: Hook;
+    userOrAdmin: Hook;
   },
 ) {
   const tags = ["user"];

@@ -41,7 +41,7 @@ export async function api(method, path, body) {
   const tok = token();
   if (tok) headers.authorization = `Bearer ${tok}`;
   if (body !== undefined) headers["content-type"] = "application/json";
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(path, { method, headers, body: body === undefined ? null : JSON.stringify(body) });
   const text = await r.text();
   let data;
   try {
@@ -62,7 +62,7 @@ export async function api(method, path, body) {
  * @param {AbortSignal} [signal]
  */
 export async function events(path, onEvent, signal) {
-  const r = await fetch(path, { headers: { authorization: `Bearer ${token()}`, accept: "text/event-stream" }, signal });
+  const r = await fetch(path, { headers: { authorization: `Bearer ${token()}`, accept: "text/event-stream" }, signal: signal ?? null });
   if (!r.ok || !r.body) throw new ApiError(r.status, "stream_failed", "the live stream could not be opened");
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";

@@ -77,7 +77,7 @@ export function sessionService(d: SessionServiceDeps) {
     sessionId: string,
     makeInput: (row: SessionRow) => SessionInput | null,
     o: {
-      checkpoint?: MeterRecord | null;
+      checkpoint?: MeterRecord | null | undefined;
       guard?: (tx: Tx) => Promise<boolean>;
     } = {},
   ): Promise<SessionRow | null> {

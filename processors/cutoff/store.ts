@@ -1,11 +1,12 @@
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
-import { meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
+import { cutoffReasonSchema, meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
 
 /** The processor's per-terminal checkpoint, as stored in the meters bucket under the terminalId. */
 const recordSchema = z.object({
   meter: meterJsonSchema,
-  cutoff: z.enum(["target_reached", "credit_exhausted", "terminal_offline"]).nullable(),
+  // The cutoff stage decides all but a fault (the fault stage's).
+  cutoff: cutoffReasonSchema.exclude(["fault"]).nullable(),
   /** The durable of the processor that wrote it: a partitioned instance restores only its own. */
   owner: z.string().optional(),
 });

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
-import { armSchema, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
+import { armSchema, DEFAULT_TERMINAL_PROFILE, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { followBucket } from "../follow.ts";
@@ -13,7 +13,13 @@ import type { FaultKind, FaultProfile } from "./rules.ts";
 import { Deadlines } from "../deadlines.ts";
 import { emptyFaultState, faultDueAt, faultStep, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
 
-export const defaultFaultProfile: FaultProfile = { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 };
+export const defaultFaultProfile: FaultProfile = {
+  onCurrentA: [...DEFAULT_TERMINAL_PROFILE.onCurrentA],
+  offCurrentMaxA: DEFAULT_TERMINAL_PROFILE.offCurrentMaxA,
+  voltageV: [...DEFAULT_TERMINAL_PROFILE.voltageV],
+  faultDebounceS: DEFAULT_TERMINAL_PROFILE.faultDebounceS,
+  faultClearS: DEFAULT_TERMINAL_PROFILE.faultClearS,
+};
 
 const checkpointSchema = z.object({ open: z.array(z.string()) });
 

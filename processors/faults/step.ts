@@ -1,5 +1,5 @@
 import type { Reading } from "../../contracts/index.ts";
-import { conditions, overCurrent, readingFaultKinds, type Evidence, type FaultKind, type FaultProfile, type ReadingFaultKind } from "./rules.ts";
+import { conditions, overCurrent, readingFaultKinds, type Evidence, type FaultKind, type FaultProfile } from "./rules.ts";
 
 /** One fault kind's life on one terminal. Times are reading times (the terminal's clock). */
 export interface Track {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FAULTS, INVARIANTS, runChaos, type ChaosResult, type PhaseResult } from "../../bench/chaos/scenario.ts";
+import { FAULTS, INVARIANTS, runChaos, type ChaosResult, type PhaseResult } from "../../bench/index.ts";
 import { PG_ADMIN_URL } from "../helpers/env.ts";
 
 /**

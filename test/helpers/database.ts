@@ -1,6 +1,20 @@
 import pg from "pg";
 import { PG_ADMIN_URL, TEMPLATE_DB, TIMESCALEDB_REQUIRED, TSDB_ADMIN_URL, adminUrl, dbUrl, testDbName, type Engine } from "./env.ts";
 
+/** A connected client, ended on dispose (`await using c = await pgClient(url)`); its errors after a server's end are expected. */
+export async function pgClient(url: string): Promise<pg.Client & AsyncDisposable> {
+  const c = new pg.Client({ connectionString: url });
+  c.on("error", () => {});
+  await c.connect();
+  return Object.assign(c, { [Symbol.asyncDispose]: () => c.end() });
+}
+
+/** A pool, ended on dispose (`await using pool = pgPool(url)`). */
+export function pgPool(url: string, max = 10): pg.Pool & AsyncDisposable {
+  const pool = new pg.Pool({ connectionString: url, max });
+  return Object.assign(pool, { [Symbol.asyncDispose]: () => pool.end() });
+}
+
 /** A database of its own for one test file, cloned from the migrated template; dropped on dispose. */
 export async function testDatabase(): Promise<{ url: string; name: string } & AsyncDisposable> {
   const name = testDbName();

@@ -1,10 +1,16 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { makeLogger } from "../../cli/log.ts";
+import {
+  makeLogger,
+  startPlatform,
+  type Platform,
+  type PlatformOptions,
+  createGateway,
+  type Gateway,
+  type TerminalOptions,
+} from "../../cli/index.ts";
 import { loadConfig, type Config } from "../../contracts/index.ts";
 import { signToken, type Role } from "../../control/index.ts";
-import { startPlatform, type Platform, type PlatformOptions } from "../../cli/platform.ts";
-import { createGateway, type Gateway, type TerminalOptions } from "../../cli/sim/index.ts";
 import { namedDatabase, testDatabase } from "./database.ts";
 import { NATS_URL, testPrefix, type Engine } from "./env.ts";
 
@@ -69,7 +75,7 @@ export async function testPlatform(
       const res = await fetch(p.url + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body !== undefined ? JSON.stringify(body) : null,
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -144,6 +150,15 @@ export async function simGateway(
       await nc.close();
     },
   });
+}
+
+/**
+ * Waits until the platform has seen a reading of each of the gateway's terminals (their public
+ * status is no longer `offline`): from then on a charge request on them is accepted. What a fixed
+ * sleep after starting a gateway used to hope for. `ids`: the terminals to wait for (all of the gateway's).
+ */
+export async function terminalsSeen(tp: TestPlatform, gw: Pick<Gateway, "terminals">, ids: Iterable<string> = gw.terminals.keys(), ms = 15_000): Promise<void> {
+  for (const id of ids) await until(async () => (await tp.api("GET", `/v1/terminals/${id}`)).body?.state !== "offline", ms);
 }
 
 /** Polls until fn returns a truthy value (or throws after `ms`). */

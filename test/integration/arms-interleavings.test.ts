@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Arm, TerminalEvent } from "../../contracts/index.ts";
-import { armTerminal, disarmTerminal } from "../../control/sessions/arms.ts";
+import { armTerminal, disarmTerminal } from "../../control/internal.ts";
 import { seedFleet, testPlatform, type TestPlatform } from "../helpers/platform.ts";
 
 // Two consecutive sessions on one terminal, X then Y, driven through the real control service

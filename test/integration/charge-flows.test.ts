@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSums } from "../../control/index.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 // Short deadlines so the unhappy paths finish in seconds: commands give up after 2 s, a silent
 // session ends after 2 s.
@@ -28,7 +28,7 @@ beforeAll(async () => {
     { tickMs: 100 },
   );
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "seed-U1" });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw, terminals.filter((t) => t !== "OFF")); // OFF is offline on purpose
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSums } from "../../control/index.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
 
 let tp: TestPlatform;
@@ -16,8 +16,7 @@ beforeAll(async () => {
   user = await tp.token("U1", "user");
   expect((await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "r1" })).status).toBe(201);
   await until(async () => (await tp.api("GET", "/v1/me", undefined, user)).status === 200);
-  // The terminals must have been seen before a request is accepted.
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSums } from "../../control/index.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 // A region where energy is dear (100 c per Wh) so that money caps are reached in a second or two.
 let tp: TestPlatform;
@@ -18,7 +18,7 @@ beforeAll(async () => {
   });
   expect(v.status).toBe(201);
   gw = await simGateway(tp, { AMT: {}, CRED: {} }, { tickMs: 100 });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRegistry } from "../../control/index.ts";
 import { startCutoffProcessor, type RunningProcessor } from "../../processors/index.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 // Two cutoff processors split the terminals by gateway, as a partitioned deployment would: each
 // has its own durable consumer and a filter on its gateways' subjects. Sessions are armed for all
@@ -20,7 +20,7 @@ beforeAll(async () => {
   gws.push(await simGateway(tp, { T1: {} }, { tickMs: 100 }));
   gws.push(await simGateway(tp, { T2: {} }, { tickMs: 100, gatewayId: "G2" }));
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "seed" });
-  await new Promise((r) => setTimeout(r, 300));
+  for (const g of gws) await terminalsSeen(tp, g);
 });
 
 /** Partition i: its own durable, and only the readings of gateway gw. */

@@ -37,10 +37,10 @@ afterAll(async () => {
 const openFaults = async (token: string) => (await tp.api("GET", "/v1/franchisee/faults?status=open,acknowledged", undefined, token)).body.faults as any[];
 
 /** Reads server-sent events until `stop` says enough (or the time runs out). */
-async function sse(token: string, stop: (events: { id?: string; event: string; data: any }[]) => boolean, headers: Record<string, string> = {}, ms = 15_000) {
+async function sse(token: string, stop: (events: { id?: string | undefined; event: string; data: any }[]) => boolean, headers: Record<string, string> = {}, ms = 15_000) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), ms);
-  const events: { id?: string; event: string; data: any }[] = [];
+  const events: { id?: string | undefined; event: string; data: any }[] = [];
   try {
     const res = await fetch(`${tp.p.url}/v1/franchisee/faults/stream`, { headers: { authorization: `Bearer ${token}`, ...headers }, signal: ctl.signal });
     let buf = "";

@@ -3,7 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { followBucket } from "../../processors/follow.ts";
+import { followBucket } from "../../processors/internal.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 import { removeNatsState, until } from "../helpers/platform.ts";
 

@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 // The platform's log at its production level (info), collected as JSON lines.
 const lines: Record<string, any>[] = [];
@@ -14,7 +14,7 @@ beforeAll(async () => {
   // The cloud stops T1 (active > stopping > completed); its own limit would end it from active.
   gw = await simGateway(tp, { T1: { limits: false }, LEAK: {} }, { tickMs: 100 });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "r1" });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

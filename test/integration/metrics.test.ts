@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDatabase } from "../helpers/database.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 import { platformProcess } from "../helpers/platform-process.ts";
-import { removeNatsState, SECRET, seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { removeNatsState, SECRET, seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 /** One sample's value from Prometheus text, by its name and labels as written (`name{a="b"}`). */
 const sample = (text: string, series: string): number | null => {
@@ -18,7 +18,7 @@ beforeAll(async () => {
   await seedFleet(tp, { terminals: ["T1", "LEAK"], profile: { faultDebounceS: 1, faultClearS: 1 } });
   gw = await simGateway(tp, { T1: {}, LEAK: {} }, { tickMs: 100 });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "r1" });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

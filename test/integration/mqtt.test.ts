@@ -4,7 +4,8 @@ import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // An MQTT 3.1.1 gateway publishing into the platform through the NATS server's MQTT support: the
-// server is the test's own, configured as docs/durability-and-mqtt.md says (server_name, JetStream, mqtt).
+// server is the test's own, configured as docs/ingest-and-storage.md, "MQTT gateways" says (server_name,
+// JetStream, mqtt).
 let server: TestNatsServer;
 let tp: TestPlatform;
 

@@ -4,12 +4,10 @@ import { join } from "node:path";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, PermissionViolationError, type NatsConnection, type Status } from "@nats-io/transport-node";
 import mqtt from "mqtt";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { derivedNatsPassword, natsInboxPrefix, natsUser } from "../../cli/nats-auth.ts";
-import { writeNatsConfig, type NatsConfigResult } from "../../cli/nats-config.ts";
-import { subjects } from "../../contracts/subjects.ts";
-import { testDatabase } from "../helpers/database.ts";
+import { derivedNatsPassword, natsInboxPrefix, natsUser, writeNatsConfig, type NatsConfigResult } from "../../cli/index.ts";
+import { subjects } from "../../contracts/index.ts";
+import { pgPool, testDatabase } from "../helpers/database.ts";
 import { rand, testPrefix } from "../helpers/env.ts";
 import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 
@@ -33,8 +31,8 @@ const open: NatsConnection[] = [];
 
 beforeAll(async () => {
   db = await testDatabase();
-  const pool = new pg.Pool({ connectionString: db.url, max: 1 });
-  try {
+  {
+    await using pool = pgPool(db.url, 1);
     await pool.query("INSERT INTO regions (region_id, name, timezone) VALUES ('R1', 'Region 1', 'Asia/Shanghai')");
     await pool.query("INSERT INTO franchisees (franchisee_id, name) VALUES ('FR1', 'Franchisee 1'), ('FR2', 'Franchisee 2')");
     await pool.query("INSERT INTO gateways (gateway_id, region_id) VALUES ('G1', 'R1'), ('G2', 'R1')");
@@ -42,8 +40,6 @@ beforeAll(async () => {
     const common = { prefix, secret: SECRET, platformPassword: PLATFORM_PASSWORD };
     written = await writeNatsConfig(db.url, { ...common, out: join(dir, "auth.conf") });
     writtenHistory = await writeNatsConfig(pool, { ...common, out: join(dir, "auth-history.conf"), franchiseeHistory: true });
-  } finally {
-    await pool.end();
   }
   server = await natsServer({ mqtt: true, include: [written.out] });
   historyServer = await natsServer({ include: [writtenHistory.out] });
@@ -126,7 +122,7 @@ describe("nats-config", () => {
   });
 
   it("refuses ids that are not subject tokens and a missing or short secret", async () => {
-    const { natsAuthorization } = await import("../../cli/nats-auth.ts");
+    const { natsAuthorization } = await import("../../cli/index.ts");
     const ok = { prefix, franchisees: ["FR1"], gateways: ["G1"], secret: SECRET, platformPassword: PLATFORM_PASSWORD };
     expect(() => natsAuthorization({ ...ok, gateways: ["G.1"] })).toThrow(/invalid gateway id "G\.1"/);
     expect(() => natsAuthorization({ ...ok, franchisees: ["F>"] })).toThrow(/invalid franchisee id/);
@@ -138,7 +134,7 @@ describe("nats-config", () => {
 
 describe("the server with the generated authorization", () => {
   it("refuses a wrong password, another user's password and no credentials at connect", async () => {
-    const attempt = (user?: string, pass?: string) => connect({ servers: server.url, reconnect: false, ...(user ? { user, pass } : {}) });
+    const attempt = (user?: string, pass?: string) => connect({ servers: server.url, reconnect: false, ...(user ? { user, ...(pass !== undefined ? { pass } : {}) } : {}) });
     await expect(attempt("fr-FR1", "wrong-password-0123456789abcdef")).rejects.toThrow(/Authorization Violation/);
     await expect(attempt("fr-FR2", password("fr-FR1"))).rejects.toThrow(/Authorization Violation/);
     await expect(attempt("gw-G1", derivedNatsPassword("another-secret-0123456789", "gateway", "G1"))).rejects.toThrow(/Authorization Violation/);
@@ -349,15 +345,13 @@ describe("with franchisees' JetStream history (--franchisee-history)", () => {
 describe("the platform on a server with the generated authorization", () => {
   it("logs in as platform when VEND_NATS_PASSWORD is set, and cannot start without it", async () => {
     const { testPlatform } = await import("../helpers/platform.ts");
-    const tp = await testPlatform({ NATS_URL: server.url, VEND_NATS_PASSWORD: PLATFORM_PASSWORD }, { parts: { cutoff: false, faults: false, writer: false } });
-    try {
+    {
+      await using tp = await testPlatform({ NATS_URL: server.url, VEND_NATS_PASSWORD: PLATFORM_PASSWORD }, { parts: { cutoff: false, faults: false, writer: false } });
       const ready = await fetch(`${tp.p.url}/readyz`);
       expect(ready.status).toBe(200);
       // It created its streams on this server, as the platform user.
       const jsm = await jetstreamManager(tp.p.nc);
       expect((await jsm.streams.info(tp.p.subjects.streams.telemetry)).config.name).toBe(tp.p.subjects.streams.telemetry);
-    } finally {
-      await tp[Symbol.asyncDispose]();
     }
     await expect(testPlatform({ NATS_URL: server.url }, { parts: { cutoff: false, faults: false, writer: false } })).rejects.toThrow(/Authorization/i);
   });

@@ -1,6 +1,6 @@
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 

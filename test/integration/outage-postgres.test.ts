@@ -1,9 +1,8 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { signToken } from "../../control/index.ts";
-import { testDatabase } from "../helpers/database.ts";
+import { pgClient, testDatabase } from "../helpers/database.ts";
 import { NATS_URL, PG_ADMIN_URL, testPrefix } from "../helpers/env.ts";
 import { platformProcess, type PlatformProcess } from "../helpers/platform-process.ts";
 import { removeNatsState, SECRET, seedFleet, until, type TestPlatform } from "../helpers/platform.ts";
@@ -35,7 +34,7 @@ async function api(method: string, path: string, body?: unknown, token = admin):
   const res = await fetch(platform.url + path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
+    body: body !== undefined ? JSON.stringify(body) : null,
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -76,14 +75,9 @@ function load(workers: number) {
 
 /** Every backend of this test's database (and only it), ended by the server. */
 async function terminateBackends(): Promise<number> {
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await c.connect();
-  try {
-    const r = await c.query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1::text", [db.name]);
-    return Number(r.rows[0].n);
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(PG_ADMIN_URL);
+  const r = await c.query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1::text", [db.name]);
+  return Number(r.rows[0].n);
 }
 
 const readyz = async () => (await fetch(`${platform.url}/readyz`)).status;

@@ -1,9 +1,20 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdtempSync } from "node:fs";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { down, formationState, formationUrl, killNode, nodeUrl, pgAutoctlInstalled, up, waitHealthy, type Formation } from "../../cli/pg-ha.ts";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { pgClient } from "../helpers/database.ts";
+import {
+  down,
+  formationState,
+  formationUrl,
+  killNode,
+  nodeUrl,
+  pgAutoctlInstalled,
+  up,
+  waitHealthy,
+  type Formation,
+  createGateway,
+  type Gateway,
+} from "../../cli/index.ts";
 import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";
 import { platformProcess, type PlatformProcess } from "../helpers/platform-process.ts";
@@ -37,7 +48,7 @@ async function api(method: string, path: string, body?: unknown, token = admin):
   const res = await fetch(platform.url + path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
+    body: body !== undefined ? JSON.stringify(body) : null,
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -96,14 +107,8 @@ function load(workers: number) {
 }
 
 async function onNode(url: string, sql: string, params: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  c.on("error", () => {});
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(url);
+  return (await c.query(sql, params)).rows;
 }
 
 describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_failover)", () => {

@@ -1,8 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeLogger } from "../../cli/log.ts";
-import { createApp, type App } from "../../control/http/server.ts";
-import { createMetrics } from "../../control/metrics.ts";
+import { makeLogger } from "../../cli/index.ts";
+import { createApp, type App, createMetrics } from "../../control/internal.ts";
 import { newRegistry } from "../../control/index.ts";
 import { PG_ADMIN_URL } from "../helpers/env.ts";
 

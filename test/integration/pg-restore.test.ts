@@ -1,11 +1,22 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { pgClient } from "../helpers/database.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { archiveNow, backup, restore, type Restored } from "../../cli/pg-backup.ts";
-import { down, formationUrl, pgAutoctlInstalled, up, type Formation } from "../../cli/pg-ha.ts";
-import { startPlatform, type Platform } from "../../cli/platform.ts";
-import { makeLogger } from "../../cli/log.ts";
+import {
+  archiveNow,
+  backup,
+  restore,
+  type Restored,
+  down,
+  formationUrl,
+  pgAutoctlInstalled,
+  up,
+  type Formation,
+  startPlatform,
+  type Platform,
+  makeLogger,
+} from "../../cli/index.ts";
 import { loadConfig } from "../../contracts/index.ts";
 import { signToken } from "../../control/index.ts";
 import { NATS_URL, RUN_ID, testPrefix } from "../helpers/env.ts";
@@ -47,7 +58,7 @@ async function api(method: string, path: string, body?: unknown, token?: string)
   const res = await fetch(p!.url + path, {
     method,
     headers: { authorization: `Bearer ${token ?? (await signToken(SECRET, "admin1", "admin"))}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
+    body: body !== undefined ? JSON.stringify(body) : null,
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -55,21 +66,16 @@ async function api(method: string, path: string, body?: unknown, token?: string)
 
 /** The money and the sessions of a database, as one comparable text. */
 async function moneyAndSessions(url: string): Promise<{ users: string; ledger: string; sessions: string; topups: number; readings: number; hypertable: boolean }> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const one = async (sql: string) => (await c.query<{ j: string }>(sql)).rows[0]!.j;
-    return {
-      users: await one("SELECT coalesce(json_agg(u ORDER BY user_id), '[]')::text AS j FROM users u"),
-      ledger: await one("SELECT coalesce(json_agg(l ORDER BY entry_id), '[]')::text AS j FROM wallet_ledger l"),
-      sessions: await one("SELECT coalesce(json_agg(s ORDER BY session_id), '[]')::text AS j FROM sessions s"),
-      topups: Number((await c.query("SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'topup'")).rows[0].n),
-      readings: Number((await c.query("SELECT count(*) AS n FROM readings")).rows[0].n),
-      hypertable: (await c.query("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")).rowCount === 1,
-    };
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(url);
+  const one = async (sql: string) => (await c.query<{ j: string }>(sql)).rows[0]!.j;
+  return {
+    users: await one("SELECT coalesce(json_agg(u ORDER BY user_id), '[]')::text AS j FROM users u"),
+    ledger: await one("SELECT coalesce(json_agg(l ORDER BY entry_id), '[]')::text AS j FROM wallet_ledger l"),
+    sessions: await one("SELECT coalesce(json_agg(s ORDER BY session_id), '[]')::text AS j FROM sessions s"),
+    topups: Number((await c.query("SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'topup'")).rows[0].n),
+    readings: Number((await c.query("SELECT count(*) AS n FROM readings")).rows[0].n),
+    hypertable: (await c.query("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")).rowCount === 1,
+  };
 }
 
 describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in time", () => {

@@ -3,9 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { subjects as makeSubjects, type Session } from "../../contracts/index.ts";
-import { sessionEvents } from "../../control/http/sse.ts";
-import { createMetrics } from "../../control/metrics.ts";
-import { streamCounter } from "../../control/http/streams.ts";
+import { sessionEvents, createMetrics, streamCounter } from "../../control/internal.ts";
 import { newRegistry } from "../../control/index.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 

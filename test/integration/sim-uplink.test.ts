@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { subjects, type TerminalEvent } from "../../contracts/index.ts";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { natsServer, type TestNatsServer } from "../helpers/nats-server.ts";
 import { testPrefix } from "../helpers/env.ts";
 import { until } from "../helpers/platform.ts";

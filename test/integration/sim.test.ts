@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { subjects, type Command, type Reading, type TerminalEvent } from "../../contracts/index.ts";
-import { createGateway, type Gateway, type GatewayOptions } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway, type GatewayOptions } from "../../cli/index.ts";
 
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const prefix = `simtest_${randomBytes(4).toString("hex")}`;

@@ -1,6 +1,6 @@
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
 
 // Issue 11, "effects only after they are durable": a stage keeps a terminal's new state only once
@@ -18,7 +18,7 @@ beforeAll(async () => {
   user = await tp.token("U1", "user");
   expect((await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "r1" })).status).toBe(201);
   await until(async () => (await tp.api("GET", "/v1/me", undefined, user)).status === 200);
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

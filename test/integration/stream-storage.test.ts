@@ -15,26 +15,18 @@ describe("stream storage", () => {
     await using nats = await natsServer({ jetstream: "max_file_store: 1GB" });
     const defaults = configSchema.parse({});
     expect(reservedBytes({ maxBytes: defaults.STREAM_MAX_BYTES, telemetryMaxAgeDays: 7 })).toBeLessThan(2 ** 30);
-    const nc = await connect({ servers: nats.url });
-    try {
-      await ensureTopology(nc, subjects(testPrefix()), { maxBytes: defaults.STREAM_MAX_BYTES, telemetryMaxAgeDays: defaults.TELEMETRY_MAX_AGE_DAYS });
-    } finally {
-      await nc.close();
-    }
+    await using nc = await connect({ servers: nats.url });
+    await ensureTopology(nc, subjects(testPrefix()), { maxBytes: defaults.STREAM_MAX_BYTES, telemetryMaxAgeDays: defaults.TELEMETRY_MAX_AGE_DAYS });
   });
 
   it("a server that cannot reserve the streams' storage is named in one line with the setting to change", async () => {
     await using nats = await natsServer({ jetstream: "max_file_store: 64MB" });
-    const nc = await connect({ servers: nats.url });
-    try {
-      const err = await ensureTopology(nc, subjects(testPrefix()), { maxBytes: 256 * 2 ** 20, telemetryMaxAgeDays: 7 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(/insufficient storage/);
-      expect((err as Error).message).toMatch(/lower STREAM_MAX_BYTES/);
-      expect((err as Error).message).not.toMatch(/\n/);
-    } finally {
-      await nc.close();
-    }
+    await using nc = await connect({ servers: nats.url });
+    const err = await ensureTopology(nc, subjects(testPrefix()), { maxBytes: 256 * 2 ** 20, telemetryMaxAgeDays: 7 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/insufficient storage/);
+    expect((err as Error).message).toMatch(/lower STREAM_MAX_BYTES/);
+    expect((err as Error).message).not.toMatch(/\n/);
   });
 
   it("npm start against such a server exits with that one line, no stack trace", async () => {

@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
 
 // Issue 11, hole 1: a gateway speaks only for its own terminals, and a reading dated ahead does not
 // hide the real ones. Each case is a reproduction from the issue, run against the whole platform:
@@ -21,7 +21,7 @@ beforeAll(async () => {
   user = await tp.token("U1", "user");
   ok(await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "r1" }));
   await until(async () => (await tp.api("GET", "/v1/me", undefined, user)).status === 200);
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rational, whToMwh, type Command, type TerminalEvent } from "../../contracts/index.ts";
 import { ledgerSums } from "../../control/index.ts";
-import type { SimTerminal } from "../../cli/sim/index.ts";
+import type { SimTerminal } from "../../cli/index.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 /**

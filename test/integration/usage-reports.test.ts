@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { publishDuePackages } from "../../control/reports/daily.ts";
+import { publishDuePackages } from "../../control/internal.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
 import { streamMessages } from "../helpers/streams.ts";
 import type { TestPlatform } from "../helpers/platform.ts";

@@ -1,6 +1,6 @@
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { authenticator, signToken } from "../../control/auth.ts";
+import { authenticator, signToken } from "../../control/internal.ts";
 
 const SECRET = "unit-secret-0123456789abcdef";
 // Near the real time, so that the old verifier (which read the real clock) judged these tokens too.

@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { checkpointUpTo, finalBill, type Bill } from "../../control/sessions/bill.ts";
+import { checkpointUpTo, finalBill, type Bill } from "../../control/internal.ts";
 import { Rational, type Meter, type MeterJson, type Tariff } from "../../contracts/index.ts";
 
 const SH = "Asia/Shanghai";

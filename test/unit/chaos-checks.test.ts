@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Checker, exactFeeReaches, feeCents, type SessionRow } from "../../bench/chaos/invariants.ts";
-import type { Fleet, Taken } from "../../bench/chaos/fleet.ts";
+import { Checker, exactFeeReaches, feeCents, type SessionRow, type Fleet, type Taken } from "../../bench/index.ts";
 
 // The chaos suite's own arithmetic and overshoot rule, on hand-made records: a checker that cannot
 // fail proves nothing.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Arm, Reading } from "../../contracts/index.ts";
-import { beginUnit, type HeldStates } from "../../processors/cutoff/unit.ts";
+import { beginUnit, type HeldStates } from "../../processors/internal.ts";
 
 // The cutoff stage's unit of work: its changes are kept only on commit, so a unit whose effects
 // failed (the cutoff publish) is decided again in full when retried, and never twice once kept.

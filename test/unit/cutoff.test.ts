@@ -1,6 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { decideCutoff } from "../../processors/cutoff/decide.ts";
-import { emptyState, step, type CutoffEffect, type TerminalState } from "../../processors/cutoff/step.ts";
+import { decideCutoff, emptyState, step, type CutoffEffect, type TerminalState } from "../../processors/internal.ts";
 import { Rational, type Arm, type Meter, type Reading, type Tariff } from "../../contracts/index.ts";
 
 const SH = "Asia/Shanghai";

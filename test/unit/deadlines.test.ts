@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Deadlines } from "../../processors/deadlines.ts";
+import { Deadlines } from "../../processors/internal.ts";
 
 describe("Deadlines", () => {
   it("gives each terminal once, at or after its latest deadline, never before", () => {

@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import type { Reading } from "../../contracts/index.ts";
-import { conditions, overCurrent, type Evidence, type FaultProfile } from "../../processors/faults/rules.ts";
+import { conditions, overCurrent, type Evidence, type FaultProfile } from "../../processors/internal.ts";
 
 const T0 = 1_764_000_000_000;
 
@@ -15,7 +15,7 @@ function aProfile(override: Partial<FaultProfile> = {}): FaultProfile {
 }
 
 /** All conditions of one reading, as a plain object (kind → evidence). */
-function all(r: Reading, opts: { prev?: Reading; sessionActive?: boolean; profile?: FaultProfile } = {}): Record<string, Evidence> {
+function all(r: Reading, opts: { prev?: Reading | undefined; sessionActive?: boolean; profile?: FaultProfile } = {}): Record<string, Evidence> {
   return Object.fromEntries(conditions(opts.profile ?? aProfile(), r, opts.prev, opts.sessionActive ?? true));
 }
 

@@ -1,7 +1,13 @@
 import { describe, it, expect } from "vitest";
 import type { Reading } from "../../contracts/index.ts";
-import type { FaultProfile } from "../../processors/faults/rules.ts";
-import { emptyFaultState, faultStep, type FaultEffect, type FaultInput, type FaultState } from "../../processors/faults/step.ts";
+import {
+  type FaultProfile,
+  emptyFaultState,
+  faultStep,
+  type FaultEffect,
+  type FaultInput,
+  type FaultState,
+} from "../../processors/internal.ts";
 
 const T0 = 1_764_000_000_000;
 const OFFLINE_MS = 30_000;

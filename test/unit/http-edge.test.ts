@@ -1,8 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clientKey } from "../../control/http/limits.ts";
-import { nulPaths } from "../../control/http/nul.ts";
-import { streamCounter } from "../../control/http/streams.ts";
-import { storedProfile } from "../../control/registry.ts";
+import { clientKey, nulPaths, streamCounter, storedProfile } from "../../control/internal.ts";
 
 describe("clientKey", () => {
   it.each([

@@ -1,10 +1,5 @@
 import { describe, it, expect } from "vitest";
-import {
-  transition,
-  type SessionCore,
-  type SessionInput,
-  type Transition,
-} from "../../control/sessions/machine.ts";
+import { transition, type SessionCore, type SessionInput, type Transition } from "../../control/internal.ts";
 import type { PowerOffReason, SessionStopReason } from "../../contracts/index.ts";
 
 // new Date(1795478400000).toISOString() === "2026-11-24T00:00:00.000Z" (08:00 in Asia/Shanghai).

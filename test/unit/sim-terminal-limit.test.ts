@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SimTerminal } from "../../cli/sim/index.ts";
+import { SimTerminal } from "../../cli/index.ts";
 import { terminalEventSchema, type TerminalEvent } from "../../contracts/index.ts";
 
 const T0 = 1_795_478_400_000;

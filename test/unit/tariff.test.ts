@@ -7,8 +7,9 @@ import {
   maxPrices,
   type Tariff,
   type Segment,
-} from "../../contracts/billing/tariff.ts";
-import { instantOf, localTime } from "../../contracts/billing/zoned.ts";
+  instantOf,
+  localTime,
+} from "../../contracts/index.ts";
 
 const H = 3_600_000;
 const MIN = 60_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { suggestTimeOfUse } from "../../control/reports/tou.ts";
+import { suggestTimeOfUse } from "../../control/internal.ts";
 
 const curve = (f: (h: number) => number) => Array.from({ length: 24 }, (_, h) => f(h));
 

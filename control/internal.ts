@@ -1,0 +1,18 @@
+/**
+ * The control service's internals that the tests reach (nats.js's `internal_mod.ts`): only `test/`
+ * imports this entry; every other folder imports `index.ts`.
+ */
+export * from "./index.ts";
+export { authenticator } from "./auth.ts";
+export { createMetrics, type Metrics } from "./metrics.ts";
+export { createApp, type App } from "./http/server.ts";
+export { sessionEvents } from "./http/sse.ts";
+export { streamCounter } from "./http/streams.ts";
+export { clientKey } from "./http/limits.ts";
+export { nulPaths } from "./http/nul.ts";
+export { storedProfile } from "./registry.ts";
+export { armTerminal, disarmTerminal } from "./sessions/arms.ts";
+export { transition, type Transition } from "./sessions/machine.ts";
+export { checkpointUpTo, type Bill } from "./sessions/bill.ts";
+export { publishDuePackages } from "./reports/daily.ts";
+export { suggestTimeOfUse } from "./reports/tou.ts";
