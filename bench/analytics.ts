@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 import pg from "pg";
 import { regionInsights, buildPackage, rollSessionUsage, usageReport, type GroupBy } from "../control/index.ts";
 import { refreshAggregates } from "../ingest/index.ts";
@@ -5,6 +6,12 @@ import { migrate } from "../sql/index.ts";
 import { copy, PG_BASE, percentile } from "./harness.ts";
 
 const MIN = 60_000;
+/**
+ * The TimescaleDB path's server: a cluster of its own with the extension preloaded (5433, as the
+ * tests and .ci/run have it), so that the plain path keeps a server without it (PG_BASE).
+ */
+export const TSDB_BASE = process.env.BENCH_TSDB_PG ?? "postgres://postgres@127.0.0.1:5433";
+export const analyticsBase = (storage: "plain" | "timescaledb") => (storage === "timescaledb" ? TSDB_BASE : PG_BASE);
 const DAY = 86_400_000;
 
 /** A small seeded generator: the same fleet and usage on every run. */
@@ -117,7 +124,7 @@ async function timed<T>(samples: number, fn: (i: number) => Promise<T>) {
  */
 export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days: number; samples: number; readingEveryS: number }) {
   const name = `bench_analytics_${o.storage}_${Date.now().toString(36)}`;
-  const url = `${PG_BASE}/${name}`;
+  const url = `${analyticsBase(o.storage)}/${name}`;
   await migrate(url, () => {}, o.storage);
   const db = new pg.Pool({ connectionString: url, max: 4 });
   try {
@@ -178,6 +185,8 @@ export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days
     const refreshMsPerMinute = minuteCost.reduce((a, b) => a + b, 0) / minuteCost.length;
     return {
       storage: o.storage,
+      // The machine is shared: its load (1, 5, 15 min) when the queries were timed.
+      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
       fleet: { ...fleet, ...counts, sessionHours: (await db.query("SELECT count(*)::int AS n FROM session_usage")).rows[0].n },
       setupSeconds: { seed: (seeded - t0) / 1000, rollup: rollMs / 1000, firstRefresh: refreshAllMs / 1000 },
       rollupMsPerSession: rollMs / Math.max(1, rolled),
@@ -193,7 +202,7 @@ export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days
     };
   } finally {
     await db.end();
-    const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+    const admin = new pg.Client({ connectionString: `${analyticsBase(o.storage)}/postgres` });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();

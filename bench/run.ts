@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import pg from "pg";
-import { benchAnalytics } from "./analytics.ts";
+import { analyticsBase, benchAnalytics } from "./analytics.ts";
 import { benchCutoff } from "./cutoff.ts";
 import { benchFaults } from "./faults.ts";
 import { benchScale } from "./scale.ts";
@@ -92,18 +92,18 @@ async function main() {
   if (!only || only === "analytics") {
     step("analytics", "about 15 minutes: 30 days of 1000 terminals are loaded first");
     // Both storage paths where TimescaleDB is installed and preloaded; the plain one everywhere.
-    const c = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
-    await c.connect();
-    const tsdb = (
+    const c = new pg.Client({ connectionString: `${analyticsBase("timescaledb")}/postgres` });
+    c.on("error", () => {});
+    const tsdb = await c.connect().then(async () => (
       await c.query(
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AND current_setting('shared_preload_libraries') LIKE '%timescaledb%' AS ok",
       )
-    ).rows[0].ok as boolean;
-    await c.end();
+    ).rows[0].ok as boolean, () => false);
+    await c.end().catch(() => {});
     const runs = [];
     for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
       runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
-    write("analytics", { runs, ...(tsdb ? {} : { timescaledb: "not measured: the extension is not installed and preloaded here" }) });
+    write("analytics", { runs, ...(tsdb ? {} : { timescaledb: `not measured: no PostgreSQL with the extension installed and preloaded at ${analyticsBase("timescaledb")} (BENCH_TSDB_PG)` }) });
   }
 
   // Not part of the default run: it needs pg_auto_failover and pgBackRest (npm run pg:ha).

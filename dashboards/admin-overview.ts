@@ -16,7 +16,7 @@ export function adminOverview() {
         "Revenue",
         "currencyCNY",
         // Fees are exact cents per session; shown in yuan (numeric division, no float rounding).
-        sql(`SELECT coalesce(sum(fee_cents), 0)::numeric / 100 AS revenue FROM sessions WHERE usage_rolled_at IS NOT NULL AND $__timeFilter(started_at)`),
+        sql(`SELECT coalesce(sum(fee_cents), 0)::numeric / 100 AS revenue FROM usage_hourly WHERE $__timeFilter(bucket)`),
       ),
     )
     .withPanel(stat("Sessions", "none", sql(`SELECT count(*) AS sessions FROM sessions WHERE state = 'completed' AND $__timeFilter(started_at)`)))

@@ -8,10 +8,49 @@ import { publishDuePackages } from "./daily.ts";
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
 const SETTLE_MS = 5000;
 
-/** Rolls finished sessions into usage facts (sql/008_usage.sql); returns how many it rolled. */
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Rolls finished sessions into usage facts (sql/008_usage.sql); returns how many it rolled. The
+ * usage aggregates (sql/012_usage_aggregates.sql) bucket a session by its start: on plain
+ * PostgreSQL triggers keep them in the rollup's transaction; on TimescaleDB a session that
+ * started before a continuous aggregate's watermark (any session longer than the policy's end
+ * offset) would wait for the next policy run, so the buckets of the rolled sessions' starts are
+ * refreshed here, hourly then daily (the daily aggregate reads the hourly one).
+ */
 export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<number> {
-  const r = await db.query<{ n: number }>("SELECT vv_roll_session_usage(vv_ms_to_ts($1::bigint), $2::int) AS n", [now - SETTLE_MS, max]);
-  return r.rows[0]!.n;
+  const r = await db.query<{ rolled: number; first: string | null; last: string | null; refresh: boolean }>(
+    "SELECT rolled, vv_ts_to_ms(first_start)::text AS first, vv_ts_to_ms(last_start)::text AS last, refresh FROM vv_roll_usage(vv_ms_to_ts($1::bigint), $2::int)",
+    [now - SETTLE_MS, max],
+  );
+  const { rolled, first, last, refresh } = r.rows[0]!;
+  if (refresh && first !== null && last !== null) {
+    for (const [view, width] of [["usage_hourly", HOUR_MS], ["usage_daily", DAY_MS]] as const) {
+      const from = Math.floor(Number(first) / width) * width;
+      const to = (Math.floor(Number(last) / width) + 1) * width;
+      // CALL takes no bind parameters: the values are numbers of ours.
+      await whileRefreshing(() => db.query(`CALL refresh_continuous_aggregate('${view}', vv_ms_to_ts(${from}), vv_ms_to_ts(${to}))`));
+    }
+  }
+  return rolled;
+}
+
+/**
+ * Runs a refresh, waiting out another one of the same aggregate (TimescaleDB refuses overlapping
+ * refreshes with lock_not_available; a policy's or another control instance's may be under way).
+ * The other may cover other buckets, so this one runs after it rather than being skipped.
+ */
+async function whileRefreshing<T>(refresh: () => Promise<T>, waitMs = 30_000): Promise<T> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await refresh();
+    } catch (e) {
+      if ((e as { code?: string }).code !== "55P03" || Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /**

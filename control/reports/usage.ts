@@ -22,12 +22,16 @@ export interface UsageQuery {
   franchiseeId?: string;
 }
 
-// The 24 sums as one text: concat_ws measured faster than array_to_string(ARRAY[...]). The columns
-// are NOT NULL and a group has rows, so no sum is NULL (which concat_ws would skip; parseCurve
-// would then refuse the curve).
-const HOURS = Array.from({ length: 24 }, (_, h) => `sum(e${h})`).join(", ");
+const hh = (h: number) => String(h).padStart(2, "0");
+// The 24 sums as one text: concat_ws measured faster than array_to_string(ARRAY[...]). No sum is
+// NULL (vv_sum starts at 0), which concat_ws would skip; parseCurve would then refuse the curve.
+const HOURS = Array.from({ length: 24 }, (_, h) => `vv_sum(mwh_${hh(h)})`).join(", ");
+// session_usage rows in the aggregates' columns, for the edges of a range that are not whole hours.
+const RAW_HOURS = Array.from({ length: 24 }, (_, h) => `CASE WHEN hour_of_day = ${h} THEN energy_mwh ELSE 0 END AS mwh_${hh(h)}`).join(", ");
+const HOUR_NAMES = Array.from({ length: 24 }, (_, h) => `mwh_${hh(h)}`).join(", ");
 
-const BIG_HOURS = Array.from({ length: 24 }, (_, h) => `sum(hours_mwh[${h + 1}])`).join(", ");
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 interface CurveRow {
   id: string;
@@ -36,61 +40,73 @@ interface CurveRow {
   mwh: string;
 }
 
+type Source = "usage_daily" | "usage_hourly" | "session_usage";
+
+/**
+ * [from, to) as the fewest rows to read: whole UTC days from usage_daily, whole hours at either
+ * end from usage_hourly, and the minutes before the first whole hour and after the last from
+ * session_usage itself (the aggregates bucket by start; a range need not fall on hours).
+ */
+export function rangeSources(from: number, to: number): { source: Source; from: number; to: number }[] {
+  const out: { source: Source; from: number; to: number }[] = [];
+  const add = (source: Source, a: number, b: number) => {
+    if (a < b) out.push({ source, from: a, to: b });
+  };
+  const ceil = (t: number, w: number) => Math.ceil(t / w) * w;
+  const floor = (t: number, w: number) => Math.floor(t / w) * w;
+  const h0 = ceil(from, HOUR_MS);
+  const h1 = floor(to, HOUR_MS);
+  if (h0 >= h1) {
+    add("session_usage", from, to);
+    return out;
+  }
+  const d0 = ceil(from, DAY_MS);
+  const d1 = floor(to, DAY_MS);
+  add("session_usage", from, h0);
+  if (d0 < d1) {
+    add("usage_hourly", h0, d0);
+    add("usage_daily", d0, d1);
+    add("usage_hourly", d1, h1);
+  } else add("usage_hourly", h0, h1);
+  add("session_usage", h1, to);
+  return out;
+}
+
 /**
  * Usage of the sessions that started in [from, to), grouped: their whole billed energy and fee,
  * and their energy by local hour of day. A session counts once it is rolled, seconds after it
- * ends. One scan of session_curves (sql/011_session_curves.sql), a row per session with its 24
- * hours (rarely several parts that add up to it), so the grouping is plain sums and one row per
- * group comes back, its curve as one text; energies are summed in integer mWh, Wh exact to the mWh.
- * The sessions too large even for parts (session_curves_big, nearly always empty) are added.
+ * ends. Read from the usage aggregates (sql/012_usage_aggregates.sql: continuous aggregates on
+ * TimescaleDB, rollup tables on plain PostgreSQL), which bucket sessions by start with their 24
+ * hours of day as columns, so the grouping is plain sums and one row per group comes back, its
+ * curve as one text; energies are summed in integer mWh (64-bit, failing rather than wrapping),
+ * Wh exact to the mWh.
  */
 export async function usageReport(db: Db | Tx, q: UsageQuery): Promise<(UsageTotals & { id: string })[]> {
   const key = column[q.groupBy];
-  const where = `started_at >= vv_ms_to_ts($1::bigint) AND started_at < vv_ms_to_ts($2::bigint)
-       AND ($3::text IS NULL OR user_id = $3::text) AND ($4::text IS NULL OR franchisee_id = $4::text)`;
-  const params = [q.from, q.to, q.userId ?? null, q.franchiseeId ?? null];
+  const params: unknown[] = [q.userId ?? null, q.franchiseeId ?? null];
+  const parts = rangeSources(q.from, q.to).map(({ source, from, to }) => {
+    params.push(from, to);
+    const [a, b] = [`vv_ms_to_ts($${params.length - 1}::bigint)`, `vv_ms_to_ts($${params.length}::bigint)`];
+    const who = "($1::text IS NULL OR user_id = $1::text) AND ($2::text IS NULL OR franchisee_id = $2::text)";
+    return source === "session_usage"
+      ? `SELECT ${key} AS id, fee_cents, sessions::bigint AS sessions, ${RAW_HOURS} FROM session_usage WHERE started_at >= ${a} AND started_at < ${b} AND ${who}`
+      : `SELECT ${key} AS id, fee_cents, sessions, ${HOUR_NAMES} FROM ${source} WHERE bucket >= ${a} AND bucket < ${b} AND ${who}`;
+  });
+  if (!parts.length) return [];
   const r = await db.query<CurveRow>(
-    `SELECT ${key} AS id, sum(fee_cents)::text AS fee, sum(sessions)::int AS n, concat_ws(',', ${HOURS}) AS mwh
-     FROM session_curves WHERE ${where}
-     GROUP BY 1 ORDER BY ${key} COLLATE "C"`,
+    `SELECT id, vv_sum(fee_cents)::text AS fee, vv_sum(sessions)::int AS n, concat_ws(',', ${HOURS}) AS mwh
+     FROM (${parts.join("\n UNION ALL ")}) x
+     GROUP BY id ORDER BY id COLLATE "C"`,
     params,
   );
-  const big = await db.query<CurveRow>(
-    `SELECT ${key} AS id, sum(fee_cents)::text AS fee, count(*)::int AS n, concat_ws(',', ${BIG_HOURS}) AS mwh
-     FROM session_curves_big WHERE ${where} GROUP BY 1`,
-    params,
-  );
-  if (big.rows.length) return mergeExactly(r.rows, big.rows);
   // In SQL order, and the curve parsed by hand: for 10 000 groups these were a third of the time.
   return r.rows.map((x) => {
     const { hourly, mwh } = parseCurve(x.mwh);
-    return { id: x.id, energyWh: mwh / 1000, feeCents: Number(x.fee), sessions: x.n, hourly };
+    const feeCents = Number(x.fee);
+    // Integers stay exact in a double up to 2^53; past that, fail rather than round.
+    if (!Number.isSafeInteger(feeCents)) throw new RangeError(`fees of ${x.id} exceed 2^53 cents`);
+    return { id: x.id, energyWh: mwh / 1000, feeCents, sessions: x.n, hourly };
   });
-}
-
-/** Both tables' groups added up in bigint, in id order; a total past 2^53 fails, never rounds. */
-function mergeExactly(...sets: CurveRow[][]): (UsageTotals & { id: string })[] {
-  const groups = new Map<string, { fee: bigint; n: number; mwh: bigint[] }>();
-  for (const x of sets.flat()) {
-    const g = groups.get(x.id) ?? { fee: 0n, n: 0, mwh: new Array<bigint>(24).fill(0n) };
-    groups.set(x.id, g);
-    g.fee += BigInt(x.fee);
-    g.n += x.n;
-    x.mwh.split(",").forEach((v, h) => (g.mwh[h]! += BigInt(v)));
-  }
-  const safe = (v: bigint, what: string) => {
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${what} exceeds 2^53`);
-    return Number(v);
-  };
-  return [...groups.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([id, g]) => ({
-      id,
-      energyWh: safe(g.mwh.reduce((a, b) => a + b, 0n), `usage of ${id} in mWh`) / 1000,
-      feeCents: safe(g.fee, `fees of ${id} in cents`),
-      sessions: g.n,
-      hourly: g.mwh.map((v) => safe(v, `usage of ${id} in mWh`) / 1000),
-    }));
 }
 
 /** "m0,m1,…,m23" (non-negative integer mWh) as Wh by hour, and the total in mWh. */

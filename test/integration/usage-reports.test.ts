@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publishDuePackages } from "../../control/internal.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
@@ -155,28 +154,43 @@ function suite(engine: "plain" | "timescaledb") {
     ]);
   });
 
-  it("each session's curve holds exactly its hours, by local hour of day", async () => {
+  it("the aggregates hold each session whole, in its start's hour and day, its curve exactly its hours", async () => {
     const hours = await tp.p.db.query("SELECT session_id, hour_of_day AS h, sum(energy_mwh)::int AS mwh FROM session_usage GROUP BY 1, 2");
-    const curves = await tp.p.db.query(`SELECT session_id, ARRAY[${Array.from({ length: 24 }, (_, h) => `e${h}`).join(", ")}] AS e, fee_cents FROM session_curves ORDER BY 1`);
-    expect(curves.rows.map((c) => c.session_id)).toEqual(sessions.map((x) => x.id).sort());
-    for (const c of curves.rows) {
-      const want = new Array<number>(24).fill(0);
-      for (const x of hours.rows.filter((x) => x.session_id === c.session_id)) want[x.h] = x.mwh;
-      expect(c.e).toEqual(want);
-      expect(c.fee_cents).toBe(sessions.find((x) => x.id === c.session_id)!.feeCents);
+    const names = Array.from({ length: 24 }, (_, h) => `mwh_${String(h).padStart(2, "0")}`).join(", ");
+    for (const view of ["usage_hourly", "usage_daily"]) {
+      const width = view === "usage_hourly" ? 3_600_000 : 86_400_000;
+      const rows = await tp.p.db.query(
+        `SELECT user_id, terminal_id, vv_ts_to_ms(bucket)::float8 AS bucket, sessions::int, fee_cents::int, energy_mwh::int, ARRAY[${names}]::int[] AS e FROM ${view} ORDER BY 3, 1, 2`,
+      );
+      // Each crafted session has a user and terminal of its own within its start's bucket.
+      expect(rows.rows.map((r) => [r.user_id, r.terminal_id, r.bucket]), view).toEqual(
+        sessions
+          .map((x) => [x.user, x.terminal, Math.floor(x.start / width) * width] as const)
+          .sort((a, b) => a[2] - b[2] || a[0].localeCompare(b[0]) || a[1].localeCompare(b[1])),
+      );
+      for (const r of rows.rows) {
+        const s = sessions.find((x) => x.user === r.user_id && x.terminal === r.terminal_id && Math.floor(x.start / width) * width === r.bucket)!;
+        const want = new Array<number>(24).fill(0);
+        for (const x of hours.rows.filter((x) => x.session_id === s.id)) want[x.h] = x.mwh;
+        expect(r, view).toMatchObject({ sessions: 1, fee_cents: s.feeCents, energy_mwh: s.billedMwh, e: want });
+      }
     }
   });
 
-  it("sessions rolled before the curves existed get theirs from the migration's backfill", async () => {
+  it("a range that is not whole hours reads the facts at its edges: the same sessions as by start", async () => {
+    // From 21:30:00.001 (S-A starts at 21:30:00.000, left out) to 12:00:00.001 (S-C, started at 12:00, in).
+    const r = await tp.api("GET", `/v1/admin/reports/usage?groupBy=user&from=${sh("2026-11-20T21:30:00") + 1}&to=${sh("2026-11-21T12:00:00") + 1}`);
+    expect(r.body.groups).toEqual([
+      { userId: "U1", energyWh: 5, feeCents: 1, sessions: 1, hourly: C },
+      { userId: "U2", energyWh: 15, feeCents: 2, sessions: 1, hourly: B },
+    ]);
+  });
+
+  it("a session rolled again (its facts deleted, its mark cleared) is counted once, exactly", async () => {
     const groupings = ["user", "terminal", "region", "franchisee"];
     const before = await Promise.all(groupings.map((g) => get(`/v1/admin/reports/usage?groupBy=${g}`)));
-    // The statement of sql/011 that fills session_curves from the session_usage rolled earlier.
-    const sql = await readFile(new URL("../../sql/011_session_curves.sql", import.meta.url), "utf8");
-    const backfill = sql.split("\n").find((l) => l.startsWith("SELECT vv_add_session_curves("));
-    expect(backfill).toBeDefined();
-    await tp.p.db.query("DELETE FROM session_curves");
-    expect((await get("/v1/admin/reports/usage?groupBy=user")).body.groups).toEqual([]);
-    await tp.p.db.query(backfill!);
+    await tp.p.db.query("BEGIN; DELETE FROM session_usage WHERE session_id = 'S-A'; UPDATE sessions SET usage_rolled_at = NULL WHERE session_id = 'S-A'; COMMIT");
+    await tp.p.control!.rollUsage();
     const after = await Promise.all(groupings.map((g) => get(`/v1/admin/reports/usage?groupBy=${g}`)));
     expect(after.map((r) => r.body)).toEqual(before.map((r) => r.body));
   });
