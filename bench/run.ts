@@ -6,7 +6,7 @@ import { benchCutoff } from "./cutoff.ts";
 import { benchFaults } from "./faults.ts";
 import { benchScale } from "./scale.ts";
 import { benchPlatformIngest, rawCopy, rawPublish } from "./ingest.ts";
-import { NATS_URL, PG_BASE } from "./harness.ts";
+import { NATS_URL } from "./harness.ts";
 import { syncedNats } from "./servers.ts";
 import { parseInt8AsNumber } from "../control/index.ts";
 

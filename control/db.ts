@@ -9,10 +9,18 @@ import { primaryClientClass, primaryResolver, standbyResolver, type PrimaryResol
  * parsers are the process's: this is called once at start, by each entry point (cli/main.ts, the
  * benchmarks' runners, the tests' setup file), never as a side effect of an import.
  */
+/**
+ * A bigint the database computed (a report's total) that JavaScript numbers, and so JSON answers,
+ * cannot carry exactly: refused rather than rounded (HTTP 422 `too_large`).
+ */
+export class Int8OverflowError extends RangeError {
+  override name = "Int8OverflowError";
+}
+
 export function parseInt8AsNumber(): void {
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
     const n = Number(v);
-    if (!Number.isSafeInteger(n)) throw new RangeError(`int8 ${v} is beyond exact JavaScript numbers`);
+    if (!Number.isSafeInteger(n)) throw new Int8OverflowError(`int8 ${v} is beyond exact JavaScript numbers`);
     return n;
   });
 }

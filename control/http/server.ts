@@ -22,6 +22,7 @@ import type { Logger } from "pino";
 import type { Principal, Role } from "../auth.ts";
 import { unavailableDependency } from "../../ingest/index.ts";
 import { ApiError, RETRY_AFTER_S, unavailable } from "../errors.ts";
+import { Int8OverflowError } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import { rateLimits, type Limit, type RateLimitOptions } from "./limits.ts";
 import { nulPaths } from "./nul.ts";
@@ -156,6 +157,12 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
     return reply.status(400).send({ error: { code: "invalid_request", message: `invalid ${where}`, details } });
   }
   const e = err as { statusCode?: number; code?: string; message?: string };
+  // A total past 2^53 (a report over a huge range of maximal sessions; numeric_value_out_of_range
+  // from the database's own overflow-checked sums): the question is too big to answer exactly.
+  if (err instanceof Int8OverflowError || e.code === "22003") {
+    req.log.warn({ err }, "answer too large to be exact");
+    return reply.status(422).send({ error: { code: "too_large", message: "a total in this answer exceeds what JSON numbers carry exactly (2^53): ask for a shorter range or finer groups" } });
+  }
   // PostgreSQL refused a character of the input (U+0000, or an escape jsonb cannot store): the
   // input is bad, whatever slipped past the edge's checks.
   if (e.code === "22021" || e.code === "22P05") {
