@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Principal } from "./auth.ts";
 import type { Db, Tx } from "./db.ts";
 import { conflict, notFound } from "./errors.ts";
-import type { AuditFn } from "./payments/service.ts";
+import { audit } from "./audit.ts";
 import { sessionById } from "./sessions/store.ts";
 import { lockWallet, post, wallet, type Wallet } from "./wallet.ts";
 
@@ -46,7 +46,6 @@ async function refundByKey(q: Q, key: string): Promise<Refund | null> {
  */
 export async function refundFee(
   tx: Tx,
-  audit: AuditFn,
   actor: Principal,
   sessionId: string,
   b: { amountCents: number; reason: string; idempotencyKey: string },
@@ -78,9 +77,12 @@ export async function refundFee(
   await audit(tx, {
     actor,
     action: "session.refund",
-    target: `session:${sessionId}`,
-    before: { feeCents: s.feeCents, refundedCents: refunded, balanceCents: w.balanceCents, debtCents: w.debtCents },
-    after: { refundId, amountCents: b.amountCents, reason: b.reason, refundedCents: refunded + b.amountCents, balanceCents: after.balanceCents, debtCents: after.debtCents },
+    objectType: "session",
+    objectId: sessionId,
+    before: { feeCents: s.feeCents, refundedCents: refunded, userId: s.userId, balanceCents: w.balanceCents, debtCents: w.debtCents },
+    after: { feeCents: s.feeCents, refundedCents: refunded + b.amountCents, userId: s.userId, balanceCents: after.balanceCents, debtCents: after.debtCents, refundId, amountCents: b.amountCents },
+    reason: b.reason,
+    atMs: now,
   });
   return { created: true, refund: r.rows[0]!, refundedCents: refunded + b.amountCents, feeCents: s.feeCents, wallet: after };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { audit } from "../audit.ts";
 import type { Principal } from "../auth.ts";
 import { inTx, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, notFound, paymentRequired } from "../errors.ts";
@@ -21,16 +22,6 @@ import {
   type OrderRow,
   type WithdrawalRow,
 } from "./store.ts";
-
-/** One entry of the audit log: a money movement made by a person (control/audit.ts writes it). */
-export interface AuditEntry {
-  actor: Principal;
-  action: string;
-  target: string;
-  before: unknown;
-  after: unknown;
-}
-export type AuditFn = (tx: Tx, e: AuditEntry) => Promise<void>;
 
 export type PaymentService = ReturnType<typeof paymentService>;
 
@@ -78,7 +69,6 @@ export function paymentService(d: {
   /** The platform's address as providers reach it. */
   publicUrl: () => string;
   orderTtlMs: number;
-  audit: AuditFn;
 }) {
   const { db, log, clock } = d;
   const byName = new Map(d.providers.map((p) => [p.name, p]));
@@ -295,12 +285,15 @@ export function paymentService(d: {
         });
         await post(tx, userId, "withdrawal", { balance: -b.amountCents }, { reference: row.withdrawalId });
         if (actor.role === "admin")
-          await d.audit(tx, {
+          await audit(tx, {
             actor,
             action: "wallet.withdraw",
-            target: `user:${userId}`,
-            before: { balanceCents: w.balanceCents },
-            after: { balanceCents: w.balanceCents - b.amountCents, withdrawalId: row.withdrawalId, amountCents: b.amountCents, reason: b.reason ?? null },
+            objectType: "user",
+            objectId: userId,
+            before: { balanceCents: w.balanceCents, heldCents: w.heldCents, debtCents: w.debtCents },
+            after: { balanceCents: w.balanceCents - b.amountCents, heldCents: w.heldCents, debtCents: w.debtCents, withdrawalId: row.withdrawalId, amountCents: b.amountCents },
+            reason: b.reason ?? null,
+            atMs: now,
           });
         return { created: true, w: row };
       });
