@@ -51,7 +51,7 @@ export function healthRoutes(app: App, o: { db: Db; nc: NatsConnection; registry
     await jsm.getAccountInfo();
   };
   app.get("/healthz", ops("healthz", "Liveness: the process answers", publicResponses({ 200: z.object({ ok: z.literal(true) }) })), async () => ({ ok: true as const }));
-  app.get("/readyz", ops("readyz", "Readiness: the database and NATS answer, and the process is not shutting down", { 200: readiness, 503: readiness }), async (_req, reply) => {
+  app.get("/readyz", ops("readyz", "Readiness: the database and NATS answer, and the process is not shutting down", publicResponses({ 200: readiness, 503: readiness })), async (_req, reply) => {
     const [database, nats] = await Promise.all([
       // query_timeout (read by pg per query, absent from its types): a stalled probe fails and its
       // connection leaves the pool, rather than each poll holding one more.
