@@ -30,7 +30,8 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-    return { status: r.status, body: (await r.json()) as unknown };
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the demo reads its own API's answers
+    return { status: r.status, body: (await r.json()) as any };
   };
 
   const tou = [
@@ -69,11 +70,25 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
   }
 
   const users = Array.from({ length: 10 }, (_, i) => `U-${i + 1}`);
+  const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400, claims)] as const)));
+  // Users pay in as they would in a real network: an order, paid in the (simulated) provider's app,
+  // whose signed notification credits the wallet (docs/sessions-and-money.md, "Paying in").
+  const sim = p.control?.simProvider ?? null;
+  const payIn = async (u: string, purpose: "topup" | "debt", key: string, amountCents?: number) => {
+    const o = await call("POST", "/v1/me/payment-orders", { provider: "sim", purpose, idempotencyKey: key, ...(amountCents ? { amountCents } : {}) }, tokens.get(u));
+    if (sim && o.status < 300) await sim.pay(o.body.orderId, { payerRef: `demo-openid-${u}` });
+  };
   for (const u of users) {
     await call("PUT", `/v1/admin/users/${u}`, { creditLimitCents: 500 });
-    await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
+    if (sim) await payIn(u, "topup", `demo-${u}-initial`, 5000);
+    else await call("POST", `/v1/admin/users/${u}/topups`, { amountCents: 5000, reference: `demo-${u}-initial` });
   }
-  const tokens = new Map(await Promise.all(users.map(async (u) => [u, await signToken(secret, u, "user", 86_400, claims)] as const)));
+  // Now and then a user with postpaid debt pays it off through the provider.
+  let round = 0;
+  const debts = setInterval(() => {
+    const u = pick(users);
+    if (sim) void payIn(u, "debt", `demo-${u}-debt-${++round}`).catch(() => {});
+  }, 30_000);
   sc.line(`[3/3] fleet: 2 regions, 2 franchisees, 2 gateways, ${qrs.length} terminals, ${users.length} users charging at random`);
 
   // Users arrive every 1.5 s on average and ask for 5-40 Wh, 60-120 s (the shortest allowed is 60) or 1-5 cents.
@@ -115,6 +130,7 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
 
   return async () => {
     clearInterval(arrivals);
+    clearInterval(debts);
     clearInterval(summary);
     sc.end();
     for (const g of gateways) await g.stop();

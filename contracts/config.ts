@@ -94,6 +94,19 @@ export const configSchema = z.object({
   PACKAGE_TIMEZONE: z.string().refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai").default("UTC"),
   /** A day's packages go out this long after its midnight, so its sessions have ended and been rolled. @default 600 */
   PACKAGE_DELAY_S: int(600),
+  /**
+   * The built-in simulated payment provider (`sim`, control/payments/sim-provider.ts): orders are
+   * paid by the demo and the tests, never by a real person. On with --demo. @default false
+   */
+  PAYMENT_SIM: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** A provider's notification stamped further than this from the platform's clock is refused as stale (a replay). @default 300 */
+  PAYMENT_NOTIFY_MAX_AGE_S: int(300),
+  /** A payment order not paid this long after creation is closed by the next query. @default 1800 */
+  PAYMENT_ORDER_TTL_S: int(1800),
+  /** How often the control service queries the provider for pending orders and payouts whose notification never came. @default 60 */
+  PAYMENT_RECONCILE_S: int(60),
+  /** The platform's address as providers reach it (their notifications go to `<PUBLIC_URL>/v1/payments/notify/<provider>`); default the listening address. */
+  PUBLIC_URL: z.url().optional(),
   /** How often the control service looks for due command repeats and deadlines. @default 200 */
   CONTROL_TICK_MS: int(200),
   /**
@@ -174,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { demo
     cfg.VEND_JWT_SECRET = "demo-secret-not-for-production";
   }
   if (opts.demo && env.DEMO_SIGN_IN === undefined) cfg.DEMO_SIGN_IN = true;
+  if (opts.demo && env.PAYMENT_SIM === undefined) cfg.PAYMENT_SIM = true;
   return cfg;
 }
 

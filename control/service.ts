@@ -20,6 +20,10 @@ import { pageRoutes } from "./http/pages.ts";
 import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
 import { streamCounter } from "./http/streams.ts";
+import { moneyRoutes } from "./http/money.ts";
+import { paymentService, type PaymentService } from "./payments/service.ts";
+import type { PaymentProvider } from "./payments/provider.ts";
+import { SimPaymentProvider } from "./payments/sim-provider.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -37,6 +41,10 @@ export interface ControlOptions {
 export interface RunningControl {
   app: App;
   sessions: SessionService;
+  /** Paying in and out through the configured payment providers. */
+  payments: PaymentService;
+  /** The built-in simulated provider when PAYMENT_SIM is on (the demo and tests pay with it). */
+  simProvider: SimPaymentProvider | null;
   /** The address the HTTP server listens on. */
   url: string;
   /** Rolls finished sessions into usage facts and publishes due packages now, rather than at the next round. */
@@ -77,6 +85,18 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     trustProxy: c.TRUST_PROXY,
   });
   const streams = streamCounter(c.SSE_MAX_STREAMS);
+  // Adapters for real providers (WeChat Pay, Alipay) are added to this list (docs/sessions-and-money.md).
+  const simProvider = c.PAYMENT_SIM ? new SimPaymentProvider({ clock: o.clock, maxAgeMs: c.PAYMENT_NOTIFY_MAX_AGE_S * 1000 }) : null;
+  const providers: PaymentProvider[] = simProvider ? [simProvider] : [];
+  let listenUrl = "";
+  const payments = paymentService({
+    db: o.db,
+    log: o.log,
+    clock: o.clock,
+    providers,
+    publicUrl: () => c.PUBLIC_URL?.replace(/\/$/, "") ?? listenUrl,
+    orderTtlMs: c.PAYMENT_ORDER_TTL_S * 1000,
+  });
   let draining = false;
   adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
   franchiseeRoutes(app, {
@@ -89,6 +109,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     clock: o.clock,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
     streams,
+    statementTz: c.PACKAGE_TIMEZONE,
     onRequest: auth("franchisee"),
   });
   userRoutes(app, {
@@ -98,6 +119,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     metrics,
     sessions,
     faults,
+    payments,
     streams,
     minDurationS: c.MIN_TARGET_DURATION_S,
     user: auth("user"),
@@ -116,6 +138,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     claims: { issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE },
     publicLimit,
   });
+  moneyRoutes(app, { db: o.db, clock: o.clock, payments, admin: auth("admin"), publicLimit });
   reportRoutes(app, { db: o.readDb ?? o.db, clock: o.clock, admin: auth("admin"), user: auth("user"), franchisee: auth("franchisee") });
   opsRoutes(app, { db: o.db, nc: o.nc, metrics, draining: () => draining });
 
@@ -143,15 +166,30 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     packages: { nc: o.nc, subjects: o.subjects, tz: c.PACKAGE_TIMEZONE, delayMs: c.PACKAGE_DELAY_S * 1000 },
   });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
+  listenUrl = url.replace("0.0.0.0", "127.0.0.1");
+  // Orders and payouts whose provider answer never came are asked about in the background too.
+  let reconciling = false;
+  const reconcileTimer = setInterval(() => {
+    if (reconciling || draining || providers.length === 0) return;
+    reconciling = true;
+    payments
+      .reconcile(c.PAYMENT_RECONCILE_S * 1000)
+      .catch((err) => o.log.warn({ err }, "payment reconciliation failed; tried again next round"))
+      .finally(() => (reconciling = false));
+  }, c.PAYMENT_RECONCILE_S * 1000);
+  reconcileTimer.unref();
 
   return {
     app,
     sessions,
+    payments,
+    simProvider,
     url: url.replace("0.0.0.0", "127.0.0.1"),
     rollUsage: roller.roll,
     tick: ticker.tick,
     async stop() {
       draining = true;
+      clearInterval(reconcileTimer);
       await app.close();
       await Promise.all(consumers.map((x) => x.stop()));
       await ticker.stop();

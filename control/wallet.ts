@@ -1,5 +1,5 @@
 import type { Db, Tx } from "./db.ts";
-import { conflict, notFound } from "./errors.ts";
+import { conflict, notFound, paymentRequired } from "./errors.ts";
 
 type Q = Db | Tx;
 
@@ -11,7 +11,17 @@ export interface Wallet {
   debtCents: number;
 }
 
-type Kind = "topup" | "hold" | "release" | "capture" | "debt" | "debt_settlement";
+export type Kind =
+  | "topup"
+  | "hold"
+  | "release"
+  | "capture"
+  | "debt"
+  | "debt_settlement"
+  | "payment"
+  | "refund"
+  | "withdrawal"
+  | "withdrawal_reversal";
 interface Deltas {
   balance?: number;
   held?: number;
@@ -95,6 +105,53 @@ export async function topUp(tx: Tx, userId: string, amountCents: number, referen
     if (settle > 0) await post(tx, userId, "debt_settlement", { balance: -settle, debt: -settle }, { reference });
   }
   return { credited, wallet: (await wallet(tx, userId))! };
+}
+
+/**
+ * A provider payment credited to the wallet, once per reference (`pay:<provider>:<transactionId>`):
+ * like a top-up, it settles postpaid debt first and the rest reaches the balance. False when the
+ * reference was credited before (nothing changed).
+ */
+export async function creditPayment(tx: Tx, userId: string, amountCents: number, reference: string): Promise<boolean> {
+  const w = await lockWallet(tx, userId);
+  const credited = await post(tx, userId, "payment", { balance: amountCents }, { reference });
+  const settle = Math.min(w.debtCents, amountCents);
+  if (credited && settle > 0) await post(tx, userId, "debt_settlement", { balance: -settle, debt: -settle }, { reference });
+  return credited;
+}
+
+/**
+ * Pays postpaid debt from the wallet's available balance (balance − held): at most `amountCents`
+ * (all the debt when absent), once per reference. Returns the cents settled now, or null when the
+ * reference was used before (then the cents it settled are in the ledger).
+ */
+export async function payDebtFromBalance(tx: Tx, userId: string, amountCents: number | undefined, reference: string): Promise<{ settledCents: number; repeat: boolean }> {
+  const w = await lockWallet(tx, userId);
+  const before = await tx.query<{ amount: number }>(
+    "SELECT -debt_delta AS amount FROM wallet_ledger WHERE user_id = $1::text AND kind = 'debt_settlement' AND reference = $2::text",
+    [userId, reference],
+  );
+  if (before.rows[0]) return { settledCents: before.rows[0].amount, repeat: true };
+  if (w.debtCents === 0) throw conflict("no_debt", "there is no postpaid debt to pay");
+  const want = Math.min(amountCents ?? w.debtCents, w.debtCents);
+  const available = w.balanceCents - w.heldCents;
+  if (available < want) throw paymentRequired("insufficient_balance", `paying ${want} cents of debt needs that much available balance; ${available} available`);
+  await post(tx, userId, "debt_settlement", { balance: -want, debt: -want }, { reference });
+  return { settledCents: want, repeat: false };
+}
+
+/**
+ * Every user whose cached figures differ from the sum of their ledger entries (the invariant the
+ * tests check after every kind of movement): empty when the ledger is whole.
+ */
+export async function ledgerMismatches(db: Q): Promise<{ userId: string; cached: { balance: number; held: number; debt: number }; ledger: { balance: number; held: number; debt: number } }[]> {
+  const r = await db.query<{ user_id: string; cb: number; ch: number; cd: number; lb: number; lh: number; ld: number }>(
+    `SELECT u.user_id, u.balance_cents AS cb, u.held_cents AS ch, u.debt_cents AS cd,
+            coalesce(l.b, 0)::bigint AS lb, coalesce(l.h, 0)::bigint AS lh, coalesce(l.d, 0)::bigint AS ld
+     FROM users u LEFT JOIN (SELECT user_id, sum(balance_delta) AS b, sum(held_delta) AS h, sum(debt_delta) AS d FROM wallet_ledger GROUP BY user_id) l USING (user_id)
+     WHERE u.balance_cents <> coalesce(l.b, 0) OR u.held_cents <> coalesce(l.h, 0) OR u.debt_cents <> coalesce(l.d, 0)`,
+  );
+  return r.rows.map((x) => ({ userId: x.user_id, cached: { balance: x.cb, held: x.ch, debt: x.cd }, ledger: { balance: x.lb, held: x.lh, debt: x.ld } }));
 }
 
 /** Sum of all ledger entries of a user, for checking the invariant. */

@@ -7,7 +7,8 @@ import type { Buckets } from "../../ingest/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { ApiError, forbidden, notFound } from "../errors.ts";
 import { allTerminalIds, terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
-import { acknowledge, applyChange, faultById, reportScanFailure, toEvent, type Out } from "./store.ts";
+import { audit } from "../audit.ts";
+import { acknowledge, applyChange, closeByHand, faultById, reportScanFailure, toEvent, type Out } from "./store.ts";
 
 export function terminalInfo(t: TerminalRecord): TerminalInfo {
   const p = t.profile;
@@ -73,6 +74,38 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
         return acknowledge(tx, s, { faultId, franchiseeId, at: d.clock() }, out);
       });
       if (!r) throw new ApiError(409, "fault_not_open", `fault ${faultId} changed meanwhile`);
+      await flush(out);
+      return toEvent(r);
+    },
+
+    /**
+     * The franchisee closes an unresolved fault by hand with a note (a scan-failure report that was
+     * a user's mistake): resolved, published as any resolution is, and audited, in one transaction.
+     */
+    async closeByHand(franchiseeId: string, faultId: string, note: string): Promise<ReturnType<typeof toEvent>> {
+      const f = await faultById(db, faultId);
+      if (!f) throw notFound("fault", faultId);
+      if (f.franchiseeId !== franchiseeId) throw forbidden("this fault is on another franchisee's terminal");
+      if (f.status === "resolved") throw new ApiError(409, "fault_resolved", `fault ${faultId} is resolved already`);
+      const out: Out = [];
+      const at = d.clock();
+      const r = await inTx(db, async (tx) => {
+        out.length = 0;
+        const closed = await closeByHand(tx, s, { faultId, franchiseeId, note, at }, out);
+        if (closed)
+          await audit(tx, {
+            actor: { sub: franchiseeId, role: "franchisee" },
+            action: "fault.close",
+            objectType: "fault",
+            objectId: faultId,
+            before: toEvent(f),
+            after: toEvent(closed),
+            reason: note,
+            atMs: at,
+          });
+        return closed;
+      });
+      if (!r) throw new ApiError(409, "fault_resolved", `fault ${faultId} was resolved meanwhile`);
       await flush(out);
       return toEvent(r);
     },

@@ -159,6 +159,22 @@ export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; fra
   );
 }
 
+/**
+ * Closes an unresolved fault of the franchisee's by hand (resolved now, with who and why); null
+ * when there is no such unresolved fault of theirs. If the condition is still there, the fault
+ * processor opens a new fault for it (a person's word does not change a reading).
+ */
+export async function closeByHand(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; note: string; at: number }, out: Out): Promise<FaultRow | null> {
+  return changeAnnounced(
+    tx,
+    s,
+    `UPDATE faults SET status = 'resolved', resolved_at = vv_ms_to_ts($3::bigint), closed_by = $2::text, close_note = $4::text, updated_at = now()
+     WHERE fault_id = $1::text AND franchisee_id = $2::text AND status <> 'resolved'`,
+    [o.faultId, o.franchiseeId, o.at, o.note],
+    out,
+  );
+}
+
 export async function faultById(q: Q, faultId: string): Promise<FaultRow | null> {
   const r = await q.query<FaultRow>(`SELECT ${cols} FROM faults WHERE fault_id = $1::text`, [faultId]);
   return r.rows[0] ?? null;

@@ -1,4 +1,5 @@
 import Fastify, { LogController } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -20,6 +21,9 @@ export interface OpsServer {
 export async function startOpsServer(o: { port: number; host: string; db: Db; nc: NatsConnection; registry: Registry; log: Logger }): Promise<OpsServer> {
   let draining = false;
   const app = Fastify({ loggerInstance: o.log, logController: new LogController({ disableRequestLogging: true }) }) as unknown as App;
+  // The routes' schemas are zod's, as on the control service's port.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   healthRoutes(app, { db: o.db, nc: o.nc, registry: o.registry, draining: () => draining });
   const address = await app.listen({ port: o.port, host: o.host }).catch((e: unknown) => {
     // Two processes on one host with the same ops port: say which setting to change, in one line.

@@ -5,6 +5,10 @@ import type { Registry } from "prom-client";
 import type { Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { App } from "./server.ts";
+import { z } from "zod";
+import { content, publicResponses } from "./schemas.ts";
+
+const ops = (operationId: string, summary: string, response: Record<number, unknown>) => ({ schema: { tags: ["operations"], security: [], operationId, summary, response } });
 
 /** How long readiness waits for each dependency's answer: a load balancer polls often and wants a quick no. */
 export const READY_TIMEOUT_MS = 2000;
@@ -34,20 +38,20 @@ async function check(probe: () => Promise<unknown>, ms: number): Promise<string>
  */
 export function opsRoutes(app: App, o: { db: Db; nc: NatsConnection; metrics: Metrics; draining: () => boolean }) {
   healthRoutes(app, { ...o, registry: o.metrics.registry });
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/openapi.json", { schema: { ...ops("openApi", "This OpenAPI document", publicResponses({ 200: z.record(z.string(), z.unknown()) })).schema, hide: true } }, async () => app.swagger());
 }
 
 /** `/healthz`, `/readyz` and `/metrics`: on the control service's port, and on every process's ops port (ops-server.ts). */
 export function healthRoutes(app: App, o: { db: Db; nc: NatsConnection; registry: Registry; draining: () => boolean }) {
-  const hide = { schema: { hide: true } };
+  const readiness = z.object({ ok: z.boolean(), checks: z.record(z.string(), z.string()) });
   // No API check at creation (that is a request itself); each call times out on its own.
   let jsm: JetStreamManager | null = null;
   const natsRoundTrip = async () => {
     jsm ??= await jetstreamManager(o.nc, { checkAPI: false, timeout: READY_TIMEOUT_MS });
     await jsm.getAccountInfo();
   };
-  app.get("/healthz", hide, async () => ({ ok: true }));
-  app.get("/readyz", hide, async (_req, reply) => {
+  app.get("/healthz", ops("healthz", "Liveness: the process answers", publicResponses({ 200: z.object({ ok: z.literal(true) }) })), async () => ({ ok: true as const }));
+  app.get("/readyz", ops("readyz", "Readiness: the database and NATS answer, and the process is not shutting down", publicResponses({ 200: readiness, 503: readiness })), async (_req, reply) => {
     const [database, nats] = await Promise.all([
       // query_timeout (read by pg per query, absent from its types): a stalled probe fails and its
       // connection leaves the pool, rather than each poll holding one more.
@@ -59,5 +63,5 @@ export function healthRoutes(app: App, o: { db: Db; nc: NatsConnection; registry
     const ok = database === "ok" && nats === "ok" && !o.draining();
     return reply.status(ok ? 200 : 503).send({ ok, checks });
   });
-  app.get("/metrics", hide, async (_req, reply) => reply.header("content-type", o.registry.contentType).send(await o.registry.metrics()));
+  app.get("/metrics", ops("metrics", "Prometheus metrics", publicResponses({ 200: content("text/plain", "Prometheus text format") })), async (_req, reply) => reply.header("content-type", o.registry.contentType).send(await o.registry.metrics()));
 }

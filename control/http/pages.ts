@@ -14,6 +14,10 @@ import type { Buckets } from "../../ingest/index.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
 import type { App, Hook } from "./server.ts";
+import { content, publicResponses } from "./schemas.ts";
+import { tariffPeriodSchema } from "../../contracts/index.ts";
+
+const html = (summary: string, operationId: string) => ({ hide: true, security: [], operationId, summary });
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 /** The pages' files: nothing else under control/pages is served. */
@@ -50,20 +54,20 @@ export function pageRoutes(
 
   // Any id gets the page, which says in words that a code is unknown: a person who scanned a bad
   // code should not read a JSON error. The page asks the API, which checks the id.
-  app.get("/t/:terminalId", { schema: { hide: true, params: z.object({ terminalId: z.string().min(1).max(512) }) } }, async (_req, reply) =>
+  app.get("/t/:terminalId", { schema: { ...html("The charge page a terminal's QR code links to", "chargePage"), params: z.object({ terminalId: z.string().min(1).max(512) }), response: publicResponses({ 200: content("text/html", "the page") }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("charge.html")),
   );
 
-  app.get("/console", { schema: { hide: true } }, async (_req, reply) =>
+  app.get("/console", { schema: { ...html("The franchisee console", "consolePage"), response: publicResponses({ 200: content("text/html", "the page") }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
   );
 
   // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
-  app.get("/favicon.ico", { schema: { hide: true } }, async (_req, reply) =>
+  app.get("/favicon.ico", { schema: { ...html("The pages' icon", "favicon"), response: publicResponses({ 200: content("image/svg+xml", "the icon") }) } }, async (_req, reply) =>
     reply.type("image/svg+xml").header("cache-control", "public, max-age=86400").send(await file("favicon.svg")),
   );
 
-  app.get("/pages/:name", { schema: { hide: true, params: z.object({ name: z.string().max(64) }) } }, async (req, reply) => {
+  app.get("/pages/:name", { schema: { ...html("The pages' scripts, styles and icon", "pageAsset"), params: z.object({ name: z.string().max(64) }), response: publicResponses({ 200: content("text/plain", "the file (its own content type)") }, [404]) } }, async (req, reply) => {
     // Own keys only: `__proto__` or `constructor` must not reach the file system as a name.
     const type = Object.hasOwn(assets, req.params.name) ? assets[req.params.name] : undefined;
     if (!type) throw notFound("page_asset", req.params.name);
@@ -71,7 +75,31 @@ export function pageRoutes(
   });
 
   /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
-  app.get("/v1/terminals/:terminalId", { onRequest: o.publicLimit("read terminal status"), schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
+  app.get("/v1/terminals/:terminalId", {
+      onRequest: o.publicLimit("read terminal status"),
+      schema: {
+        tags: ["public"],
+        operationId: "getTerminalStatus",
+        summary: "What anyone who scanned the code may see: whether the terminal can charge now, and the price now",
+        security: [],
+        params: z.object({ terminalId: idSchema }),
+        response: publicResponses(
+          {
+            200: z
+              .object({
+                terminalId: idSchema,
+                qr: z.string(),
+                regionId: idSchema,
+                timezone: z.string(),
+                state: z.string(),
+                priceNow: tariffPeriodSchema.nullable(),
+              })
+              .loose(),
+          },
+          [404],
+        ),
+      },
+    }, async (req) => {
     const now = o.clock();
     const term = await terminalPlace(o.db, req.params.terminalId);
     if (!term) throw notFound("terminal", req.params.terminalId);
@@ -93,7 +121,17 @@ export function pageRoutes(
 
   app.post(
     "/v1/demo/sign-in",
-    { onRequest: o.publicLimit("sign in"), schema: { tags: ["public"], body: z.union([z.object({ userId: idSchema }).strict(), z.object({ franchiseeId: idSchema }).strict()]) } },
+    {
+      onRequest: o.publicLimit("sign in"),
+      schema: {
+        tags: ["public"],
+        operationId: "demoSignIn",
+        summary: "The demo sign-in: a user or franchisee token for any id (only with DEMO_SIGN_IN)",
+        security: [],
+        body: z.union([z.object({ userId: idSchema }).strict(), z.object({ franchiseeId: idSchema }).strict()]),
+        response: publicResponses({ 200: z.union([z.object({ token: z.string(), userId: idSchema }), z.object({ token: z.string(), franchiseeId: idSchema })]) }, [404]),
+      },
+    },
     async (req) => {
       if (!o.demoSignIn) throw new ApiError(404, "not_found", "the demo sign-in is off (DEMO_SIGN_IN)");
       const b = req.body;

@@ -6,6 +6,34 @@ import { regionInsights } from "../reports/insights.ts";
 import { buildPackage, packageCsv } from "../reports/package.ts";
 import { idSchema } from "../../contracts/index.ts";
 import type { App, Hook } from "./server.ts";
+import { responses, usageTotals } from "./schemas.ts";
+
+const period = { from: z.number(), to: z.number() };
+const group = (key: string) => z.object({ [key]: z.string(), ...usageTotals });
+const insightsResponse = z
+  .object({
+    regionId: idSchema,
+    timezone: z.string(),
+    ...period,
+    installed: z.number().int(),
+    utilisation: z.array(z.number()),
+    peak: z.object({ busy: z.number(), at: z.number().nullable(), ofInstalled: z.number() }).loose(),
+    saturatedHours: z.array(z.number()),
+    idleHours: z.array(z.number()),
+    suggestedPeriods: z.array(z.object({ start: z.string(), end: z.string(), kind: z.enum(["peak", "flat", "valley"]) })),
+  })
+  .loose();
+const packageResponse = z
+  .object({
+    franchiseeId: idSchema,
+    ...period,
+    generatedAt: z.number(),
+    totals: z.object(usageTotals),
+    terminals: z.array(z.object({ terminalId: z.string(), regionId: z.string(), ...usageTotals, busyShare: z.number(), faultsOpened: z.number().int() }).loose()),
+    faults: z.array(z.record(z.string(), z.unknown())),
+    pendingSessions: z.number().int(),
+  })
+  .loose();
 
 const DAY = 86_400_000;
 /** The longest range one report may cover. */
@@ -48,7 +76,17 @@ export function reportRoutes(
 
   app.get(
     "/v1/admin/reports/usage",
-    { onRequest: o.admin, preHandler: stamp, schema: { tags: ["admin"], querystring: z.object({ groupBy: z.enum(["user", "terminal", "region", "franchisee"]), ...range }) } },
+    {
+      onRequest: o.admin,
+      preHandler: stamp,
+      schema: {
+        tags: ["admin"],
+        operationId: "usageReport",
+        summary: "Energy, fees, sessions and the hourly curve per user, terminal, region or franchisee",
+        querystring: z.object({ groupBy: z.enum(["user", "terminal", "region", "franchisee"]), ...range }),
+        response: responses({ 200: z.object({ groupBy: z.string(), ...period, groups: z.array(z.record(z.string(), z.unknown())) }) }),
+      },
+    },
     async (req) => {
       const { groupBy } = req.query;
       const w = window(req.query, o.clock());
@@ -58,24 +96,53 @@ export function reportRoutes(
 
   app.get(
     "/v1/admin/regions/:regionId/insights",
-    { onRequest: o.admin, preHandler: stamp, schema: { tags: ["admin"], params: z.object({ regionId: idSchema }), querystring: z.object(range) } },
+    {
+      onRequest: o.admin,
+      preHandler: stamp,
+      schema: {
+        tags: ["admin"],
+        operationId: "regionInsights",
+        summary: "How a region's terminals are used by hour of day, and suggested time-of-use periods",
+        params: z.object({ regionId: idSchema }),
+        querystring: z.object(range),
+        response: responses({ 200: insightsResponse }, [404]),
+      },
+    },
     async (req) => {
       const w = window(req.query, o.clock());
       return regionInsights(o.db, req.params.regionId, w.from, w.to);
     },
   );
 
-  app.get("/v1/me/usage", { onRequest: o.user, preHandler: stamp, schema: { tags: ["user"], querystring: z.object(range) } }, async (req) => {
+  app.get(
+    "/v1/me/usage",
+    {
+      onRequest: o.user,
+      preHandler: stamp,
+      schema: { tags: ["user"], operationId: "myUsage", summary: "The user's totals and hourly curve", querystring: z.object(range), response: responses({ 200: z.object({ userId: idSchema, ...period, ...usageTotals }) }) },
+    },
+    async (req) => {
     const userId = me(req);
     const w = window(req.query, o.clock());
     const [mine] = await usageReport(o.db, { groupBy: "user", ...w, userId });
     const { id: _id, ...totals } = mine ?? { id: userId, ...emptyTotals() };
     return { userId, ...w, ...totals };
-  });
+  },
+  );
 
   app.get(
     "/v1/franchisee/usage",
-    { onRequest: o.franchisee, preHandler: stamp, schema: { tags: ["franchisee"], querystring: z.object({ groupBy: z.enum(["terminal", "region"]).default("terminal"), ...range }) } },
+    {
+      onRequest: o.franchisee,
+      preHandler: stamp,
+      schema: {
+        tags: ["franchisee"],
+        operationId: "franchiseeUsage",
+        summary: "Usage of the franchisee's own terminals per terminal or region",
+        querystring: z.object({ groupBy: z.enum(["terminal", "region"]).default("terminal"), ...range }),
+        response: responses({ 200: z.object({ franchiseeId: idSchema, groupBy: z.string(), ...period, groups: z.array(z.union([group("terminalId"), group("regionId")])) }) }),
+      },
+    },
     async (req) => {
       const franchiseeId = me(req);
       const { groupBy } = req.query;
@@ -86,12 +153,22 @@ export function reportRoutes(
 
   app.get(
     "/v1/franchisee/package",
-    { onRequest: o.franchisee, preHandler: stamp, schema: { tags: ["franchisee"], querystring: z.object({ format: z.enum(["json", "csv"]).default("json"), ...range }) } },
+    {
+      onRequest: o.franchisee,
+      preHandler: stamp,
+      schema: {
+        tags: ["franchisee"],
+        operationId: "franchiseePackage",
+        summary: "The franchisee's data package for a period (usage, busy share, faults), JSON or CSV",
+        querystring: z.object({ format: z.enum(["json", "csv"]).default("json"), ...range }),
+        response: responses({ 200: { description: "the package", content: { "application/json": { schema: packageResponse }, "text/csv": { schema: z.string() } } } }),
+      },
+    },
     async (req, reply) => {
       const franchiseeId = me(req);
       const w = window(req.query, o.clock());
       const pkg = await buildPackage(o.db, franchiseeId, w.from, w.to, o.clock());
-      if (req.query.format === "json") return pkg;
+      if (req.query.format === "json") return reply.type("application/json; charset=utf-8").send(pkg);
       return reply
         .type("text/csv; charset=utf-8")
         .header("content-disposition", `attachment; filename="voltvend-${franchiseeId}-${new Date(w.from).toISOString().slice(0, 10)}.csv"`)

@@ -38,6 +38,16 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 /** A route hook (onRequest): authentication, roles, rate limits. */
 export type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
+/** A route as registered: its method, URL and schema (the zod schemas, before the OpenAPI transform). */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  schema: Record<string, any> | undefined;
+}
+const tables = new WeakMap<object, RouteEntry[]>();
+/** Every route of an app made by createApp (HEAD routes Fastify adds for GETs left out): for the route test. */
+export const routeTable = (app: App): RouteEntry[] => tables.get(app) ?? [];
+
 /** A Fastify instance with zod validation, the protocol's error shape, metrics and OpenAPI. */
 export async function createApp(o: {
   log: Logger;
@@ -68,6 +78,11 @@ export async function createApp(o: {
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  const table: RouteEntry[] = [];
+  tables.set(app, table);
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) if (method !== "HEAD") table.push({ method, url: r.url, schema: r.schema as Record<string, any> | undefined });
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: "Voltvend", version: "1", description: "Voltvend protocol v1.1 HTTP API (see docs/protocol.md)" },

@@ -180,3 +180,47 @@ export async function sessionIfFree(tx: Tx, sessionId: string): Promise<SessionR
   const exists = await tx.query("SELECT 1 FROM sessions WHERE session_id = $1::text", [sessionId]);
   return exists.rowCount ? "locked" : null;
 }
+
+/**
+ * A user's sessions, newest first, a page at a time: `after` is the last (createdAt, sessionId)
+ * of the previous page (keyset pagination on the sessions_user index, stable while sessions are added).
+ */
+export async function sessionsOfUser(db: Q, userId: string, limit: number, after: { createdAt: number; sessionId: string } | null): Promise<SessionRow[]> {
+  const r = await db.query<SessionRow>(
+    `SELECT ${cols} FROM sessions WHERE user_id = $1::text
+       AND ($2::bigint IS NULL OR (created_at, session_id) < (vv_ms_to_ts($2::bigint), $3::text))
+     ORDER BY created_at DESC, session_id DESC LIMIT $4::int`,
+    [userId, after?.createdAt ?? null, after?.sessionId ?? "", limit],
+  );
+  return r.rows;
+}
+
+/** The per-period usage the session's fee was computed from (null before it ends, or when it was never powered). */
+export async function meterOfSession(db: Q, sessionId: string): Promise<unknown> {
+  const r = await db.query<{ meter: unknown }>("SELECT meter FROM sessions WHERE session_id = $1::text", [sessionId]);
+  return r.rows[0]?.meter ?? null;
+}
+
+/** The session's own ledger entries (hold, release, capture, debt; refunds are listed apart). */
+export async function ledgerOfSession(db: Q, sessionId: string): Promise<{ kind: string; balance: number; held: number; debt: number }[]> {
+  const r = await db.query<{ kind: string; balance: number; held: number; debt: number }>(
+    `SELECT kind, balance_delta AS balance, held_delta AS held, debt_delta AS debt FROM wallet_ledger
+     WHERE session_id = $1::text AND kind IN ('hold', 'release', 'capture', 'debt') ORDER BY entry_id`,
+    [sessionId],
+  );
+  return r.rows;
+}
+
+/**
+ * The completed sessions of a franchisee that ended in [from, to), with their meters: what the
+ * monthly statement sums (each as its receipt does).
+ */
+export async function endedSessionsOfFranchisee(db: Q, franchiseeId: string, from: number, to: number): Promise<(SessionRow & { meter: unknown })[]> {
+  const r = await db.query<SessionRow & { meter: unknown }>(
+    `SELECT ${cols}, meter FROM sessions WHERE franchisee_id = $1::text AND state = 'completed'
+       AND ended_at >= vv_ms_to_ts($2::bigint) AND ended_at < vv_ms_to_ts($3::bigint)
+     ORDER BY terminal_id, ended_at, session_id`,
+    [franchiseeId, from, to],
+  );
+  return r.rows;
+}
