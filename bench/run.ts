@@ -13,6 +13,7 @@ import { syncedNats } from "./servers.ts";
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
  * `npm run bench -- cutoff`, `-- faults`, `-- ingest`, `-- analytics` or `-- scale` runs one; `--quick` shortens them.
  * `npm run bench -- pg-ha` (only on its own) measures a PostgreSQL failover and a backup and restore.
+ * `npm run bench -- cluster` (only on its own) measures a three-server NATS cluster beside one server.
  */
 async function main() {
   const args = process.argv.slice(2);
@@ -102,6 +103,14 @@ async function main() {
     for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
       runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
     write("analytics", { runs, ...(tsdb ? {} : { timescaledb: "not measured: the extension is not installed and preloaded here" }) });
+  }
+
+  // Not part of the default run: three nats-servers of its own and long (issue 12, docs/scaling.md).
+  // CLUSTER_ONLY="ingest,cutoff" runs only some of its measures (ingest, cutoff, memory, failover).
+  if (only === "cluster") {
+    const { benchCluster } = await import("./cluster.ts");
+    const partial = (x: object) => writeFileSync("bench/results/cluster.json", JSON.stringify({ ...x, partial: true, env }, null, 2) + "\n");
+    write("cluster", await benchCluster({ quick, only: process.env.CLUSTER_ONLY?.split(",").filter(Boolean), onPartial: partial }));
   }
 
   // Not part of the default run: it needs pg_auto_failover and pgBackRest (npm run pg:ha).

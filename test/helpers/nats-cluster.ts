@@ -47,6 +47,8 @@ export interface TestNatsCluster extends AsyncDisposable {
   name: string;
   /** Each server's `server_name` (what JetStream reports as a stream's leader or replica). */
   names: string[];
+  /** Each server's monitoring address (`/varz`: its resident memory as `mem`; `/jsz`; `/healthz`). */
+  monitorUrls: string[];
   /** Whether server i's process runs now. */
   running(i: number): boolean;
   /** kill -9 of server i: no goodbye to its peers or clients; its store stays for start(i). */
@@ -133,6 +135,7 @@ export async function natsCluster(o: { jetstream?: string; extra?: string } = {}
     },
     name,
     names,
+    monitorUrls: [0, 1, 2].map((i) => `http://127.0.0.1:${base + HTTP + i}`),
     running: (i) => !!children[i] && children[i]!.exitCode === null && children[i]!.signalCode === null,
     kill,
     start,
