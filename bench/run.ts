@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import pg from "pg";
 import { benchAnalytics } from "./analytics.ts";
@@ -110,7 +110,11 @@ async function main() {
   if (only === "cluster") {
     const { benchCluster } = await import("./cluster.ts");
     const partial = (x: object) => writeFileSync("bench/results/cluster.json", JSON.stringify({ ...x, partial: true, env }, null, 2) + "\n");
-    write("cluster", await benchCluster({ quick, only: process.env.CLUSTER_ONLY?.split(",").filter(Boolean), onPartial: partial }));
+    // With CLUSTER_ONLY, the measures not run keep their figures of the last run (each says when).
+    const only = process.env.CLUSTER_ONLY?.split(",").filter(Boolean);
+    const before = only?.length && existsSync("bench/results/cluster.json") ? (JSON.parse(readFileSync("bench/results/cluster.json", "utf8")) as Record<string, unknown>) : {};
+    const keep = Object.fromEntries(["ingest", "cutoff", "memory", "failover"].filter((k) => !only?.includes(k) && k in before).map((k) => [k, before[k]]));
+    write("cluster", { ...keep, ...(await benchCluster({ quick, ...(only ? { only } : {}), onPartial: (x) => partial({ ...keep, ...x }) })) });
   }
 
   // Not part of the default run: it needs pg_auto_failover and pgBackRest (npm run pg:ha).

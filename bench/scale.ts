@@ -38,8 +38,8 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
   const natsUrl = natsServers(o.env?.NATS_URL ?? NATS_URL);
   // The gateways on one connection, what the benchmark watches on another: a starved load
   // generator's watching connection cut as a slow consumer must not take the gateways with it.
-  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
-  const watch = await connect({ servers: natsUrl, noAsyncTraces: true });
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  const watch = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
