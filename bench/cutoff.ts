@@ -1,6 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
+import { natsServers } from "../contracts/index.ts";
 import { NATS_URL, SECRET, noteTargetReached, percentile, startPlatformProcess } from "./harness.ts";
 
 /**
@@ -8,8 +9,9 @@ import { NATS_URL, SECRET, noteTargetReached, percentile, startPlatformProcess }
  * power_off command seen on the wire, with `terminals` terminals each sending one reading per
  * second and about `concurrent` sessions running at once.
  */
-export async function benchCutoff(o: { terminals: number; seconds: number; concurrent: number; port: number; split?: string[] }) {
-  const p = await startPlatformProcess("cutoff", o.port, {}, o.split);
+export async function benchCutoff(o: { terminals: number; seconds: number; concurrent: number; port: number; split?: string[]; env?: Record<string, string> }) {
+  // env: the platform's (a cluster's NATS_URL and STREAM_REPLICAS, bench/cluster.ts).
+  const p = await startPlatformProcess("cutoff", o.port, o.env ?? {}, o.split);
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
@@ -22,7 +24,7 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
     }
     let nextUser = 0;
 
-    const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+    const nc = await connect({ servers: natsServers(o.env?.NATS_URL ?? NATS_URL), noAsyncTraces: true });
     const perGateway = 50;
     const gateways: Gateway[] = [];
     const ids: string[] = [];

@@ -8,6 +8,7 @@ import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Gateway } from "../cli/index.ts";
 import { signToken } from "../control/index.ts";
+import { natsServers } from "../contracts/index.ts";
 
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 export const PG_BASE = process.env.BENCH_PG ?? "postgres://postgres@127.0.0.1:5432";
@@ -80,13 +81,14 @@ export async function startPlatformProcess(
     async stop() {
       await Promise.all(
         children.map(async (c) => {
-          if (c.exitCode !== null) return;
+          // Ended already (a benchmark's kill -9 ends it with a signal, its exitCode null).
+          if (c.exitCode !== null || c.signalCode !== null) return;
           const exited = new Promise((r) => c.once("exit", r));
           c.kill("SIGTERM");
           await exited;
         }),
       );
-      const nc = await connect({ servers: NATS_URL });
+      const nc = await connect({ servers: natsServers(env.NATS_URL ?? NATS_URL) });
       const jsm = await jetstreamManager(nc);
       for await (const si of jsm.streams.list()) {
         if (si.config.name.startsWith(`${prefix}_`) || si.config.name.startsWith(`KV_${prefix}_`)) await jsm.streams.delete(si.config.name);

@@ -2,6 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import pg from "pg";
+import { natsServers } from "../contracts/index.ts";
 import { copy, NATS_URL, PG_BASE, startPlatformProcess, type PlatformProcess } from "./harness.ts";
 
 const TERMINALS = 1000;
@@ -151,9 +152,9 @@ async function visibility(p: PlatformProcess, nc: NatsConnection, db: pg.Client,
   return { rate, seconds, readings: r.rows[0].n, ms: { p50: Number(r.rows[0].p50), p99: Number(r.rows[0].p99), max: Number(r.rows[0].max) } };
 }
 
-export async function benchPlatformIngest(o: { port: number; natsUrl?: string; total: number; withVisibility: boolean; split?: string[] }) {
-  const p = await startPlatformProcess("ingest", o.port, o.natsUrl ? { NATS_URL: o.natsUrl } : {}, o.split);
-  const nc = await connect({ servers: o.natsUrl ?? NATS_URL, noAsyncTraces: true });
+export async function benchPlatformIngest(o: { port: number; natsUrl?: string; total: number; withVisibility: boolean; split?: string[]; env?: Record<string, string> }) {
+  const p = await startPlatformProcess("ingest", o.port, { ...(o.natsUrl ? { NATS_URL: o.natsUrl } : {}), ...o.env }, o.split);
+  const nc = await connect({ servers: natsServers(o.natsUrl ?? NATS_URL), noAsyncTraces: true });
   const db = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
   await db.connect();
   try {

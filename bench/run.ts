@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import pg from "pg";
 import { analyticsBase, benchAnalytics } from "./analytics.ts";
@@ -14,6 +14,7 @@ import { parseInt8AsNumber } from "../control/index.ts";
  * `npm run bench`: each benchmark writes its figures to bench/results/<name>.json.
  * `npm run bench -- cutoff`, `-- faults`, `-- ingest`, `-- analytics` or `-- scale` runs one; `--quick` shortens them.
  * `npm run bench -- pg-ha` (only on its own) measures a PostgreSQL failover and a backup and restore.
+ * `npm run bench -- cluster` (only on its own) measures a three-server NATS cluster beside one server.
  */
 async function main() {
   parseInt8AsNumber();
@@ -104,6 +105,18 @@ async function main() {
     for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
       runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
     write("analytics", { runs, ...(tsdb ? {} : { timescaledb: `not measured: no PostgreSQL with the extension installed and preloaded at ${analyticsBase("timescaledb")} (BENCH_TSDB_PG)` }) });
+  }
+
+  // Not part of the default run: three nats-servers of its own and long (issue 12, docs/scaling.md).
+  // CLUSTER_ONLY="ingest,cutoff" runs only some of its measures (ingest, cutoff, memory, failover).
+  if (only === "cluster") {
+    const { benchCluster } = await import("./cluster.ts");
+    const partial = (x: object) => writeFileSync("bench/results/cluster.json", JSON.stringify({ ...x, partial: true, env }, null, 2) + "\n");
+    // With CLUSTER_ONLY, the measures not run keep their figures of the last run (each says when).
+    const only = process.env.CLUSTER_ONLY?.split(",").filter(Boolean);
+    const before = only?.length && existsSync("bench/results/cluster.json") ? (JSON.parse(readFileSync("bench/results/cluster.json", "utf8")) as Record<string, unknown>) : {};
+    const keep = Object.fromEntries(["ingest", "cutoff", "memory", "failover"].filter((k) => !only?.includes(k) && k in before).map((k) => [k, before[k]]));
+    write("cluster", { ...keep, ...(await benchCluster({ quick, ...(only ? { only } : {}), onPartial: (x) => partial({ ...keep, ...x }) })) });
   }
 
   // Not part of the default run: it needs pg_auto_failover and pgBackRest (npm run pg:ha).

@@ -4,6 +4,7 @@ import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
+import { natsServers } from "../contracts/index.ts";
 import { NATS_URL, PG_BASE, SECRET, cpuMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {
@@ -31,12 +32,14 @@ const ms = (xs: number[]) => {
  * event, and to the processor's decision), the processors' and the writer's consumer pending every
  * 5 s (bounded, or a lag that grows), and every process's resident memory.
  */
-export async function benchScalePoint(o: ScalePoint & { port: number; split: string[] }) {
-  const p = await startPlatformProcess("scale", o.port, {}, o.split);
+export async function benchScalePoint(o: ScalePoint & { port: number; split: string[]; env?: Record<string, string> }) {
+  // env: the platform's (a cluster's NATS_URL and STREAM_REPLICAS, bench/cluster.ts).
+  const p = await startPlatformProcess("scale", o.port, o.env ?? {}, o.split);
+  const natsUrl = natsServers(o.env?.NATS_URL ?? NATS_URL);
   // The gateways on one connection, what the benchmark watches on another: a starved load
   // generator's watching connection cut as a slow consumer must not take the gateways with it.
-  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const watch = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  const watch = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });

@@ -1,5 +1,6 @@
 import { connect } from "@nats-io/transport-node";
 import { signToken } from "../control/index.ts";
+import { natsServers } from "../contracts/index.ts";
 import { createGateway, type Gateway } from "./sim/index.ts";
 import type { Platform } from "./platform.ts";
 import type { Screen } from "./screen.ts";
@@ -47,7 +48,7 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
   sc.status("[3/3] fleet: regions and tariffs");
   for (const f of ["FR-A", "FR-B"]) await call("PUT", `/v1/admin/franchisees/${f}`, { name: `Franchisee ${f}` });
 
-  const nc = await connect({ servers: p.config.NATS_URL });
+  const nc = await connect({ servers: natsServers(p.config.NATS_URL), maxReconnectAttempts: -1 });
   const gateways: Gateway[] = [];
   const qrs: string[] = [];
   for (let g = 0; g < 2; g++) {

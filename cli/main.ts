@@ -5,10 +5,15 @@ import { ConfigError, loadConfig } from "../contracts/index.ts";
 import { parseInt8AsNumber, primaryResolver, waitForPrimary } from "../control/index.ts";
 import { migrateDatabase, startPlatform } from "./platform.ts";
 import { ensureServices, ServiceError } from "./services.ts";
+import { LOCAL_CLUSTER_URL } from "./local-cluster.ts";
 
 const usage = `usage: npm start [-- --demo [--terminals N] [--log FILE]]
                                                    run the platform (with a simulated fleet; its log
                                                    goes to FILE, .data/demo.log by default)
+       npm start -- --cluster [--demo ...]         the same on three nats-servers clustered on this
+                                                   machine (started when not running, stores under
+                                                   .data/nats-cluster/), every stream and bucket at
+                                                   STREAM_REPLICAS=3 (docs/scaling.md)
        npm start -- --parts writer,cutoff          run only some parts (control, cutoff, faults, writer, backup)
        npm run db:migrate                          apply the SQL migrations
        npm run nats:config -- --out FILE [--franchisee-history]
@@ -34,7 +39,10 @@ async function main(argv: string[]): Promise<void> {
   const parts = parseParts(argv);
   const command = argv.find((a, i) => !a.startsWith("-") && !["--parts", "--terminals", "--out", "--log", "--streams", "--after"].includes(argv[i - 1] ?? "")) ?? "start";
   if (argv.includes("--help")) return void console.log(usage);
-  const config = loadConfig(process.env, { demo });
+  const cluster = argv.includes("--cluster");
+  // --cluster: the local cluster's servers and three replicas, unless the environment says otherwise.
+  const env = cluster ? { NATS_URL: LOCAL_CLUSTER_URL, STREAM_REPLICAS: "3", ...process.env } : process.env;
+  const config = loadConfig(env, { demo });
   // The demo keeps the terminal for a person: its log goes to a file, said on the first line.
   const logFile = demo && command === "start" ? resolve(argv.includes("--log") ? (argv[argv.indexOf("--log") + 1] ?? "") : ".data/demo.log") : undefined;
   const log = makeLogger(config.LOG_LEVEL, logFile);
@@ -50,7 +58,7 @@ async function main(argv: string[]): Promise<void> {
     natsConfig = { out, secret: config.VEND_NATS_SECRET, platformPassword: config.VEND_NATS_PASSWORD };
   }
   sc?.status("[1/3] NATS and PostgreSQL: connecting");
-  const services = await ensureServices(config, log);
+  const services = await ensureServices(config, log, undefined, { cluster });
   sc?.line(`[1/3] NATS and PostgreSQL: ${services.started.length ? `started here under .data/ (${services.started.join(", ")})` : "reachable"}`);
 
   if (command === "migrate") {

