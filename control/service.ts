@@ -20,6 +20,7 @@ import { pageRoutes } from "./http/pages.ts";
 import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
 import { streamCounter } from "./http/streams.ts";
+import { liveReader } from "./live.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -54,6 +55,8 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const metrics = createMetrics(o.registry);
   backlogMetrics(o.registry, o.db);
   const timing = { retryMs: c.CMD_RETRY_MS, timeoutMs: c.CMD_TIMEOUT_MS };
+  // Live state from its owner, the telemetry stream: no processor needs to run (control/live.ts).
+  const live = liveReader(o.nc, o.subjects, c.TERMINAL_OFFLINE_S * 1000);
   const sessions = sessionService({
     db: o.db,
     nc: o.nc,
@@ -65,6 +68,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     timing,
     maxSessionS: c.MAX_SESSION_S,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    live,
   });
   const faults = faultService({ db: o.db, nc: o.nc, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000, log: o.log });
   const { app, auth, publicLimit } = await createApp({
@@ -81,7 +85,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     db: o.db,
     nc: o.nc,
     subjects: o.subjects,
-    buckets: o.buckets,
+    live,
     metrics,
     faults,
     clock: o.clock,
@@ -106,7 +110,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     db: o.db,
     nc: o.nc,
     subjects: o.subjects,
-    buckets: o.buckets,
+    live,
     clock: o.clock,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
     demoSignIn: c.DEMO_SIGN_IN,

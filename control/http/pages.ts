@@ -8,8 +8,7 @@ import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { hasSafetyFault } from "../faults/store.ts";
-import { isOnline, readLive } from "../../processors/index.ts";
-import type { Buckets } from "../../ingest/index.ts";
+import { isOnline, type LiveReader } from "../live.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
 import type { App } from "./server.ts";
@@ -35,7 +34,7 @@ export function pageRoutes(
     db: Db;
     nc: NatsConnection;
     subjects: Subjects;
-    buckets: Buckets;
+    live: LiveReader;
     clock: () => number;
     offlineMs: number;
     demoSignIn: boolean;
@@ -72,13 +71,13 @@ export function pageRoutes(
   /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
   app.get("/v1/terminals/:terminalId", { onRequest: o.publicLimit("read terminal status"), schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
     const now = o.clock();
-    const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
-      "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
+    const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string; gateway_id: string }>(
+      "SELECT t.terminal_id, t.qr, t.region_id, r.timezone, t.gateway_id FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
       [req.params.terminalId],
     );
     const term = t.rows[0];
     if (!term) throw notFound("terminal", req.params.terminalId);
-    const live = await readLive(o.buckets.live, term.terminal_id, o);
+    const live = await o.live.read(term.terminal_id, term.gateway_id, now);
     const state =
       !isOnline(live, now, o.offlineMs)
         ? "offline"
