@@ -1,6 +1,7 @@
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { meterFromJson, meterMessageSchema, type Meter, type Subjects } from "../../contracts/index.ts";
+import { advance, meterFromJson, meterMessageSchema, startMeter, type Meter, type Subjects, type Tariff } from "../../contracts/index.ts";
+import { checkpointUpTo } from "./bill.ts";
 import { isNotFound } from "../../ingest/index.ts";
 import type { Db, Tx } from "../db.ts";
 
@@ -40,12 +41,44 @@ export type MeterMessages = ReturnType<typeof meterMessages>;
  * where a session ends when its terminal never acknowledged power_off ("last seen"), and how far a
  * running session has come for its live view.
  */
-export async function newestStoredRegister(q: Db | Tx, terminalId: string, fromTs: number): Promise<{ ts: number; energyWh: number } | null> {
+export async function newestStoredRegister(q: Db | Tx, terminalId: string, fromTs: number, toTs: number | null = null): Promise<{ ts: number; energyWh: number } | null> {
   const r = await q.query<{ ts: number; energy_mwh: number }>(
     `SELECT vv_ts_to_ms(ts) AS ts, energy_mwh FROM readings
-     WHERE terminal_id = $1::text AND ts >= vv_ms_to_ts($2::bigint) ORDER BY ts DESC LIMIT 1`,
-    [terminalId, fromTs],
+     WHERE terminal_id = $1::text AND ts >= vv_ms_to_ts($2::bigint) AND ($3::bigint IS NULL OR ts <= vv_ms_to_ts($3::bigint))
+     ORDER BY ts DESC LIMIT 1`,
+    [terminalId, fromTs, toTs],
   );
   const row = r.rows[0];
   return row ? { ts: Number(row.ts), energyWh: Number(row.energy_mwh) / 1000 } : null;
+}
+
+/**
+ * A session's meter as the control service bills it: the newest meter message (cut back to the
+ * terminal's own stop, if the processor counted time past it), or else the power-on point; then
+ * advanced to the newest register the writer stored up to the end (or up to now). Between the
+ * newest message and that register the meter crossed no period boundary the processor had seen, so
+ * this equals the processor's own checkpoint when it has caught up (test/unit/meter-message.test.ts);
+ * when no processor runs, it is the straight line from power-on, which is exact within one period.
+ */
+export async function sessionMeter(
+  db: Db | Tx,
+  meterOf: MeterMessages,
+  o: { sessionId: string; terminalId: string; startedAt: number; startWh: number },
+  tariff: Tariff,
+  end: { ts: number; energyWh: number } | null,
+): Promise<Meter> {
+  const [message, stored] = await Promise.all([meterOf(o.sessionId), newestStoredRegister(db, o.terminalId, o.startedAt, end?.ts ?? null)]);
+  return meterFrom(o, tariff, message, stored, end);
+}
+
+/** The pure part of sessionMeter. */
+export function meterFrom(
+  o: { sessionId: string; startedAt: number; startWh: number },
+  tariff: Tariff,
+  message: Meter | null,
+  stored: { ts: number; energyWh: number } | null,
+  end: { ts: number; energyWh: number } | null,
+): Meter {
+  const m = (message && end ? checkpointUpTo(message, tariff, end) : message) ?? startMeter(o.sessionId, o.startedAt, o.startWh);
+  return stored && stored.ts > m.lastTs ? advance(m, tariff, stored.ts, stored.energyWh) : m;
 }

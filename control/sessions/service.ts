@@ -29,8 +29,8 @@ import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
 import type { LiveReader } from "../live.ts";
 import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
-import { checkpointUpTo, finalBill } from "./bill.ts";
-import { meterMessages, newestStoredRegister } from "./meter.ts";
+import { finalBill } from "./bill.ts";
+import { meterMessages, sessionMeter } from "./meter.ts";
 import { transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
@@ -126,14 +126,11 @@ export function sessionService(d: SessionServiceDeps) {
             break;
           case "settle": {
             const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
-            // No end register from the terminal (power_off never acknowledged): the newest one the
-            // writer stored for this session's terminal, else the meter's own last point.
-            const end = a.end === "last_seen" && cur.startedAt !== null ? ((await newestStoredRegister(tx, cur.terminalId, cur.startedAt)) ?? a.end) : a.end;
             const bill = finalBill(
               { sessionId, startedAt: cur.startedAt ?? now, startWh: (cur.startMwh ?? 0) / 1000, capCents: cur.capCents },
               tv.tariff,
               o.checkpoint ?? null,
-              end,
+              a.end,
             );
             Object.assign(patch, { energyMwh: bill.energyMwh, endMwh: bill.endMwh, durationMs: bill.durationMs, feeCents: bill.feeCents, meter: bill.meter });
             await lockWallet(tx, cur.userId);
@@ -276,10 +273,10 @@ export function sessionService(d: SessionServiceDeps) {
    */
   async function view(row: SessionRow): Promise<Session> {
     if ((row.state !== "active" && row.state !== "stopping") || row.startedAt === null) return toApi(row);
-    const [meter, end] = await Promise.all([meterOf(row.sessionId), newestStoredRegister(db, row.terminalId, row.startedAt)]);
-    if (!meter && !end) return toApi(row);
     const tv = await tariffVersion(db, row.regionId, row.tariffVersion);
-    const m = finalBill({ sessionId: row.sessionId, startedAt: row.startedAt, startWh: (row.startMwh ?? 0) / 1000, capCents: row.capCents }, tv.tariff, meter, end ?? "last_seen");
+    const o = { sessionId: row.sessionId, terminalId: row.terminalId, startedAt: row.startedAt, startWh: (row.startMwh ?? 0) / 1000 };
+    const meter = await sessionMeter(db, meterOf, o, tv.tariff, null);
+    const m = finalBill({ ...o, capCents: row.capCents }, tv.tariff, meter, "last_seen");
     return toApi(row, { energyWh: mwhToWh(BigInt(m.energyMwh)), durationS: Math.floor(m.durationMs / 1000), feeCents: m.feeCents });
   }
 
@@ -333,12 +330,13 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
-      let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await meterOf(ev.sessionId) : undefined;
       // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
       // processor counted after it, with the relay open, are not (their time is no session's; seen
       // billed when control handled a power_off_ack late, after a crash).
-      if (checkpoint && (ev.type === "power_off" || ev.type === "power_off_ack"))
-        checkpoint = checkpointUpTo(checkpoint, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
+      const checkpoint =
+        (ev.type === "power_off_ack" || ev.type === "power_off") && row.startedAt !== null
+          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev)
+          : undefined;
       const amountMet =
         (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
           ? await amountReached(row, checkpoint ?? null, ev)
@@ -363,7 +361,12 @@ export function sessionService(d: SessionServiceDeps) {
 
     async onCommandExpired(cmd: CommandRow, expire: (tx: Tx) => Promise<boolean>): Promise<void> {
       metrics.commandsExpired.inc({ type: cmd.type });
-      const checkpoint = cmd.type === "power_off" ? await meterOf(cmd.sessionId) : undefined;
+      // No end register from the terminal: the bill stops at the newest one the writer stored.
+      const row = cmd.type === "power_off" ? await sessionById(db, cmd.sessionId) : null;
+      const checkpoint =
+        row && row.startedAt !== null
+          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, null)
+          : undefined;
       await apply(cmd.sessionId, () => ({ kind: "command_expired", type: cmd.type }), { checkpoint, guard: expire });
     },
 
@@ -396,6 +399,8 @@ async function powerOnLimits(tx: Tx, s: SessionRow, maxSessionS: number): Promis
   const maxPowerW = terminal?.profile.maxPowerW ?? terminalProfileSchema.parse(undefined).maxPowerW;
   return terminalLimits(s.target, s.capCents, tv.tariff, { maxSessionS, maxPowerW });
 }
+
+const meterKey = (row: SessionRow) => ({ sessionId: row.sessionId, terminalId: row.terminalId, startWh: (row.startMwh ?? 0) / 1000 });
 
 function targetMet(s: SessionRow, ts: number, wh: number): boolean {
   const t = s.target;

@@ -277,7 +277,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
  * period, so the newest message advanced in a straight line to any later register is what the
  * checkpoint would say (docs/sessions-and-money.md, "Billing from the meter message").
  */
-function meterMessageOf(prev: TerminalState | undefined, save: CutoffEffect & { kind: "save_meter" }): MeterMessage | null {
+export function meterMessageOf(prev: TerminalState | undefined, save: CutoffEffect & { kind: "save_meter" }): MeterMessage | null {
   const old = prev?.meter;
   if (!prev?.tariff || !old || old.sessionId !== save.meter.sessionId) return null; // a new session's start point: control has it
   const base = { sessionId: save.meter.sessionId, terminalId: save.terminalId, meter: meterToJson(save.meter) };
