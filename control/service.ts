@@ -21,6 +21,7 @@ import { startUsageRoller } from "./reports/roller.ts";
 import { startWebhookSender } from "./webhooks.ts";
 import { streamCounter } from "./http/streams.ts";
 import { liveReader } from "./live.ts";
+import { newInstanceId } from "./round-claims.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -36,6 +37,8 @@ export interface ControlOptions {
 export interface RunningControl {
   app: App;
   sessions: SessionService;
+  /** This instance's name where the rounds it did are recorded (control_rounds). */
+  instance: string;
   /** The address the HTTP server listens on. */
   url: string;
   /** Rolls finished sessions into usage facts and publishes due packages now, rather than at the next round. */
@@ -56,6 +59,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   backlogMetrics(o.registry, o.db);
   const timing = { retryMs: c.CMD_RETRY_MS, timeoutMs: c.CMD_TIMEOUT_MS };
   // Live state from its owner, the telemetry stream: no processor needs to run (control/live.ts).
+  const instance = newInstanceId();
   const live = liveReader(o.nc, o.subjects, c.TERMINAL_OFFLINE_S * 1000);
   const sessions = sessionService({
     db: o.db,
@@ -136,12 +140,14 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     armsCheckMs: c.ARMS_CHECK_MS,
     metrics,
     log: o.log,
+    instance,
   });
   const roller = startUsageRoller({
     db: o.db,
     clock: o.clock,
     everyMs: c.USAGE_ROLL_S * 1000,
     log: o.log,
+    instance,
     packages: { nc: o.nc, subjects: o.subjects, tz: c.PACKAGE_TIMEZONE, delayMs: c.PACKAGE_DELAY_S * 1000 },
   });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
@@ -149,6 +155,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   return {
     app,
     sessions,
+    instance,
     url: url.replace("0.0.0.0", "127.0.0.1"),
     rollUsage: roller.roll,
     tick: ticker.tick,
