@@ -193,7 +193,7 @@ async function check(run: Run, history: Step[]): Promise<void> {
 }
 
 describe("arms of two consecutive sessions on one terminal", () => {
-  it("an active session is always armed under its own id, an ended one never, whatever the order of events", async () => {
+  it("an active session is always armed under its own id, an ended one never, whatever the order of events", { timeout: 180_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(scenario, async (steps) => {
         const run = await newTerminal();
