@@ -114,11 +114,11 @@ export async function seedMarks(q: Q, terminalIds: string[]): Promise<void> {
  * never wait on each other in a circle): the other writers' batches of these terminals wait, and
  * then check against what this one stored.
  */
-export async function lockMarks(q: pg.PoolClient, terminalIds: string[]): Promise<Map<string, Mark>> {
-  const r = await q.query<{ terminal_id: string; ts: number | null; seq: number | null; energy_mwh: number | null }>(
-    "SELECT terminal_id, ts, seq, energy_mwh FROM reading_marks WHERE terminal_id = ANY($1::text[]) ORDER BY terminal_id FOR UPDATE",
-    [terminalIds],
-  );
+export async function lockMarks(q: pg.PoolClient, terminalIds: string[], o: { begin?: boolean } = {}): Promise<Map<string, Mark>> {
+  // Ids match idPattern (no quotes, commas or braces): a literal array, so that BEGIN can go in the same round trip.
+  const sql = `SELECT terminal_id, ts, seq, energy_mwh FROM reading_marks WHERE terminal_id = ANY('${plainArray(terminalIds)}'::text[]) ORDER BY terminal_id FOR UPDATE`;
+  const res = await q.query(o.begin ? `BEGIN; ${sql}` : sql);
+  const r = (Array.isArray(res) ? res[res.length - 1] : res) as pg.QueryResult<{ terminal_id: string; ts: number | null; seq: number | null; energy_mwh: number | null }>;
   const out = new Map<string, Mark>();
   for (const x of r.rows) if (x.ts !== null) out.set(x.terminal_id, { ts: Number(x.ts), seq: Number(x.seq), mwh: BigInt(x.energy_mwh!) });
   return out;
@@ -141,15 +141,20 @@ export async function storedNeighbours(q: Q, at: { terminalId: string; ts: numbe
   }));
 }
 
-/** Moves the marks on to the newest readings this batch stored. */
-export async function saveMarks(q: pg.PoolClient, marks: Map<string, Mark>): Promise<void> {
-  if (marks.size === 0) return;
-  const ids = [...marks.keys()];
+/** Moves the marks on to the newest readings this batch stored (and commits, in the same round trip, if asked). */
+export async function saveMarks(q: pg.PoolClient, marks: Map<string, Mark>, o: { commit?: boolean } = {}): Promise<void> {
+  const commit = o.commit ? "COMMIT" : "";
+  if (marks.size === 0) {
+    if (commit) await q.query(commit);
+    return;
+  }
   const ms = [...marks.values()];
+  // Ids match idPattern, the rest are integers: literal arrays, so that COMMIT can go in the same round trip.
   await q.query(
     `UPDATE reading_marks m SET ts = u.ts, seq = u.seq, energy_mwh = u.e
-     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(t, ts, seq, e) WHERE m.terminal_id = u.t`,
-    [ids, ms.map((x) => x.ts), ms.map((x) => x.seq), ms.map((x) => x.mwh.toString())],
+     FROM unnest('${plainArray([...marks.keys()])}'::text[], '${plainArray(ms.map((x) => x.ts))}'::bigint[],
+                 '${plainArray(ms.map((x) => x.seq))}'::bigint[], '${plainArray(ms.map((x) => x.mwh.toString()))}'::bigint[]) AS u(t, ts, seq, e)
+     WHERE m.terminal_id = u.t${commit ? "; COMMIT" : ""}`,
   );
 }
 

@@ -5,7 +5,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
-import { isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
+import { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
 import { unavailableDependency } from "./outage.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
 import { insertReadings, lockMarks, registeredTerminals, saveMarks, seedMarks, storedNeighbours } from "./store.ts";
@@ -111,22 +111,28 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
    * under savepoints), the marks moved on, then commit. Another writer's batch of the same terminals
    * waits for the commit and checks against it.
    */
-  const store = async (items: TelemetryItem[], rejects: LateReject[]): Promise<{ accepted: TelemetryItem[]; written: number; refused: Refused<TelemetryItem>[] }> => {
+  const store = async (
+    items: TelemetryItem[],
+    outerRejects: LateReject[],
+    isolate = false,
+  ): Promise<{ accepted: TelemetryItem[]; written: number; refused: Refused<TelemetryItem>[] }> => {
     const ids = [...new Set(items.map((i) => i.terminalId))].sort();
     const fresh = ids.filter((t) => !seeded.has(t));
     if (fresh.length) {
       await seedMarks(db, fresh);
       for (const t of fresh) seeded.add(t);
     }
-    return withClient(db, async (client) => {
+    const rejects: LateReject[] = [];
+    let retryIsolated = false;
+    const result = await withClient(db, async (client) => {
       let lockedHere: () => void = () => {};
       const mine = new Promise<void>((r) => (lockedHere = r));
       const before = locked;
       locked = mine;
       try {
-        await client.query("BEGIN");
         await before;
-        const marks = await lockMarks(client, ids).finally(lockedHere);
+        // BEGIN and the lock in one round trip.
+        const marks = await lockMarks(client, ids, { begin: true }).finally(lockedHere);
         const accepted: TelemetryItem[] = [];
         const moved = new Map<string, Mark>();
         const late: TelemetryItem[] = [];
@@ -157,22 +163,37 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
           if (v.ok) accepted.push(it);
           else rejects.push(rejectOf(it, v.code, v.reason));
         });
-        let n = 0;
-        const { written, refused } = await writeIsolating(accepted, async (part) => {
-          await client.query("SAVEPOINT part");
+        let written = 0;
+        let refused: Refused<TelemetryItem>[] = [];
+        if (!isolate) {
+          // The usual batch: one insert. A reading the database refuses aborts the transaction:
+          // the batch is then done again with each part under a savepoint (below).
           try {
-            n = await insertReadings(client, part);
+            written = await insertReadings(client, accepted);
           } catch (e) {
-            await client.query("ROLLBACK TO SAVEPOINT part");
-            throw e;
+            if (!isDataError(e)) throw e;
+            retryIsolated = true;
+            await client.query("ROLLBACK");
+            return null;
           }
-          await client.query("RELEASE SAVEPOINT part");
-          return n;
-        });
+        } else {
+          ({ written, refused } = await writeIsolating(accepted, async (part) => {
+            await client.query("SAVEPOINT part");
+            let n: number;
+            try {
+              n = await insertReadings(client, part);
+            } catch (e) {
+              await client.query("ROLLBACK TO SAVEPOINT part");
+              throw e;
+            }
+            await client.query("RELEASE SAVEPOINT part");
+            return n;
+          }));
+        }
         // A refused reading's mark stands for nothing stored: that terminal's mark stays as it was.
         for (const { item } of refused) if (moved.get(item.terminalId)?.ts === item.reading.ts) moved.delete(item.terminalId);
-        await saveMarks(client, moved);
-        await client.query("COMMIT");
+        // The marks moved on and COMMIT in one round trip.
+        await saveMarks(client, moved, { commit: true });
         return { accepted, written, refused };
       } catch (e) {
         lockedHere();
@@ -180,6 +201,9 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         throw e;
       }
     });
+    if (retryIsolated || !result) return store(items, outerRejects, true);
+    outerRejects.push(...rejects);
+    return result;
   };
 
   const consumer: RunningConsumer = await runConsumer<TelemetryItem>({
