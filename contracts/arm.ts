@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { targetSchema } from "./http.ts";
 import { tariffPeriodSchema } from "./billing/tariff.ts";
+import { meterJsonSchema } from "./billing/meter.ts";
 import { boundedNumber, energyWhSchema, wireBounds, wireTsSchema } from "./bounds.ts";
 import { stopReasonSchema } from "./wire.ts";
 
@@ -38,6 +39,21 @@ export const cutoffSchema = z.object({
   decidedAt: boundedNumber(wireBounds.ts),
 });
 export type Cutoff = z.infer<typeof cutoffSchema>;
+
+/**
+ * A session's meter as the cutoff processor holds it, for the control service to bill from
+ * (`<prefix>.ctl.meter.<sessionId>`, CONTROL stream). Published when the meter crosses a tariff
+ * period boundary and when a cutoff is decided: the newest one, advanced in a straight line to the
+ * session's end register, is the bill at reading resolution (docs/sessions-and-money.md).
+ */
+export const meterMessageSchema = z.object({
+  sessionId: z.string(),
+  terminalId: z.string(),
+  /** Why it was published: `period` (a boundary crossed) or `cutoff` (the processor's last word). */
+  at: z.enum(["period", "cutoff"]),
+  meter: meterJsonSchema,
+});
+export type MeterMessage = z.infer<typeof meterMessageSchema>;
 
 /** What the control service tells the fault processor about a terminal (KV bucket `<p>_terminals`). */
 export const terminalInfoSchema = z.object({

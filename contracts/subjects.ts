@@ -14,6 +14,8 @@ export interface Subjects {
   cutoff(terminalId: string): string;
   /** Internal: a fault change decided by the fault processor for the control service. */
   faultChange(terminalId: string): string;
+  /** Internal: a session's meter from the cutoff processor, what the control service bills from. */
+  meter(sessionId: string): string;
   /** Results: a finished session's record (flow 111 copies it to the backup store). */
   sessionRecord(terminalId: string): string;
   /** The backup store's copy of a subject. */
@@ -56,6 +58,7 @@ export function subjects(prefix: string): Subjects {
     dlq: (g) => `${prefix}.dlq.${g}`,
     cutoff: (t) => `${prefix}.ctl.cutoff.${t}`,
     faultChange: (t) => `${prefix}.ctl.fault.${t}`,
+    meter: (sessionId) => `${prefix}.ctl.meter.${sessionId}`,
     sessionRecord: (t) => `${prefix}.rec.session.${t}`,
     backup: (subject) => `${prefix}.bak.${subject}`,
     sessionUpdates: (s) => `${prefix}.int.session.${s}`,

@@ -122,9 +122,9 @@ export async function allTerminalIds(db: Q): Promise<string[]> {
 }
 
 /** What a scan of the terminal's code shows: the terminal, its region and the region's time zone. */
-export async function terminalPlace(db: Q, terminalId: string): Promise<{ terminal_id: string; qr: string; region_id: string; timezone: string } | null> {
-  const r = await db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
-    "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
+export async function terminalPlace(db: Q, terminalId: string): Promise<{ terminal_id: string; qr: string; region_id: string; timezone: string; gateway_id: string } | null> {
+  const r = await db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string; gateway_id: string }>(
+    "SELECT t.terminal_id, t.qr, t.region_id, r.timezone, t.gateway_id FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
     [terminalId],
   );
   return r.rows[0] ?? null;

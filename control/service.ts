@@ -24,6 +24,8 @@ import { moneyRoutes } from "./http/money.ts";
 import { paymentService, type PaymentService } from "./payments/service.ts";
 import type { PaymentProvider } from "./payments/provider.ts";
 import { SimPaymentProvider } from "./payments/sim-provider.ts";
+import { liveReader } from "./live.ts";
+import { newInstanceId } from "./round-claims.ts";
 
 export interface ControlOptions {
   config: Config;
@@ -45,6 +47,8 @@ export interface RunningControl {
   payments: PaymentService;
   /** The built-in simulated provider when PAYMENT_SIM is on (the demo and tests pay with it). */
   simProvider: SimPaymentProvider | null;
+  /** This instance's name where the rounds it did are recorded (control_rounds). */
+  instance: string;
   /** The address the HTTP server listens on. */
   url: string;
   /** Rolls finished sessions into usage facts and publishes due packages now, rather than at the next round. */
@@ -64,6 +68,9 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const metrics = createMetrics(o.registry);
   backlogMetrics(o.registry, o.db);
   const timing = { retryMs: c.CMD_RETRY_MS, timeoutMs: c.CMD_TIMEOUT_MS };
+  // Live state from its owner, the telemetry stream: no processor needs to run (control/live.ts).
+  const instance = newInstanceId();
+  const live = liveReader(o.nc, o.subjects, c.TERMINAL_OFFLINE_S * 1000);
   const sessions = sessionService({
     db: o.db,
     nc: o.nc,
@@ -75,6 +82,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     timing,
     maxSessionS: c.MAX_SESSION_S,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    live,
   });
   const faults = faultService({ db: o.db, nc: o.nc, subjects: o.subjects, buckets: o.buckets, clock: o.clock, scanWindowMs: c.SCAN_FAILURE_WINDOW_S * 1000, log: o.log });
   const { app, auth, publicLimit } = await createApp({
@@ -103,7 +111,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     db: o.db,
     nc: o.nc,
     subjects: o.subjects,
-    buckets: o.buckets,
+    live,
     metrics,
     faults,
     clock: o.clock,
@@ -130,7 +138,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     db: o.db,
     nc: o.nc,
     subjects: o.subjects,
-    buckets: o.buckets,
+    live,
     clock: o.clock,
     offlineMs: c.TERMINAL_OFFLINE_S * 1000,
     demoSignIn: c.DEMO_SIGN_IN,
@@ -157,12 +165,14 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     armsCheckMs: c.ARMS_CHECK_MS,
     metrics,
     log: o.log,
+    instance,
   });
   const roller = startUsageRoller({
     db: o.db,
     clock: o.clock,
     everyMs: c.USAGE_ROLL_S * 1000,
     log: o.log,
+    instance,
     packages: { nc: o.nc, subjects: o.subjects, tz: c.PACKAGE_TIMEZONE, delayMs: c.PACKAGE_DELAY_S * 1000 },
   });
   const url = await app.listen({ port: c.PORT, host: c.HOST });
@@ -184,6 +194,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     sessions,
     payments,
     simProvider,
+    instance,
     url: url.replace("0.0.0.0", "127.0.0.1"),
     rollUsage: roller.roll,
     tick: ticker.tick,

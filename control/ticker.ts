@@ -8,13 +8,15 @@ import type { KV } from "@nats-io/kv";
 import type { Db } from "./db.ts";
 import type { Metrics } from "./metrics.ts";
 import { checkArms } from "./sessions/arms-check.ts";
+import { claimRound } from "./round-claims.ts";
 import type { SessionService } from "./sessions/service.ts";
 
 /**
  * Repeats due commands, ends those past their deadline, and relays the outbox. Every control instance runs one;
- * SKIP LOCKED claims make each repeat and each expiry happen once across instances. Its own slower
- * round checks the arms bucket against the sessions (each instance does; the repairs are
- * compare-and-set under the session's lock, so two instances never undo each other).
+ * SKIP LOCKED claims make each repeat and each expiry happen once across instances, and share the
+ * work among them. Its own slower round checks the arms bucket against the sessions: one instance
+ * per interval, by a round claim (the repairs are compare-and-set under the session's lock besides,
+ * so two instances would never undo each other). docs/operations.md, "Several control instances".
  */
 export function startTicker(o: {
   db: Db;
@@ -27,6 +29,8 @@ export function startTicker(o: {
   armsCheckMs: number;
   metrics: Metrics;
   log: Logger;
+  /** This instance's name in round claims. */
+  instance: string;
 }) {
   const js = jetstream(o.nc);
   const once = async () => {
@@ -43,7 +47,15 @@ export function startTicker(o: {
     o.metrics.armsRepaired.inc({ change: "rearmed" }, r.rearmed);
     o.metrics.armsRepaired.inc({ change: "removed" }, r.removed);
   };
-  const armsRounds = everyRound(o.armsCheckMs, armsRound, { log: o.log, what: "arms check" });
+  // One instance per interval: it reads the whole arms bucket and every powered session, work that
+  // does not divide by rows (control/round-claims.ts).
+  const armsRounds = everyRound(
+    o.armsCheckMs,
+    async () => {
+      if (await claimRound(o.db, "arms_check", o.armsCheckMs, o.instance)) await armsRound();
+    },
+    { log: o.log, what: "arms check" },
+  );
   return {
     async tick() {
       await once();

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { meterResolution, whToMwh } from "../contracts/index.ts";
 import type { TelemetryItem } from "./telemetry.ts";
-import type { Mark } from "./validate.ts";
+import type { Mark, Neighbours } from "./validate.ts";
 
 type Q = pg.Pool | pg.PoolClient;
 
@@ -91,6 +91,71 @@ export async function loadMarks(q: Q, terminalIds: string[]): Promise<Map<string
     [terminalIds],
   );
   return new Map(r.rows.map((x) => [x.terminal_id, { ts: Number(x.ts), seq: Number(x.seq), mwh: BigInt(x.energy_mwh) }]));
+}
+
+/**
+ * Makes sure every terminal has its row in `reading_marks` (sql/022), seeded from its newest
+ * stored reading: run on its own, before the batch's transaction, so that the transaction takes
+ * only row locks, in one order.
+ */
+export async function seedMarks(q: Q, terminalIds: string[]): Promise<void> {
+  await q.query(
+    `INSERT INTO reading_marks (terminal_id, ts, seq, energy_mwh)
+     SELECT t.id, vv_ts_to_ms(r.ts), r.seq, r.energy_mwh
+     FROM (SELECT DISTINCT unnest($1::text[]) AS id ORDER BY 1) t
+     LEFT JOIN LATERAL (SELECT ts, seq, energy_mwh FROM readings WHERE terminal_id = t.id ORDER BY ts DESC LIMIT 1) r ON true
+     ON CONFLICT (terminal_id) DO NOTHING`,
+    [terminalIds],
+  );
+}
+
+/**
+ * The terminals' marks, locked until the transaction ends (in terminal order, so two writers
+ * never wait on each other in a circle): the other writers' batches of these terminals wait, and
+ * then check against what this one stored.
+ */
+export async function lockMarks(q: pg.PoolClient, terminalIds: string[], o: { begin?: boolean } = {}): Promise<Map<string, Mark>> {
+  // Ids match idPattern (no quotes, commas or braces): a literal array, so that BEGIN can go in the same round trip.
+  const sql = `SELECT terminal_id, ts, seq, energy_mwh FROM reading_marks WHERE terminal_id = ANY('${plainArray(terminalIds)}'::text[]) ORDER BY terminal_id FOR UPDATE`;
+  const res = await q.query(o.begin ? `BEGIN; ${sql}` : sql);
+  const r = (Array.isArray(res) ? res[res.length - 1] : res) as pg.QueryResult<{ terminal_id: string; ts: number | null; seq: number | null; energy_mwh: number | null }>;
+  const out = new Map<string, Mark>();
+  for (const x of r.rows) if (x.ts !== null) out.set(x.terminal_id, { ts: Number(x.ts), seq: Number(x.seq), mwh: BigInt(x.energy_mwh!) });
+  return out;
+}
+
+/** The stored neighbours of each (terminal, ts): the newest reading before it and the oldest after it. */
+export async function storedNeighbours(q: Q, at: { terminalId: string; ts: number }[]): Promise<Neighbours[]> {
+  if (at.length === 0) return [];
+  const r = await q.query<{ i: number; bseq: number | null; bmwh: number | null; aseq: number | null; amwh: number | null }>(
+    `SELECT u.i, b.seq AS bseq, b.energy_mwh AS bmwh, a.seq AS aseq, a.energy_mwh AS amwh
+     FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(t, ts, i)
+     LEFT JOIN LATERAL (SELECT seq, energy_mwh FROM readings WHERE terminal_id = u.t AND ts < vv_ms_to_ts(u.ts) ORDER BY ts DESC LIMIT 1) b ON true
+     LEFT JOIN LATERAL (SELECT seq, energy_mwh FROM readings WHERE terminal_id = u.t AND ts > vv_ms_to_ts(u.ts) ORDER BY ts LIMIT 1) a ON true
+     ORDER BY u.i`,
+    [at.map((x) => x.terminalId), at.map((x) => x.ts)],
+  );
+  return r.rows.map((x) => ({
+    before: x.bseq === null ? null : { seq: Number(x.bseq), mwh: BigInt(x.bmwh!) },
+    after: x.aseq === null ? null : { seq: Number(x.aseq), mwh: BigInt(x.amwh!) },
+  }));
+}
+
+/** Moves the marks on to the newest readings this batch stored (and commits, in the same round trip, if asked). */
+export async function saveMarks(q: pg.PoolClient, marks: Map<string, Mark>, o: { commit?: boolean } = {}): Promise<void> {
+  const commit = o.commit ? "COMMIT" : "";
+  if (marks.size === 0) {
+    if (commit) await q.query(commit);
+    return;
+  }
+  const ms = [...marks.values()];
+  // Ids match idPattern, the rest are integers: literal arrays, so that COMMIT can go in the same round trip.
+  await q.query(
+    `UPDATE reading_marks m SET ts = u.ts, seq = u.seq, energy_mwh = u.e
+     FROM unnest('${plainArray([...marks.keys()])}'::text[], '${plainArray(ms.map((x) => x.ts))}'::bigint[],
+                 '${plainArray(ms.map((x) => x.seq))}'::bigint[], '${plainArray(ms.map((x) => x.mwh.toString()))}'::bigint[]) AS u(t, ts, seq, e)
+     WHERE m.terminal_id = u.t${commit ? "; COMMIT" : ""}`,
+  );
 }
 
 /** Registered terminals among the ids, with the gateway each is registered on. */

@@ -30,3 +30,32 @@ export function checkReading(last: Mark | undefined, r: Reading): Verdict {
   }
   return { ok: true, mark: null };
 }
+
+/** A late reading's stored neighbours: the newest stored before it and the oldest stored after it. */
+export interface Neighbours {
+  before: { seq: number; mwh: bigint } | null;
+  after: { seq: number; mwh: bigint } | null;
+}
+
+/**
+ * Checks a late reading (older than the newest stored, as readings are when several writer
+ * instances take a terminal's batches out of order) against its stored neighbours, with the rule
+ * checkReading applies to the newest: a register never decreases within one boot. The one that
+ * arrives later is the one refused, as it would be with a single writer in stream order.
+ */
+export function checkLate(n: Neighbours, r: Reading): Verdict {
+  const mwh = whToMwh(r.energyWh);
+  if (n.before && mwh < n.before.mwh && r.seq >= n.before.seq)
+    return {
+      ok: false,
+      code: "register_backwards",
+      reason: `energyWh ${r.energyWh} is below the previous ${Number(n.before.mwh) / 1000} without a boot (seq ${r.seq} after ${n.before.seq})`,
+    };
+  if (n.after && n.after.mwh < mwh && n.after.seq >= r.seq)
+    return {
+      ok: false,
+      code: "register_backwards",
+      reason: `energyWh ${r.energyWh} is above the next stored ${Number(n.after.mwh) / 1000} without a boot between (seq ${r.seq} before ${n.after.seq})`,
+    };
+  return { ok: true, mark: null };
+}

@@ -5,12 +5,13 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import type { Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
-import { isPermanent, permanentReason, writeIsolating } from "./isolate.ts";
+import { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
 import { unavailableDependency } from "./outage.ts";
 import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storage.ts";
-import { insertReadings, loadMarks, registeredTerminals } from "./store.ts";
+import { insertReadings, lockMarks, registeredTerminals, saveMarks, seedMarks, storedNeighbours } from "./store.ts";
+import { withClient } from "./pg.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
-import { checkReading, type Mark } from "./validate.ts";
+import { checkLate, checkReading, type Mark } from "./validate.ts";
 
 export interface WriterOptions {
   nc: NatsConnection;
@@ -73,54 +74,136 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
   };
   const minutely = setInterval(refresh, o.refreshEveryMs ?? 60_000);
 
-  // Per-terminal state, loaded on first sight: the registered gateway (looked up again after a
-  // minute, so a re-homed terminal is followed) and the newest stored reading.
+  // Registered gateways, looked up on first sight and again after a minute (a re-homed terminal is
+  // followed). The register check's marks are not kept here but in PostgreSQL (`reading_marks`),
+  // locked per batch: every writer instance checks against the same marks (docs/ingest-and-storage.md).
   const gatewayOf = new Map<string, { gw: string; at: number }>();
-  const marks = new Map<string, Mark>();
+  /** Terminals whose mark row this process has made sure of. */
+  const seeded = new Set<string>();
 
-  let checked: Promise<unknown> = Promise.resolve();
-  const check = async (items: TelemetryItem[]): Promise<{ accepted: TelemetryItem[]; rejects: LateReject[] }> => {
+  /** The registry's word on each item: readings of unknown terminals and from other gateways are refused. */
+  const trusted = async (items: TelemetryItem[]): Promise<{ ok: TelemetryItem[]; rejects: LateReject[] }> => {
     const now = o.clock();
     const unseen = [...new Set(items.map((i) => i.terminalId))].filter((t) => !(now - (gatewayOf.get(t)?.at ?? -Infinity) < 60_000));
     if (unseen.length) {
       for (const t of unseen) gatewayOf.delete(t);
       for (const [t, gw] of await registeredTerminals(db, unseen)) gatewayOf.set(t, { gw, at: now });
-      for (const [t, m] of await loadMarks(db, unseen)) if (!marks.has(t)) marks.set(t, m);
     }
-    // Marks move on as readings are checked, before their batch commits: with two batches in
-    // flight the second is checked against the first. A batch that then fails comes again and
-    // finds its readings already marked, so they are taken as late (stored, register unchecked).
     const rejects: LateReject[] = [];
-    const accepted: TelemetryItem[] = [];
+    const ok: TelemetryItem[] = [];
     for (const it of items) {
-      const reject = (code: string, reason: string) =>
-        rejects.push({ msg: it.msg, reject: { code, reason, part: it.part, payload: rawOf(s.prefix, it) } });
       const gw = gatewayOf.get(it.terminalId)?.gw;
-      if (gw === undefined) {
-        reject("unknown_terminal", `terminal ${it.terminalId} is not registered`);
-        continue;
-      }
-      if (gw !== it.gatewayId) {
-        reject("wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`);
-        continue;
-      }
-      let v: ReturnType<typeof checkReading>;
-      try {
-        v = checkReading(marks.get(it.terminalId), it.reading);
-      } catch (e) {
-        // A number no schema bound caught (OutOfRangeError): this reading's fault, not the batch's.
-        if (!isPermanent(e)) throw e;
-        reject("invalid", permanentReason(e));
-        continue;
-      }
-      if (!v.ok) {
-        reject(v.code, v.reason);
-        continue;
-      }
-      accepted.push(it);
-      if (v.mark) marks.set(it.terminalId, v.mark);
+      if (gw === undefined) rejects.push(rejectOf(it, "unknown_terminal", `terminal ${it.terminalId} is not registered`));
+      else if (gw !== it.gatewayId) rejects.push(rejectOf(it, "wrong_gateway", `terminal ${it.terminalId} is registered on gateway ${gw}, not ${it.gatewayId}`));
+      else ok.push(it);
     }
-    return { accepted, rejects };
+    return { ok, rejects };
+  };
+  const rejectOf = (it: TelemetryItem, code: string, reason: string): LateReject => ({ msg: it.msg, reject: { code, reason, part: it.part, payload: rawOf(s.prefix, it) } });
+
+  // This process's batches take their marks in stream order (the next one's lock waits for the
+  // previous one's), so that a newer batch never checks first and makes an older one "late".
+  let locked: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Checks and stores a batch in one transaction: the marks of its terminals locked, each reading
+   * checked against them, the accepted stored (a reading the database refuses is found by halving
+   * under savepoints), the marks moved on, then commit. Another writer's batch of the same terminals
+   * waits for the commit and checks against it.
+   */
+  const store = async (
+    items: TelemetryItem[],
+    outerRejects: LateReject[],
+    isolate = false,
+  ): Promise<{ accepted: TelemetryItem[]; written: number; refused: Refused<TelemetryItem>[] }> => {
+    const ids = [...new Set(items.map((i) => i.terminalId))].sort();
+    const fresh = ids.filter((t) => !seeded.has(t));
+    if (fresh.length) {
+      await seedMarks(db, fresh);
+      for (const t of fresh) seeded.add(t);
+    }
+    const rejects: LateReject[] = [];
+    let retryIsolated = false;
+    const result = await withClient(db, async (client) => {
+      let lockedHere: () => void = () => {};
+      const mine = new Promise<void>((r) => (lockedHere = r));
+      const before = locked;
+      locked = mine;
+      try {
+        await before;
+        // BEGIN and the lock in one round trip.
+        const marks = await lockMarks(client, ids, { begin: true }).finally(lockedHere);
+        const accepted: TelemetryItem[] = [];
+        const moved = new Map<string, Mark>();
+        const late: TelemetryItem[] = [];
+        for (const it of items) {
+          let v: ReturnType<typeof checkReading>;
+          try {
+            v = checkReading(moved.get(it.terminalId) ?? marks.get(it.terminalId), it.reading);
+          } catch (e) {
+            // A number no schema bound caught (OutOfRangeError): this reading's fault, not the batch's.
+            if (!isPermanent(e)) throw e;
+            rejects.push(rejectOf(it, "invalid", permanentReason(e)));
+            continue;
+          }
+          if (!v.ok) {
+            rejects.push(rejectOf(it, v.code, v.reason));
+            continue;
+          }
+          if (v.mark) {
+            moved.set(it.terminalId, v.mark);
+            accepted.push(it);
+          } else late.push(it);
+        }
+        // Older than the newest stored: checked against the stored readings around it (another
+        // instance may have stored the newer ones first; under the lock, none is being stored now).
+        const around = await storedNeighbours(client, late.map((it) => ({ terminalId: it.terminalId, ts: it.reading.ts })));
+        late.forEach((it, i) => {
+          const v = checkLate(around[i]!, it.reading);
+          if (v.ok) accepted.push(it);
+          else rejects.push(rejectOf(it, v.code, v.reason));
+        });
+        let written = 0;
+        let refused: Refused<TelemetryItem>[] = [];
+        if (!isolate) {
+          // The usual batch: one insert. A reading the database refuses aborts the transaction:
+          // the batch is then done again with each part under a savepoint (below).
+          try {
+            written = await insertReadings(client, accepted);
+          } catch (e) {
+            if (!isDataError(e)) throw e;
+            retryIsolated = true;
+            await client.query("ROLLBACK");
+            return null;
+          }
+        } else {
+          ({ written, refused } = await writeIsolating(accepted, async (part) => {
+            await client.query("SAVEPOINT part");
+            let n: number;
+            try {
+              n = await insertReadings(client, part);
+            } catch (e) {
+              await client.query("ROLLBACK TO SAVEPOINT part");
+              throw e;
+            }
+            await client.query("RELEASE SAVEPOINT part");
+            return n;
+          }));
+        }
+        // A refused reading's mark stands for nothing stored: that terminal's mark stays as it was.
+        for (const { item } of refused) if (moved.get(item.terminalId)?.ts === item.reading.ts) moved.delete(item.terminalId);
+        // The marks moved on and COMMIT in one round trip.
+        await saveMarks(client, moved, { commit: true });
+        return { accepted, written, refused };
+      } catch (e) {
+        lockedHere();
+        await client.query("ROLLBACK").catch(() => {});
+        throw e;
+      }
+    });
+    if (retryIsolated || !result) return store(items, outerRejects, true);
+    outerRejects.push(...rejects);
+    return result;
   };
 
   const consumer: RunningConsumer = await runConsumer<TelemetryItem>({
@@ -136,21 +219,10 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
     deadLetter: deadLetterer(o.nc, s, (code) => letters.inc({ code })),
     handle: async (items) => {
       const end = batchSeconds.startTimer();
-      // Checks run one batch after another, in stream order; only the inserts overlap.
-      const checking = checked.then(() => check(items));
-      checked = checking.then(
-        () => undefined,
-        () => undefined,
-      );
-      const { accepted, rejects } = await checking;
-      // One statement: committed on its own, no transaction round trips. A reading the database
-      // refuses (a value its column cannot hold) is found by halving the batch and dead-lettered
-      // alone; the rest are stored and acknowledged instead of the whole batch retried forever.
-      const { written: n, refused } = await writeIsolating(accepted, (part) => insertReadings(db, part));
+      const { ok, rejects } = await trusted(items);
+      const { accepted, written: n, refused } = await store(ok, rejects);
       for (const { item: it, error } of refused) {
-        rejects.push({ msg: it.msg, reject: { code: "db_refused", reason: permanentReason(error), part: it.part, payload: rawOf(s.prefix, it) } });
-        // Its mark may stand for a reading that was never stored: read the terminal again from the table.
-        if (marks.get(it.terminalId)?.ts === it.reading.ts) marks.delete(it.terminalId);
+        rejects.push(rejectOf(it, "db_refused", permanentReason(error)));
         gatewayOf.delete(it.terminalId);
       }
       for (const it of accepted) if (it.reading.ts < oldestStored) oldestStored = it.reading.ts;

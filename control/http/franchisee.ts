@@ -1,8 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
 import { textSchema, type Subjects } from "../../contracts/index.ts";
-import type { Buckets } from "../../ingest/index.ts";
-import { isOnline, readLive } from "../../processors/index.ts";
+import { isOnline, type LiveReader } from "../live.ts";
 import type { Db } from "../db.ts";
 import type { FaultService } from "../faults/service.ts";
 import { faultsOf, franchiseeView, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
@@ -24,7 +23,7 @@ const statusList = z
  */
 export function franchiseeRoutes(
   app: App,
-  o: { db: Db; nc: NatsConnection; subjects: Subjects; buckets: Buckets; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; streams: StreamCounter; statementTz: string; onRequest: Hook },
+  o: { db: Db; nc: NatsConnection; subjects: Subjects; live: LiveReader; metrics: Metrics; faults: FaultService; clock: () => number; offlineMs: number; streams: StreamCounter; statementTz: string; onRequest: Hook },
 ) {
   const tags = ["franchisee"];
   const me = (req: { principal?: { sub: string } }) => req.principal!.sub;
@@ -66,7 +65,7 @@ export function franchiseeRoutes(
     const now = o.clock();
     const terminals = await Promise.all(
       r.rows.map(async (t) => {
-        const live = await readLive(o.buckets.live, t.terminal_id, o);
+        const live = await o.live.read(t.terminal_id, t.gateway_id, now);
         return {
           terminalId: t.terminal_id,
           qr: t.qr,

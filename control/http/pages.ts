@@ -9,8 +9,7 @@ import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { hasSafetyFault } from "../faults/store.ts";
 import { terminalPlace } from "../registry.ts";
-import { isOnline, readLive } from "../../processors/index.ts";
-import type { Buckets } from "../../ingest/index.ts";
+import { isOnline, type LiveReader } from "../live.ts";
 import { liveSessionOfTerminal } from "../sessions/store.ts";
 import { tariffInForce } from "../tariffs.ts";
 import type { App, Hook } from "./server.ts";
@@ -40,7 +39,7 @@ export function pageRoutes(
     db: Db;
     nc: NatsConnection;
     subjects: Subjects;
-    buckets: Buckets;
+    live: LiveReader;
     clock: () => number;
     offlineMs: number;
     demoSignIn: boolean;
@@ -103,7 +102,7 @@ export function pageRoutes(
     const now = o.clock();
     const term = await terminalPlace(o.db, req.params.terminalId);
     if (!term) throw notFound("terminal", req.params.terminalId);
-    const live = await readLive(o.buckets.live, term.terminal_id, o);
+    const live = await o.live.read(term.terminal_id, term.gateway_id, now);
     const state =
       !isOnline(live, now, o.offlineMs)
         ? "offline"

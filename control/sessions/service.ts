@@ -2,10 +2,6 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import {
-  billedCents,
-  deliveredMwh,
-  elapsedMs,
-  exactFee,
   maxCostCents,
   mwhToWh,
   terminalLimits,
@@ -21,7 +17,7 @@ import {
   type TerminalLimits,
 } from "../../contracts/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
-import { isOnline, readLive, readMeter, type MeterRecord } from "../../processors/index.ts";
+import { isOnline } from "../live.ts";
 import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, publishCommand, type CommandRow, type Timing } from "../commands.ts";
 import { inTx, whileDbRecovers, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
@@ -31,8 +27,10 @@ import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
 import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
 import { ensureUser, lockWallet, post } from "../wallet.ts";
+import type { LiveReader } from "../live.ts";
 import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
-import { checkpointUpTo, finalBill } from "./bill.ts";
+import { finalBill } from "./bill.ts";
+import { meterMessages, sessionMeter } from "./meter.ts";
 import { transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
@@ -49,6 +47,8 @@ export interface SessionServiceDeps {
   maxSessionS: number;
   /** A terminal unseen this long is offline for new requests. */
   offlineMs: number;
+  /** Terminals' live state, from the telemetry stream (control/live.ts). */
+  live: LiveReader;
 }
 
 type After = () => Promise<void> | void;
@@ -58,6 +58,7 @@ export type SessionService = ReturnType<typeof sessionService>;
 /** The session use cases: each a transaction over the state machine, then its effects on NATS. */
 export function sessionService(d: SessionServiceDeps) {
   const { db, nc, subjects: s, buckets, clock, log, metrics } = d;
+  const meterOf = meterMessages(nc, s);
 
   const publishUpdate = (row: SessionRow) =>
     nc.publish(s.sessionUpdates(row.sessionId), JSON.stringify({ type: "session", session: toApi(row) }));
@@ -77,7 +78,7 @@ export function sessionService(d: SessionServiceDeps) {
     sessionId: string,
     makeInput: (row: SessionRow) => SessionInput | null,
     o: {
-      checkpoint?: MeterRecord | null | undefined;
+      checkpoint?: Meter | null | undefined;
       guard?: (tx: Tx) => Promise<boolean>;
     } = {},
   ): Promise<SessionRow | null> {
@@ -132,7 +133,7 @@ export function sessionService(d: SessionServiceDeps) {
             const bill = finalBill(
               { sessionId, startedAt: cur.startedAt ?? now, startWh: (cur.startMwh ?? 0) / 1000, capCents: cur.capCents },
               tv.tariff,
-              o.checkpoint?.meter ?? null,
+              o.checkpoint ?? null,
               a.end,
             );
             Object.assign(patch, { energyMwh: bill.energyMwh, endMwh: bill.endMwh, durationMs: bill.durationMs, feeCents: bill.feeCents, meter: bill.meter });
@@ -203,7 +204,7 @@ export function sessionService(d: SessionServiceDeps) {
     const now = clock();
     const terminal = await terminalByQr(db, body.qr);
     if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
-    const live = await readLive(buckets.live, terminal.terminalId, { nc, subjects: s });
+    const live = await d.live.read(terminal.terminalId, terminal.gatewayId, now);
     if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
     if (await hasSafetyFault(db, terminal.terminalId))
@@ -285,17 +286,17 @@ export function sessionService(d: SessionServiceDeps) {
     return row;
   }
 
-  /** The session, with live energy, time and fee from the processor's meter while it runs. */
+  /**
+   * The session, with live energy, time and fee while it runs: its newest meter message advanced to
+   * the terminal's newest stored register (what the bill would say if it ended there).
+   */
   async function view(row: SessionRow): Promise<Session> {
-    if (row.state !== "active" && row.state !== "stopping") return toApi(row);
-    const rec = await readMeter(buckets.meters, row.terminalId);
-    if (!rec || rec.meter.sessionId !== row.sessionId) return toApi(row);
+    if ((row.state !== "active" && row.state !== "stopping") || row.startedAt === null) return toApi(row);
     const tv = await tariffVersion(db, row.regionId, row.tariffVersion);
-    return toApi(row, {
-      energyWh: mwhToWh(deliveredMwh(rec.meter)),
-      durationS: Math.floor(elapsedMs(rec.meter) / 1000),
-      feeCents: billedCents(exactFee(rec.meter, tv.tariff), row.capCents),
-    });
+    const o = { sessionId: row.sessionId, terminalId: row.terminalId, startedAt: row.startedAt, startWh: (row.startMwh ?? 0) / 1000 };
+    const meter = await sessionMeter(db, meterOf, o, tv.tariff, null);
+    const m = finalBill({ ...o, capCents: row.capCents }, tv.tariff, meter, "last_seen");
+    return toApi(row, { energyWh: mwhToWh(BigInt(m.energyMwh)), durationS: Math.floor(m.durationMs / 1000), feeCents: m.feeCents });
   }
 
   /** Whether the fee up to a terminal's own power-off reached the amount target. */
@@ -348,17 +349,16 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
-      let checkpoint = ev.type === "power_off_ack" || ev.type === "power_off" ? await readMeter(buckets.meters, terminalId) : undefined;
       // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
       // processor counted after it, with the relay open, are not (their time is no session's; seen
       // billed when control handled a power_off_ack late, after a crash).
-      if (checkpoint && checkpoint.meter.sessionId === ev.sessionId && (ev.type === "power_off" || ev.type === "power_off_ack")) {
-        const meter = checkpointUpTo(checkpoint.meter, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev);
-        checkpoint = meter ? { ...checkpoint, meter } : null;
-      }
+      const checkpoint =
+        (ev.type === "power_off_ack" || ev.type === "power_off") && row.startedAt !== null
+          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev)
+          : undefined;
       const amountMet =
         (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
-          ? await amountReached(row, checkpoint?.meter ?? null, ev)
+          ? await amountReached(row, checkpoint ?? null, ev)
           : false;
       await apply(
         ev.sessionId,
@@ -380,7 +380,12 @@ export function sessionService(d: SessionServiceDeps) {
 
     async onCommandExpired(cmd: CommandRow, expire: (tx: Tx) => Promise<boolean>): Promise<void> {
       metrics.commandsExpired.inc({ type: cmd.type });
-      const checkpoint = cmd.type === "power_off" ? await readMeter(buckets.meters, cmd.terminalId) : undefined;
+      // No end register from the terminal: the bill stops at the newest one the writer stored.
+      const row = cmd.type === "power_off" ? await sessionById(db, cmd.sessionId) : null;
+      const checkpoint =
+        row && row.startedAt !== null
+          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, null)
+          : undefined;
       await apply(cmd.sessionId, () => ({ kind: "command_expired", type: cmd.type }), { checkpoint, guard: expire });
     },
 
@@ -413,6 +418,8 @@ async function powerOnLimits(tx: Tx, s: SessionRow, maxSessionS: number): Promis
   const maxPowerW = terminal?.profile.maxPowerW ?? terminalProfileSchema.parse(undefined).maxPowerW;
   return terminalLimits(s.target, s.capCents, tv.tariff, { maxSessionS, maxPowerW });
 }
+
+const meterKey = (row: SessionRow) => ({ sessionId: row.sessionId, terminalId: row.terminalId, startWh: (row.startMwh ?? 0) / 1000 });
 
 function targetMet(s: SessionRow, ts: number, wh: number): boolean {
   const t = s.target;

@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { armSchema, readingSchema, type Subjects } from "../../contracts/index.ts";
+import { armSchema, meterToJson, readingSchema, segments, type MeterMessage, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { followBucket } from "../follow.ts";
@@ -121,6 +121,13 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
           break;
         }
       }
+    }
+    // The control service bills from meter messages, not from this private checkpoint: one when the
+    // meter has crossed a tariff period boundary since the held state, one with the cutoff (its
+    // last word). Stored with the cutoff, before the checkpoint that records them.
+    for (const e of saves.values()) {
+      const m = meterMessageOf(states.get(e.terminalId), e);
+      if (m) first.push(publish(s.meter(m.sessionId), JSON.stringify(m), `meter:${m.sessionId}:${m.at}:${e.meter.lastTs}`));
     }
     // The checkpoint records the cutoff as asked: it is stored only once the cutoff is, or a
     // restart would restore a session as cut whose cutoff never reached the stream.
@@ -261,4 +268,20 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       await serial(async () => {});
     },
   };
+}
+
+/**
+ * The meter message a checkpoint calls for, if any (the contract's `ctl.meter.<sessionId>`): the
+ * meter crossed a tariff period boundary since the held state (a boundary at the new reading
+ * counts), or the save carries a new cutoff. Between two such messages the meter stays in one
+ * period, so the newest message advanced in a straight line to any later register is what the
+ * checkpoint would say (docs/sessions-and-money.md, "Billing from the meter message").
+ */
+export function meterMessageOf(prev: TerminalState | undefined, save: CutoffEffect & { kind: "save_meter" }): MeterMessage | null {
+  const old = prev?.meter;
+  if (!prev?.tariff || !old || old.sessionId !== save.meter.sessionId) return null; // a new session's start point: control has it
+  const base = { sessionId: save.meter.sessionId, terminalId: save.terminalId, meter: meterToJson(save.meter) };
+  if (save.cutoff && !prev.cutoff) return { ...base, at: "cutoff" };
+  if (save.meter.lastTs > old.lastTs && segments(prev.tariff, old.lastTs, save.meter.lastTs + 1).length > 1) return { ...base, at: "period" };
+  return null;
 }

@@ -25,10 +25,8 @@ afterAll(async () => tp?.[Symbol.asyncDispose]());
 
 async function sessionOn(terminalId: string): Promise<string> {
   now += 1000;
-  await tp.p.buckets.live.put(
-    terminalId,
-    JSON.stringify({ terminalId, gatewayId: "G1", ts: now, seenAt: now, state: "off", currentA: 0, voltageV: 220, energyWh: 500 }),
-  );
+  // Seen: a reading in the telemetry stream (its arrival, real time, is after this clock's now).
+  await jetstream(tp.p.nc).publish(tp.p.subjects.tel("G1", terminalId), JSON.stringify({ ts: now, seq: 1, state: "off", currentA: 0, voltageV: 220, energyWh: 500 }));
   const s = await tp.p.control!.sessions.requestCharge("U1", { qr: `qr-${terminalId}`, target: { energyWh: 1000 }, payment: "prepaid" });
   await tp.p.control!.sessions.onEvent("G1", terminalId, { type: "handshake_result", sessionId: s.sessionId, terminalCode: terminalId, match: true, ts: now });
   return s.sessionId;

@@ -58,7 +58,8 @@ async function completed(id: string) {
 
 async function storedCutoffs(sessionId: string) {
   const all = await streamMessages<{ sessionId: string; reason: string }>(tp.p.nc, tp.p.subjects.streams.control);
-  return all.filter((m) => m.data.sessionId === sessionId).map((m) => m.data.reason);
+  // Cutoffs only: the CONTROL stream carries the session's meter messages too.
+  return all.filter((m) => m.subject.startsWith(`${tp.p.subjects.prefix}.ctl.cutoff.`) && m.data.sessionId === sessionId).map((m) => m.data.reason);
 }
 
 describe("a cutoff whose first publish fails", () => {
