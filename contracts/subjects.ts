@@ -36,7 +36,7 @@ export interface Subjects {
     liveQuery: string;
   };
   readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string; packages: string };
-  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string };
+  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string; leases: string };
   consumer(name: string): string;
 }
 
@@ -84,7 +84,7 @@ export function subjects(prefix: string): Subjects {
       backup: `${up}_BACKUP`,
       packages: `${up}_PACKAGES`,
     },
-    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress`, terminals: `${name}_terminals`, faultState: `${name}_faultstate` },
+    buckets: { arms: `${name}_arms`, meters: `${name}_meters`, live: `${name}_live`, backupProgress: `${name}_backup_progress`, terminals: `${name}_terminals`, faultState: `${name}_faultstate`, leases: `${name}_leases` },
     consumer: (c) => `${name}_${c}`,
   };
 }
