@@ -160,7 +160,7 @@ export async function checkSessions(f: Takeover, ids: Map<string, string>): Prom
 export async function faultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]>> {
   const js = jetstream(f.nc);
   const s = f.tp.p.subjects;
-  const c = await js.consumers.get(s.streams.control, { filter_subjects: [s.wild.faultChange] });
+  const c = await js.consumers.get(s.streams.control, { filter_subjects: s.wild.faultChange });
   const out = new Map<string, { kind: string; change: string }[]>();
   const jsm = await jetstreamManager(f.nc);
   const total = (await jsm.streams.info(s.streams.control, { subjects_filter: s.wild.faultChange })).state.subjects ?? {};
