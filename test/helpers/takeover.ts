@@ -138,10 +138,15 @@ export async function checkSessions(f: Takeover, ids: Map<string, string>): Prom
   const jsm = await jetstreamManager(f.nc);
   const s = f.tp.p.subjects;
   for (const [terminal, id] of ids) {
+    let last: unknown = null;
     const done = await until(async () => {
       const x = await f.tp.api("GET", `/v1/sessions/${id}`, undefined, user);
+      last = x.body;
       return x.body.state === "completed" ? x.body : null;
-    }, 90_000, 250);
+    }, 90_000, 250).catch((e: Error) => {
+      const outputs = f.procs.map((p, i) => `--- processor ${i} (${JSON.stringify(p.exited())}):\n${p.output().slice(-3000)}`).join("\n");
+      throw new Error(`${terminal}'s session did not complete: ${JSON.stringify(last)}\n${outputs}`, { cause: e });
+    });
     expect({ terminal, reason: done.stopReason }).toEqual({ terminal, reason: "target_reached" });
     expect(done.energyWh).toBeGreaterThanOrEqual(TARGET_WH);
     // Cut within a few readings of its target (1 Wh/s; readings every 250 ms; a loaded machine).
