@@ -141,11 +141,15 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     o.log.info({ partition: k, how, previous: s?.owner ?? null }, "partition acquired");
     const slot: Slot = { revision, renewedAt: at, releasing: false, stopped: false, running: Promise.resolve(null) };
     slot.running = o.start(k, how).catch((err) => {
+      // Released at the next round (nothing runs), and taken again by whoever should own it.
       o.log.error({ err, partition: k }, "partition processors did not start; releasing it");
       slot.releasing = true;
       return null;
     });
     slots.set(k, slot);
+    void slot.running.then((p) => {
+      if (!p) void stopSlot(k, slot);
+    });
   };
 
   const round = async (): Promise<void> => {

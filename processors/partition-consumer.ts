@@ -36,7 +36,18 @@ export async function preparePartitionConsumer(
     if (o.how === "clean") return;
     const floor = info.ack_floor.stream_seq;
     await jsm.consumers.delete(o.stream, o.durable);
-    await create(floor + 1);
+    // Only this process knows the floor now: the new consumer is tried until it is made (a
+    // cluster electing a leader times requests out for a few seconds).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await create(floor + 1);
+        break;
+      } catch (err) {
+        if (attempt >= 30) throw err;
+        o.log.warn({ err, durable: o.durable, attempt }, "partition consumer not made again yet; retrying");
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     o.log.info({ durable: o.durable, from: floor + 1, unacknowledged: info.num_ack_pending }, "partition consumer reset to its acknowledged floor");
     return;
   }
