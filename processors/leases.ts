@@ -25,6 +25,12 @@ export interface PartitionLeaseOptions {
   log: Logger;
   /** A steady clock for lease ages (not the reading clock). @default performance.now-based */
   now?: () => number;
+  /**
+   * Asks whether an instance that missed a heartbeat still runs: false when it surely does not (its
+   * connection is gone: a process killed closes its sockets at once), so its partitions are taken
+   * without waiting out the lease; true or null (no answer in time) when it may. @default null
+   */
+  alive?(instanceId: string): Promise<boolean | null>;
   /** Starts partition k's processors; called only while this instance holds its lease. */
   start(index: number, how: Acquired): Promise<RunningProcessor>;
 }
@@ -79,6 +85,8 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   const renewMs = o.renewMs ?? Math.max(100, Math.floor(o.leaseMs / 5));
   const seen = new Map<string, Seen>();
   const slots = new Map<number, Slot>();
+  /** Members that missed a heartbeat and whose connection is gone. */
+  const gone = new Set<string>();
   const value = () => JSON.stringify({ owner: o.instanceId });
 
   let loaded!: () => void;
@@ -87,6 +95,7 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     log: o.log,
     what: "leases",
     onEntry: (e: KvWatchEntry) => {
+      if (e.key.startsWith("member.")) gone.delete(e.key.slice("member.".length));
       if (e.operation !== "PUT" || e.length === 0) seen.delete(e.key);
       else seen.set(e.key, { owner: ownerOf(e), revision: e.revision, seenAt: e.isUpdate ? now() : Math.min(now(), e.created.getTime()) });
       if (e.isUpdate || e.delta === 0) loaded();
@@ -122,17 +131,25 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   };
 
   const acquire = async (k: number, at: number): Promise<void> => {
-    const s = seen.get(partitionKey(k));
+    const key = partitionKey(k);
     let how: Acquired;
     let revision: number;
+    let s: Seen | undefined;
     try {
-      if (!s) {
-        revision = await o.kv.create(partitionKey(k), value());
+      // The lease as it is now, not as the watch last told (a watch can lag behind a server's
+      // death): a revision newer than the one seen is a renewal, so its owner is alive.
+      const cur = await o.kv.get(key);
+      if (!cur || cur.operation !== "PUT" || cur.length === 0) {
+        revision = await o.kv.create(key, value());
         how = "clean";
-      } else if (s.owner === o.instanceId || !alive(s, at)) {
-        revision = await o.kv.update(partitionKey(k), value(), s.revision);
+      } else {
+        const before = seen.get(key);
+        s = before && before.revision === cur.revision ? before : { owner: ownerOf(cur), revision: cur.revision, seenAt: before ? at : Math.min(at, cur.created.getTime()) };
+        seen.set(key, s);
+        if (s.owner !== o.instanceId && alive(s, at) && !gone.has(s.owner ?? "")) return; // its owner hands it over when it sees us
+        revision = await o.kv.update(key, value(), cur.revision);
         how = "takeover";
-      } else return; // its owner is alive: it hands the partition over when it sees us
+      }
     } catch (err) {
       // Someone else was quicker (or NATS is away): the next round looks again.
       if (!isCasRefusal(err)) o.log.warn({ err, partition: k }, "partition lease not taken");
@@ -155,12 +172,24 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   const round = async (): Promise<void> => {
     const at = now();
     await o.kv.put(memberKey(o.instanceId), JSON.stringify({ at: Date.now() })).catch((err) => o.log.warn({ err }, "membership heartbeat failed"));
-    const members = [o.instanceId, ...[...seen].filter(([key, s]) => key.startsWith("member.") && alive(s, at)).map(([key]) => key.slice("member.".length))];
+    // A member a heartbeat late is asked whether it still runs: a killed one is known at once.
+    await Promise.all(
+      [...seen].map(async ([key, s]) => {
+        const id = key.slice("member.".length);
+        if (!key.startsWith("member.") || id === o.instanceId || gone.has(id) || !alive(s, at) || at - s.seenAt < renewMs * 1.5) return;
+        if ((await o.alive?.(id)) === false) {
+          o.log.warn({ member: id }, "processor instance gone (its connection closed); taking its partitions without waiting out the lease");
+          gone.add(id);
+        }
+      }),
+    );
+    const members = [o.instanceId, ...[...seen].filter(([key, s]) => key.startsWith("member.") && alive(s, at) && !gone.has(key.slice("member.".length))).map(([key]) => key.slice("member.".length))];
     const desired = new Set(assignPartitions(members, o.count).get(o.instanceId) ?? []);
     // Members that left without a word (killed) leave a key each: forgotten after ten lease times.
     for (const [key, s] of seen) {
       if (key.startsWith("member.") && at - s.seenAt > o.leaseMs * 10) {
         seen.delete(key);
+        gone.delete(key.slice("member.".length));
         await o.kv.delete(key, { previousSeq: s.revision }).catch(() => {});
       }
     }
@@ -232,7 +261,7 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   };
 }
 
-function ownerOf(e: KvWatchEntry): string | null {
+function ownerOf(e: { json<T>(): T }): string | null {
   try {
     const v = e.json<{ owner?: unknown }>();
     return typeof v?.owner === "string" ? v.owner : null;

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import { RequestError } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { followDirectory } from "./directory.ts";
 import { startProcessorHost, type HostOptions, type RunningProcessor } from "./host.ts";
@@ -43,6 +44,10 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
   const directory = await followDirectory(o.terminals, log);
   await directory.ready;
   const jsm = await jetstreamManager(o.nc);
+  // Each instance answers on a subject of its own while its connection lives: a killed one has no
+  // responder at once, so the others need not wait out its leases (processors/leases.ts).
+  const ping = (id: string) => `${o.subjects.prefix}.int.processors.${id}`;
+  const pong = o.nc.subscribe(ping(instanceId), { callback: (_err, m) => void m.respond("") });
   const maxAckPending = o.maxAckPending ?? 20_000;
   const leases = await runPartitionLeases({
     kv: o.leases,
@@ -50,6 +55,11 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
     instanceId,
     leaseMs: o.leaseMs,
     log,
+    alive: (id) =>
+      o.nc.request(ping(id), "", { timeout: 1000 }).then(
+        () => true,
+        (err: unknown) => (err instanceof RequestError && err.isNoResponders() ? false : null),
+      ),
     start: async (index, how) => {
       const durable = partitionDurable(o.durable, index, o.count);
       await preparePartitionConsumer(jsm, { stream: o.subjects.streams.telemetry, durable, base: o.durable, how, maxAckPending, log });
@@ -58,6 +68,7 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
       return host;
     },
   }).catch((e: unknown) => {
+    pong.unsubscribe();
     directory.stop();
     throw e;
   });
@@ -66,6 +77,7 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
     owned: () => leases.owned(),
     async stop() {
       await leases.stop();
+      pong.unsubscribe();
       directory.stop();
     },
   };
