@@ -85,13 +85,16 @@ export async function takeoverFleet(natsUrl: string, env: Record<string, string>
     procs,
     gateways,
     byPartition,
-    async owners() {
-      const out = new Map<number, string | null>();
-      for (let k = 0; k < PARTITIONS; k++) {
-        const e = await kv.get(`partition.${k}`);
-        out.set(k, e && e.operation === "PUT" && e.length ? (e.json<{ owner: string }>().owner ?? null) : null);
-      }
-      return out;
+    owners() {
+      // Retried: right after a server's death the bucket may answer only once its leader is elected.
+      return until(async () => {
+        const out = new Map<number, string | null>();
+        for (let k = 0; k < PARTITIONS; k++) {
+          const e = await kv.get(`partition.${k}`);
+          out.set(k, e && e.operation === "PUT" && e.length ? (e.json<{ owner: string }>().owner ?? null) : null);
+        }
+        return out;
+      }, 30_000, 200);
     },
     async startProcessor() {
       const p = await platformProcess(processEnv, { parts: "cutoff,faults" });
