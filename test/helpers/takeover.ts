@@ -153,7 +153,7 @@ export async function checkSessions(f: Takeover, ids: Map<string, string>): Prom
     expect({ terminal, reason: done.stopReason }).toEqual({ terminal, reason: "target_reached" });
     expect(done.energyWh).toBeGreaterThanOrEqual(TARGET_WH);
     // Cut within a few readings of its target (1 Wh/s; readings every 250 ms; a loaded machine).
-    expect(done.energyWh).toBeLessThan(TARGET_WH + 4);
+    expect(done.energyWh, `${terminal} (partition ${partitionOf(terminal.slice(1), PARTITIONS)}) cut late: ${JSON.stringify(done)}`).toBeLessThan(TARGET_WH + 4);
     const { rows } = await f.tp.p.db.query("SELECT kind, count(*)::int AS n FROM wallet_ledger WHERE session_id = $1 GROUP BY kind", [id]);
     expect(rows.find((r) => r.kind === "capture")?.n).toBe(1);
     const offs = await f.tp.p.db.query("SELECT count(*)::int AS n FROM commands WHERE session_id = $1 AND type = 'power_off'", [id]);
