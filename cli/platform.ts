@@ -5,7 +5,7 @@ import { makeLogger } from "./log.ts";
 import { natsServers, subjects as makeSubjects, type Config, type Subjects } from "../contracts/index.ts";
 import { createPool, createReadPool, newRegistry, primaryResolver, startControl, startOpsServer, waitForPrimary, type Db, type RunningControl } from "../control/index.ts";
 import { ensureTopology, startBackupSink, startWriter, type Buckets } from "../ingest/index.ts";
-import { cutoffStage, faultStage, startProcessorHost, type RunningProcessor, type StageFactory } from "../processors/index.ts";
+import { cutoffStage, faultStage, startPartitionedProcessors, type RunningProcessor, type StageFactory } from "../processors/index.ts";
 import { migrate } from "../sql/index.ts";
 import { processMetrics } from "./process-metrics.ts";
 
@@ -90,12 +90,17 @@ export async function startPlatform(config: Config, o: PlatformOptions = {}): Pr
     if (parts.cutoff) stages.push((ctx) => cutoffStage({ nc, subjects, buckets, log: log.child({ part: "cutoff" }), registry: reg, clock, silenceMs: config.SESSION_SILENCE_S * 1000 }, ctx));
     if (parts.faults) stages.push((ctx) => faultStage({ nc, subjects, buckets, log: log.child({ part: "faults" }), registry: reg, clock, offlineMs: config.TERMINAL_OFFLINE_S * 1000 }, ctx));
     const name = parts.cutoff && parts.faults ? "processors" : parts.cutoff ? "cutoff" : "faults";
-    return startProcessorHost({
+    // Several instances share the terminals by partition; each partition is stepped by the one
+    // instance holding its lease (docs/scaling.md, "Partitions and takeover").
+    return startPartitionedProcessors({
       nc,
       subjects,
       log: log.child({ part: name }),
       clock,
       durable: subjects.consumer(name),
+      leases: buckets.leases,
+      count: config.PROCESSOR_PARTITIONS,
+      leaseMs: config.PROCESSOR_LEASE_S * 1000,
       terminals: buckets.terminals,
       registry: reg,
       maxAheadMs: config.PROCESSOR_MAX_AHEAD_S * 1000,

@@ -85,6 +85,18 @@ export const configSchema = z.object({
   SESSION_SILENCE_S: int(30),
   /** A terminal silent this long answers charge requests with `terminal_offline`. @default 60 */
   TERMINAL_OFFLINE_S: int(60),
+  /**
+   * Partitions of the terminals (by gateway) that the processor instances share: each partition is
+   * stepped by one live instance at a time, so up to this many instances share the work. The same
+   * on every instance; change it only with all of them stopped (docs/scaling.md, "Partitions and
+   * takeover"). @default 1
+   */
+  PROCESSOR_PARTITIONS: z.coerce.number().int().min(1).max(256).default(1),
+  /**
+   * A processor instance that has not renewed its partitions' leases for this long is dead: the
+   * others take its partitions over (within this plus a fifth of it, and their start). @default 5
+   */
+  PROCESSOR_LEASE_S: z.coerce.number().int().min(1).max(600).default(5),
   /** The processors do not step a reading whose ts is further ahead of its arrival (docs/faults.md). @default 60 */
   PROCESSOR_MAX_AHEAD_S: int(60),
   /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */

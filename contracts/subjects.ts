@@ -38,7 +38,7 @@ export interface Subjects {
     liveQuery: string;
   };
   readonly streams: { telemetry: string; events: string; dlq: string; control: string; faults: string; results: string; backup: string; packages: string };
-  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string };
+  readonly buckets: { arms: string; meters: string; live: string; backupProgress: string; terminals: string; faultState: string; leases: string };
   consumer(name: string): string;
 }
 
@@ -92,6 +92,7 @@ export function subjects(prefix: string): Subjects {
       backupProgress: `${prefix}_backup_progress`,
       terminals: `${prefix}_terminals`,
       faultState: `${prefix}_faultstate`,
+      leases: `${prefix}_leases`,
     },
     consumer: (c) => `${prefix}_${c}`,
   };

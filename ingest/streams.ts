@@ -96,19 +96,22 @@ export interface Buckets {
   terminals: KV;
   /** terminalId → the fault processor's open faults (its checkpoint). */
   faultState: KV;
+  /** The processors' partition leases and members' heartbeats (processors/leases.ts). */
+  leases: KV;
 }
 
 export async function openBuckets(nc: NatsConnection, s: Subjects, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = (name: string) => kvm.create(name, { history: 1, storage: StorageType.File, replicas });
-  const [arms, meters, live, terminals, faultState] = await Promise.all([
+  const [arms, meters, live, terminals, faultState, leases] = await Promise.all([
     open(s.buckets.arms),
     open(s.buckets.meters),
     open(s.buckets.live),
     open(s.buckets.terminals),
     open(s.buckets.faultState),
+    open(s.buckets.leases),
   ]);
-  return { arms, meters, live, terminals, faultState };
+  return { arms, meters, live, terminals, faultState, leases };
 }
 
 /** A stream or consumer that is not there (nats.js's StreamNotFoundError, ConsumerNotFoundError). */

@@ -2,17 +2,25 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { shared } from "./metrics.ts";
 import { Counter, Registry } from "prom-client";
-import type { Subjects } from "../contracts/index.ts";
+import { subjectTokens, type Subjects } from "../contracts/index.ts";
 import { runConsumer, validReadings, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
+import { partitionOf } from "./partitions.ts";
 
 /** What a stage learns from the consumer that feeds it. */
 export interface StageContext {
   /** The durable consumer's name: who owns a checkpoint, in a partitioned deployment. */
   owner: string;
-  /** Set when this consumer reads only a partition of the terminals. */
+  /** Set when this consumer reads only a partition of the terminals by a filter subject (the older, static split). */
   partitioned: boolean;
+  /**
+   * Whether this stage speaks for a terminal: always, unpartitioned; with partitions (docs/scaling.md,
+   * "Partitions and takeover"), when its registered gateway falls in this consumer's partition.
+   * The one ownership rule: checkpoints restored, arms followed and live answers given by it.
+   */
+  owns(terminalId: string): boolean;
   /** Messages still pending on the consumer after the newest one seen: 0 means caught up. */
   pending(): number;
   /** The registry as the processors see it (thresholds, gateway). */
@@ -55,6 +63,14 @@ export interface HostOptions {
   registry?: Registry;
   /** A partition's subjects (docs/scaling.md). @default the whole stream */
   filterSubject?: string;
+  /**
+   * Partition `index` of `count`, keyed by gateway: the consumer reads the whole stream and hands
+   * the stages only readings of gateways in this partition (decided from the subject, before any
+   * parsing). @default one partition
+   */
+  partition?: { index: number; count: number };
+  /** A registry view shared by the partitions of one process. @default one of its own */
+  directory?: TerminalDirectory;
   stages: StageFactory[];
   /** @default 500 */
   maxBatch?: number;
@@ -98,22 +114,25 @@ interface Progress {
  */
 export async function startProcessorHost(o: HostOptions): Promise<RunningProcessor> {
   const registry = o.registry ?? new Registry();
-  const ignored = new Counter({
+  const ignored = shared(registry, "vend_processor_readings_ignored_total", () => new Counter({
     name: "vend_processor_readings_ignored_total",
     help: "Readings the processors did not step: unknown terminal, wrong gateway, or ts too far ahead",
     labelNames: ["reason"],
     registers: [registry],
-  });
-  const skippedCount = new Counter({
+  }));
+  const skippedCount = shared(registry, "vend_processor_readings_skipped_total", () => new Counter({
     name: "vend_processor_readings_skipped_total",
     help: "Readings a stage could not handle and left out, so the others went on",
     labelNames: ["stage", "reason"],
     registers: [registry],
-  });
+  }));
   const maxAheadMs = o.maxAheadMs ?? 60_000;
   const attempts = o.attempts ?? 3;
-  const directory = await followDirectory(o.terminals, o.log);
+  const ownDirectory = o.directory === undefined;
+  const directory = o.directory ?? (await followDirectory(o.terminals, o.log));
   await directory.ready;
+  const part = o.partition && o.partition.count > 1 ? o.partition : null;
+  const ownsGateway = (gatewayId: string) => part === null || partitionOf(gatewayId, part.count) === part.index;
 
   let lastPending = 0;
   const trusted = (gatewayId: string, terminalId: string, ts: number, seenAt: number): string | null => {
@@ -126,6 +145,11 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
   const ctx: StageContext = {
     owner: o.durable,
     partitioned: o.filterSubject !== undefined,
+    owns(terminalId) {
+      if (part === null) return true;
+      const t = directory.get(terminalId);
+      return t !== undefined && ownsGateway(t.gatewayId);
+    },
     pending: () => lastPending,
     directory,
     trusts: (gw, id, ts, seenAt) => trusted(gw, id, ts, seenAt) === null,
@@ -139,7 +163,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     for (const make of o.stages) stages.push(await make(ctx));
   } catch (e) {
     await Promise.all(stages.map((st) => st.stop()));
-    directory.stop();
+    if (ownDirectory) directory.stop();
     throw e;
   }
   const filters = stages.map((st) => st.want);
@@ -213,6 +237,8 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}),
     decode: (m) => {
       lastPending = m.info.pending;
+      // Another partition's gateway: not even parsed (a batch of 50 readings costs one look at its subject).
+      if (part !== null && !ownsGateway(subjectTokens(o.subjects.prefix, m.subject)[1] ?? "")) return { items: [], rejects: [] };
       const d = validReadings(o.subjects.prefix, m, { now: o.clock, want });
       const items = d.items.filter((it) => {
         const why = trusted(it.gatewayId, it.terminalId, it.reading.ts, it.storedAt);
@@ -245,7 +271,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     async stop() {
       await consumer.stop();
       await Promise.all(stages.map((st) => st.stop()));
-      directory.stop();
+      if (ownDirectory) directory.stop();
     },
   };
 }

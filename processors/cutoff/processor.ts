@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { shared } from "../metrics.ts";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { armSchema, meterToJson, readingSchema, segments, type MeterMessage, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
@@ -65,19 +66,19 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   const serial = serialQueue();
   const states = new Map<string, TerminalState>();
   const stepOpts = { silenceMs: o.silenceMs };
-  const cutoffs = new Counter({ name: "vend_cutoffs_total", help: "Cutoffs decided", labelNames: ["reason"], registers: [o.registry] });
-  const batchSeconds = new Histogram({
+  const cutoffs = shared(o.registry, "vend_cutoffs_total", () => new Counter({ name: "vend_cutoffs_total", help: "Cutoffs decided", labelNames: ["reason"], registers: [o.registry] }));
+  const batchSeconds = shared(o.registry, "vend_cutoff_batch_seconds", () => new Histogram({
     name: "vend_cutoff_batch_seconds",
     help: "Time to process one batch of telemetry in the cutoff processor",
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [o.registry],
-  });
-  const decisionSeconds = new Histogram({
+  }));
+  const decisionSeconds = shared(o.registry, "vend_cutoff_decision_seconds", () => new Histogram({
     name: "vend_cutoff_decision_seconds",
     help: "From JetStream storing the reading that reached a cutoff to the processor deciding it",
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [o.registry],
-  });
+  }));
 
   const durable = ctx.owner;
   // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
@@ -87,6 +88,8 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   const now = o.clock();
   for (const [terminalId, r] of await loadAllMeters(buckets.meters)) {
     if (partitioned && r.owner !== durable) continue;
+    // Partitions: the successor of a dead or departed owner restores its terminals' meters.
+    if (!ctx.owns(terminalId)) continue;
     owned.add(terminalId);
     states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
   }
@@ -175,6 +178,8 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     log,
     what: "arms",
     onEntry: async (e) => {
+      // Another partition's terminal is its owner's to cut (a state held here still takes its disarm).
+      if (!ctx.owns(e.key) && !states.has(e.key)) return;
       const ev = armEvent(e.key, e.operation, e.value);
       if (!ev) return;
       // An arm change is not redelivered: it is retried here until its effects are done (the

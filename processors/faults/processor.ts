@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { shared } from "../metrics.ts";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { z } from "zod";
 import { armSchema, DEFAULT_TERMINAL_PROFILE, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
@@ -74,19 +75,22 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   const sessions = new Map<string, string>();
   const live = liveWriter(buckets.live, o.offlineMs);
   // The control service asks here for what the bucket holds only as of the last change.
-  const queries = answerLiveQueries(o.nc, s, live, (id) => !ctx.partitioned || live.get(id) !== undefined, log);
-  const changes = new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] });
+  // Only the owner of a terminal's partition answers, so one answer arrives.
+  const queries = answerLiveQueries(o.nc, s, live, (id) => ctx.owns(id) && (!ctx.partitioned || live.get(id) !== undefined), log);
+  const changes = shared(o.registry, "vend_fault_changes_total", () => new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] }));
   const profileOf = (terminalId: string) => ctx.directory.get(terminalId)?.profile ?? defaultFaultProfile;
-  const decisionSeconds = new Histogram({
+  const decisionSeconds = shared(o.registry, "vend_fault_decision_seconds", () => new Histogram({
     name: "vend_fault_decision_seconds",
     help: "From JetStream storing the reading that decided a fault change or safety stop to the decision",
     labelNames: ["change"],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [o.registry],
-  });
+  }));
 
   const now0 = o.clock();
   for await (const key of await buckets.faultState.keys()) {
+    // Partitions: the successor of a dead or departed owner restores its terminals' open faults.
+    if (!ctx.owns(key)) continue;
     const e = await buckets.faultState.get(key);
     if (!e || e.operation !== "PUT" || e.length === 0) continue;
     const c = checkpointSchema.safeParse(e.json());
