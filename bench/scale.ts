@@ -1,6 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { loadavg } from "node:os";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/sim/index.ts";
@@ -32,11 +33,19 @@ const ms = (xs: number[]) => {
  * 5 s (bounded, or a lag that grows), and every process's resident memory.
  */
 export async function benchScalePoint(o: ScalePoint & { port: number; split: string[] }) {
+  // The machine's load average (1, 5, 15 min) as the point starts: the figures are only as good as the machine was quiet.
+  const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
   const p = await startPlatformProcess("scale", o.port, {}, o.split);
   // The gateways on one connection, what the benchmark watches on another: a starved load
   // generator's watching connection cut as a slow consumer must not take the gateways with it.
-  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const watch = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  const watch = await connect({ servers: NATS_URL, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  // Said at once, with the reason, rather than found out from the gateways' failed ticks.
+  for (const [name, c] of [["gateways'", nc], ["watching", watch]] as const)
+    void c.closed().then((err) => err && console.error(`scale: the ${name} connection closed:`, err));
+  // A point that fails stops its gateways before their connection is closed (their failed ticks
+  // are not the error).
+  let stopTicks = () => {};
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
@@ -127,6 +136,11 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       },
     });
 
+    const jsm = await jetstreamManager(watch);
+    stopTicks = () => {
+      for (const t of tickers) clearTimeout(t);
+      for (const gw of gateways) clearInterval((gw as any).__timer);
+    };
     let lost = 0;
     const tickers = gateways.map((gw, i) =>
       setTimeout(
@@ -156,16 +170,16 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       ),
     );
 
-    // Consumer pending on the telemetry stream, every 5 s.
-    const jsm = await jetstreamManager(nc);
+    // Consumer pending on the telemetry stream, every 5 s (on the watching connection, made before
+    // the load: a JetStream API request on the loaded connection can time out, and did, ending the run).
     const stream = `${p.prefix}_TELEMETRY`;
-    const pending: { atS: number; byConsumer: Record<string, number> }[] = [];
+    const pending: { atS: number; load1: number; byConsumer: Record<string, number> }[] = [];
     const t0 = Date.now();
     const sampler = setInterval(() => {
       void (async () => {
         const byConsumer: Record<string, number> = {};
         for await (const c of jsm.consumers.list(stream)) byConsumer[c.name.slice(p.prefix.length + 1)] = c.num_pending + c.num_ack_pending;
-        pending.push({ atS: Math.round((Date.now() - t0) / 1000), byConsumer });
+        pending.push({ atS: Math.round((Date.now() - t0) / 1000), load1: Number(loadavg()[0]!.toFixed(2)), byConsumer });
       })().catch(() => {});
     }, 5000);
 
@@ -198,7 +212,8 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
           const targetWh = Number((o.targetWh[0] + Math.random() * (o.targetWh[1] - o.targetWh[0])).toFixed(3));
           sessions.set(t, { sessionId: "", targetWh, cut: true });
           const user = users[nextUser++ % users.length]!;
-          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: targetWh }, payment: "prepaid" }, user);
+          // A request the starved control service could not answer counts, and the run goes on.
+          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: targetWh }, payment: "prepaid" }, user).catch(() => ({ status: 0, body: undefined }));
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
           if (r.status === 201) {
             sessions.set(t, { sessionId: r.body.sessionId, targetWh });
@@ -211,6 +226,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     clearTimeout(measureFrom);
     measuring = false;
     const liveAtEnd = [...sessions.values()].filter((s) => !s.cut).length;
+    const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
     const cpu: Record<string, { cores: number; usPerReading: number }> = {};
     for (const [i, proc] of p.processes().entries()) {
       const from = cpuFrom[i];
@@ -234,14 +250,27 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
         [o.silentRegistered],
       );
       await c.end();
-      const bucket = await new Kvm(nc).open(`${p.prefix}_terminals`);
-      const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
-      for (let i = 1; i <= o.silentRegistered; i += 500)
-        await Promise.all(
-          Array.from({ length: Math.min(500, o.silentRegistered - i + 1) }, (_, j) =>
-            bucket.put(`S${i + j}`, JSON.stringify({ ...model, terminalId: `S${i + j}`, gatewayId: "G0" })),
-          ),
-        );
+      // On a connection of its own, each put tried again on a timeout: a put that timed out on the
+      // loaded gateways' connection ended earlier runs (the error closed the load generator).
+      const reg = await connect({ servers: NATS_URL, noAsyncTraces: true });
+      try {
+        const bucket = await new Kvm(reg).open(`${p.prefix}_terminals`);
+        const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
+        const put = async (id: string) => {
+          for (let tries = 1; ; tries++) {
+            try {
+              return await bucket.put(id, JSON.stringify({ ...model, terminalId: id, gatewayId: "G0" }));
+            } catch (e) {
+              if (tries >= 10) throw e;
+              await new Promise((r) => setTimeout(r, 500 * tries));
+            }
+          }
+        };
+        for (let i = 1; i <= o.silentRegistered; i += 250)
+          await Promise.all(Array.from({ length: Math.min(250, o.silentRegistered - i + 1) }, (_, j) => put(`S${i + j}`)));
+      } finally {
+        await reg.close().catch(() => {});
+      }
       await new Promise((r) => setTimeout(r, 15_000));
       const m: Record<string, number> = {};
       for (const proc of p.processes()) m[proc.parts] = rssMiB(proc.pid);
@@ -263,6 +292,20 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     const processorPending = pending.map((x) => Object.entries(x.byConsumer).filter(([k]) => k !== "writer").reduce((a, [, v]) => a + v, 0));
     const writerPending = pending.map((x) => x.byConsumer.writer ?? 0);
     const half = Math.floor(processorPending.length / 2);
+    // Whether the lag grows: the least-squares slope of pending over the measured window
+    // (messages a second; about 0 when bounded, the readings a second not handled when falling behind).
+    const measured = pending.filter((x) => x.atS >= warmupMs / 1000 && x.atS <= o.seconds + warmupMs / 1000);
+    const slope = (ys: number[]) => {
+      const xs = measured.map((x) => x.atS);
+      const n = xs.length;
+      if (n < 3) return NaN;
+      const mx = xs.reduce((a, b) => a + b, 0) / n;
+      const my = ys.reduce((a, b) => a + b, 0) / n;
+      const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+      return Number((xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0) / sxx).toFixed(1));
+    };
+    const sumOf = (x: (typeof pending)[number], writer: boolean) =>
+      Object.entries(x.byConsumer).filter(([k]) => (k === "writer") === writer).reduce((a, [, v]) => a + v, 0);
     const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
     return {
       terminals: o.terminals,
@@ -270,6 +313,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       concurrentSessionsAsked: o.concurrent,
       liveSessionsAtEnd: liveAtEnd,
       seconds: o.seconds,
+      loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
       // Gateway ticks that failed to publish (the load generator's connection lost): 0 in a valid run.
       failedTicks: lost,
       warmupS: warmupMs / 1000,
@@ -284,6 +328,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       pending: {
         processors: { max: maxOf(processorPending), maxFirstHalf: maxOf(processorPending.slice(0, half)), maxSecondHalf: maxOf(processorPending.slice(half)), last: processorPending.at(-1) ?? NaN },
         writer: { max: maxOf(writerPending), maxFirstHalf: maxOf(writerPending.slice(0, half)), maxSecondHalf: maxOf(writerPending.slice(half)), last: writerPending.at(-1) ?? NaN },
+        slopePerS: { processors: slope(measured.map((x) => sumOf(x, false))), writer: slope(measured.map((x) => sumOf(x, true))) },
         samples: pending,
       },
       // CPU over the measured window: cores used, and microseconds per reading (all its work, divided).
@@ -292,6 +337,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       ...(memoryWithSilent ? { memoryWithSilent } : {}),
     };
   } finally {
+    stopTicks();
     await nc.close().catch(() => {});
     await watch.close().catch(() => {});
     await p.stop();
@@ -299,10 +345,19 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
 }
 
 /** The curve: 1,000, 3,000 and 10,000 terminals, and the memory figure with 100,000 registered. */
-export async function benchScale(o: { quick: boolean; split: string[]; port: number; longS?: number; onPoint?: (partial: object) => void }) {
+export async function benchScale(o: {
+  quick: boolean;
+  split: string[];
+  port: number;
+  /** Length of the 10,000-terminal point (s). @default 300, or 30 with --quick */
+  longS?: number;
+  /** Length of the smaller points (s). @default 60, or 20 with --quick */
+  shortS?: number;
+  onPoint?: (partial: object) => void;
+}) {
   const points: ScalePoint[] = [
-    { terminals: 1000, concurrent: 200, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
-    { terminals: 3000, concurrent: 300, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
+    { terminals: 1000, concurrent: 200, seconds: o.shortS ?? (o.quick ? 20 : 60), targetWh: [2, 5] },
+    { terminals: 3000, concurrent: 300, seconds: o.shortS ?? (o.quick ? 20 : 60), targetWh: [2, 5] },
     // 1,000 live sessions: targets of 10-30 Wh keep the starts near 50 a second (2-5 Wh would ask
     // the control service for 250 new sessions a second, a different benchmark).
     { terminals: 10_000, concurrent: 1000, seconds: o.longS ?? (o.quick ? 30 : 300), targetWh: [10, 30], silentRegistered: 90_000 },
