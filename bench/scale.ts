@@ -80,6 +80,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       gateways.push(gw);
     }
 
+    console.log(`scale: ${ids.length} terminals registered on ${gateways.length} gateways; load average ${loadavg()[0]!.toFixed(1)}`);
     const sessions = new Map<string, { sessionId: string; targetWh: number; reachedAt?: number; cut?: boolean }>();
     const bySession = new Map<string, string>();
     const cutLatencies: number[] = [];
@@ -189,6 +190,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     // CPU used by each process over the measured window: its cost per reading.
     let cpuFrom: { parts: string; ms: number; at: number }[] = [];
     const measureFrom = setTimeout(() => {
+      console.log(`scale: measuring for ${o.seconds} s; load average ${loadavg()[0]!.toFixed(1)}`);
       measuring = true;
       cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), at: performance.now() }));
     }, warmupMs);
