@@ -2,6 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/sim/index.ts";
@@ -64,22 +65,68 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     const perGateway = 50;
     const gateways: Gateway[] = [];
     const ids: string[] = [];
-    for (let g = 0; g < Math.ceil(o.terminals / perGateway); g++) {
-      const gatewayId = `G${g}`;
-      await p.call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: "R1" });
-      const gw = createGateway({ nc, prefix: p.prefix, gatewayId, tickMs: 1000, onError: () => {} });
-      const mine: string[] = [];
+    const nGateways = Math.ceil(o.terminals / perGateway);
+    for (let g = 0; g < nGateways; g++) {
+      const gw = createGateway({ nc, prefix: p.prefix, gatewayId: `G${g}`, tickMs: 1000, onError: () => {} });
       for (let i = 0; i < perGateway && ids.length < o.terminals; i++) {
-        const t = `T${g}_${i}`;
-        gw.addTerminal(t, { limits: false });
-        ids.push(t);
-        mine.push(t);
+        gw.addTerminal(`T${g}_${i}`, { limits: false });
+        ids.push(`T${g}_${i}`);
       }
-      await Promise.all(mine.map((t) => p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId, regionId: "R1", franchiseeId: "F1" })));
-      await gw.flush();
       gateways.push(gw);
     }
+    // Registered through the admin API, four gateways (200 terminals) at a time.
+    for (let g = 0; g < nGateways; g += 4)
+      await Promise.all(
+        gateways.slice(g, g + 4).map(async (gw) => {
+          await p.call("PUT", `/v1/admin/gateways/${gw.gatewayId}`, { regionId: "R1" });
+          await Promise.all([...gw.terminals.keys()].map((t) => p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId: gw.gatewayId, regionId: "R1", franchiseeId: "F1" })));
+          await gw.flush();
+        }),
+      );
+    const memoryBeforeSilent: Record<string, number> = {};
+    for (const proc of p.processes()) memoryBeforeSilent[proc.parts] = rssMiB(proc.pid);
 
+    // The memory figure: this many more registered terminals that never report, as the control
+    // service registers them (the table and the registry bucket), before the load starts: the
+    // latency is then measured with all of them registered, as in the city.
+    if (o.silentRegistered) {
+      const c = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
+      await c.connect();
+      await c.query(
+        `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
+         SELECT 'S' || i, 'S' || i, 'G0', 'R1', 'F1', (SELECT profile FROM terminals LIMIT 1) FROM generate_series(1, $1::int) i`,
+        [o.silentRegistered],
+      );
+      await c.end();
+      // On a connection of its own, each put tried again on a timeout: a put that timed out on the
+      // loaded gateways' connection ended earlier runs (the error closed the load generator).
+      const reg = await connect({ servers: NATS_URL, noAsyncTraces: true });
+      try {
+        const bucket = await new Kvm(reg).open(`${p.prefix}_terminals`);
+        const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
+        const put = async (id: string) => {
+          for (let tries = 1; ; tries++) {
+            try {
+              return await bucket.put(id, JSON.stringify({ ...model, terminalId: id, gatewayId: "G0" }));
+            } catch (e) {
+              if (tries >= 10) throw e;
+              await new Promise((r) => setTimeout(r, 500 * tries));
+            }
+          }
+        };
+        for (let i = 1; i <= o.silentRegistered; i += 500)
+          await Promise.all(Array.from({ length: Math.min(500, o.silentRegistered - i + 1) }, (_, j) => put(`S${i + j}`)));
+      } finally {
+        await reg.close().catch(() => {});
+      }
+      // The processors' registry watch takes them in.
+      await new Promise((r) => setTimeout(r, 10_000));
+    }
+    const memoryAfterSilent: Record<string, number> = {};
+    for (const proc of p.processes()) memoryAfterSilent[proc.parts] = rssMiB(proc.pid);
+    // The load generator's own event loop: a starved one publishes late and answers commands late,
+    // and the latencies measured then include its delay.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
     console.log(`scale: ${ids.length} terminals registered on ${gateways.length} gateways; load average ${loadavg()[0]!.toFixed(1)}`);
     const sessions = new Map<string, { sessionId: string; targetWh: number; reachedAt?: number; cut?: boolean }>();
     const bySession = new Map<string, string>();
@@ -87,6 +134,24 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     // Measured after a warm-up (JIT, the consumers' first pulls, the first sessions' starts).
     let measuring = false;
     const warmupMs = 10_000;
+    // When each session's arm reached the arms bucket (the control service writes it on the
+    // terminal's power_on_ack): a session that reached its target before it was armed can only be
+    // cut once the arm arrives, whatever the processors do.
+    const armedAt = new Map<string, number>();
+    const armWatch = await (await new Kvm(watch).open(`${p.prefix}_arms`)).watch({ include: "updates" });
+    void (async () => {
+      for await (const e of armWatch) {
+        if (e.operation !== "PUT" || e.length === 0) continue;
+        try {
+          const sid = e.json<{ sessionId: string }>().sessionId;
+          if (!armedAt.has(sid)) armedAt.set(sid, performance.now());
+        } catch {
+          /* not an arm */
+        }
+      }
+    })();
+    /** Per measured cutoff: its latency, and how long after its target was reached it was armed (0: before). */
+    const cutDetail: { ms: number; armLateMs: number }[] = [];
     const cmdSub = watch.subscribe(`${p.prefix}.cmd.>`, {
       callback: (_e, m) => {
         const now = performance.now();
@@ -96,7 +161,10 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
         const s = t ? sessions.get(t) : undefined;
         if (!s || s.cut) return;
         s.cut = true;
-        if (s.reachedAt !== undefined && measuring) cutLatencies.push(now - s.reachedAt);
+        if (s.reachedAt !== undefined && measuring) {
+          cutLatencies.push(now - s.reachedAt);
+          cutDetail.push({ ms: now - s.reachedAt, armLateMs: Math.max(0, (armedAt.get(cmd.sessionId) ?? now) - s.reachedAt) });
+        }
       },
     });
 
@@ -190,6 +258,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     // CPU used by each process over the measured window: its cost per reading.
     let cpuFrom: { parts: string; ms: number; at: number }[] = [];
     const measureFrom = setTimeout(() => {
+      lag.enable();
       console.log(`scale: measuring for ${o.seconds} s; load average ${loadavg()[0]!.toFixed(1)}`);
       measuring = true;
       cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), at: performance.now() }));
@@ -227,6 +296,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     }
     clearTimeout(measureFrom);
     measuring = false;
+    lag.disable();
     const liveAtEnd = [...sessions.values()].filter((s) => !s.cut).length;
     const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
     const cpu: Record<string, { cores: number; usPerReading: number }> = {};
@@ -240,44 +310,17 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     const memory: Record<string, number> = {};
     for (const proc of p.processes()) memory[proc.parts] = rssMiB(proc.pid);
 
-    // The memory figure: this many more registered terminals that never report, as the control
-    // service registers them (the table and the registry bucket), while the fleet keeps reporting.
-    let memoryWithSilent: object | undefined;
-    if (o.silentRegistered) {
-      const c = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
-      await c.connect();
-      await c.query(
-        `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
-         SELECT 'S' || i, 'S' || i, 'G0', 'R1', 'F1', (SELECT profile FROM terminals LIMIT 1) FROM generate_series(1, $1::int) i`,
-        [o.silentRegistered],
-      );
-      await c.end();
-      // On a connection of its own, each put tried again on a timeout: a put that timed out on the
-      // loaded gateways' connection ended earlier runs (the error closed the load generator).
-      const reg = await connect({ servers: NATS_URL, noAsyncTraces: true });
-      try {
-        const bucket = await new Kvm(reg).open(`${p.prefix}_terminals`);
-        const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
-        const put = async (id: string) => {
-          for (let tries = 1; ; tries++) {
-            try {
-              return await bucket.put(id, JSON.stringify({ ...model, terminalId: id, gatewayId: "G0" }));
-            } catch (e) {
-              if (tries >= 10) throw e;
-              await new Promise((r) => setTimeout(r, 500 * tries));
-            }
-          }
-        };
-        for (let i = 1; i <= o.silentRegistered; i += 250)
-          await Promise.all(Array.from({ length: Math.min(250, o.silentRegistered - i + 1) }, (_, j) => put(`S${i + j}`)));
-      } finally {
-        await reg.close().catch(() => {});
-      }
-      await new Promise((r) => setTimeout(r, 15_000));
-      const m: Record<string, number> = {};
-      for (const proc of p.processes()) m[proc.parts] = rssMiB(proc.pid);
-      memoryWithSilent = { registered: o.terminals + o.silentRegistered, reporting: o.terminals, rssMiB: m, benchProcessMiB: rssMiB(process.pid) };
-    }
+    const memoryWithSilent = o.silentRegistered
+      ? {
+          registered: o.terminals + o.silentRegistered,
+          reporting: o.terminals,
+          // Before and after the silent ones were registered (no load yet), and at the end of the load.
+          rssMiBBeforeSilent: memoryBeforeSilent,
+          rssMiBAfterSilent: memoryAfterSilent,
+          rssMiB: memory,
+          benchProcessMiB: rssMiB(process.pid),
+        }
+      : undefined;
 
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 3000));
@@ -286,6 +329,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       clearInterval((gw as any).__timer);
       await gw.stop();
     }
+    armWatch.stop();
     cmdSub.unsubscribe();
     cutSub.unsubscribe();
     faultSub.unsubscribe();
@@ -323,6 +367,11 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       chargeRequestsByStatus: statuses,
       cutoffMs: ms(cutLatencies),
       cutoffDecidedMs: ms(cutDecided),
+      // The cutoffs of sessions armed only after their target was reached (the arm came late: the
+      // control service's handling of power_on_ack), how late their arms came, and the others'
+      // latency: what the processors could have done.
+      cutoffArmedLate: { n: cutDetail.filter((c) => c.armLateMs > 0).length, armLateMs: ms(cutDetail.filter((c) => c.armLateMs > 0).map((c) => c.armLateMs)) },
+      cutoffArmedBeforeTargetMs: ms(cutDetail.filter((c) => c.armLateMs === 0).map((c) => c.ms)),
       leaksStarted,
       faultDetectionMs: ms(faultLatencies),
       faultDecidedMs: ms(decided),
@@ -336,6 +385,8 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       // CPU over the measured window: cores used, and microseconds per reading (all its work, divided).
       cpu,
       rssMiB: memory,
+      // The load generator's event loop delay over the measured window (ms): what of the latencies is its own.
+      benchEventLoopDelayMs: { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
       ...(memoryWithSilent ? { memoryWithSilent } : {}),
     };
   } finally {
