@@ -122,6 +122,18 @@ export function cpuMs(pid: number | undefined): number {
   }
 }
 
+/**
+ * Time a process's main thread has spent waiting for a core while it could run, in ms (Linux schedstat), or NaN:
+ * on a shared machine, what it wanted and did not get.
+ */
+export function runQueueWaitMs(pid: number | undefined): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;

@@ -6,7 +6,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/sim/index.ts";
-import { NATS_URL, PG_BASE, SECRET, cpuMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, PG_BASE, SECRET, cpuMs, runQueueWaitMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {
   terminals: number;
@@ -256,12 +256,12 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     let leaksStarted = 0;
     let nextLeakAt = Date.now() + 5000; // after a warm-up
     // CPU used by each process over the measured window: its cost per reading.
-    let cpuFrom: { parts: string; ms: number; at: number }[] = [];
+    let cpuFrom: { parts: string; ms: number; waitMs: number; at: number }[] = [];
     const measureFrom = setTimeout(() => {
       lag.enable();
       console.log(`scale: measuring for ${o.seconds} s; load average ${loadavg()[0]!.toFixed(1)}`);
       measuring = true;
-      cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), at: performance.now() }));
+      cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), waitMs: runQueueWaitMs(x.pid), at: performance.now() }));
     }, warmupMs);
     while (Date.now() - t0 < (o.seconds * 1000 + warmupMs)) {
       const live = [...sessions.values()].filter((s) => !s.cut).length;
@@ -299,13 +299,19 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     lag.disable();
     const liveAtEnd = [...sessions.values()].filter((s) => !s.cut).length;
     const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
-    const cpu: Record<string, { cores: number; usPerReading: number }> = {};
+    const cpu: Record<string, { cores: number; usPerReading: number; waitingForCore: number }> = {};
     for (const [i, proc] of p.processes().entries()) {
       const from = cpuFrom[i];
       if (!from) continue;
       const used = cpuMs(proc.pid) - from.ms;
       const wallMs = performance.now() - from.at;
-      cpu[proc.parts] = { cores: Number((used / wallMs).toFixed(3)), usPerReading: Number(((used * 1000) / ((o.terminals * wallMs) / 1000)).toFixed(1)) };
+      cpu[proc.parts] = {
+        cores: Number((used / wallMs).toFixed(3)),
+        usPerReading: Number(((used * 1000) / ((o.terminals * wallMs) / 1000)).toFixed(1)),
+        // Cores' worth of time its main thread (the event loop) was ready to run and waited for a
+        // core: above `cores`, the process was starved by the machine, not slow by itself.
+        waitingForCore: Number(((runQueueWaitMs(proc.pid) - from.waitMs) / wallMs).toFixed(3)),
+      };
     }
     const memory: Record<string, number> = {};
     for (const proc of p.processes()) memory[proc.parts] = rssMiB(proc.pid);
