@@ -73,6 +73,8 @@ export async function startPlatformProcess(
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
         body: body !== undefined ? JSON.stringify(body) : undefined,
+        // A starved platform that never answers fails the call rather than hang the benchmark.
+        signal: AbortSignal.timeout(60_000),
       });
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : undefined };

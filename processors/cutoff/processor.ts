@@ -94,7 +94,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   const deadlines = new Deadlines();
   for (const [terminalId, st] of states) deadlines.set(terminalId, dueAt(st, stepOpts));
   const held: HeldStates = { states, owned, waitingArms: new Map(), deadlines };
-  // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
+  // Every batch, set of waiting arm changes and tick is a unit: its changes are kept only after its effects are stored.
   const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
   // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
