@@ -74,6 +74,8 @@ export async function startPlatformProcess(
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
         body: body !== undefined ? JSON.stringify(body) : null,
+        // A starved platform that never answers fails the call rather than hang the benchmark.
+        signal: AbortSignal.timeout(60_000),
       });
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : undefined };
@@ -119,6 +121,18 @@ export function cpuMs(pid: number | undefined): number {
     const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
     // Fields 14 and 15 (utime, stime), in clock ticks (100 a second on Linux).
     return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Time a process's main thread has spent waiting for a core while it could run, in ms (Linux schedstat), or NaN:
+ * on a shared machine, what it wanted and did not get.
+ */
+export function runQueueWaitMs(pid: number | undefined): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
   } catch {
     return NaN;
   }

@@ -48,8 +48,26 @@ async function main() {
 
   // The scale curve (issue 17, docs/scaling.md): long (a 5-minute run at 10,000 terminals), so
   // only when asked for. SCALE_LONG_S sets that run's length.
+  // `--seconds=N` (or SCALE_LONG_S) sets the 10,000-terminal point's length, `--short-seconds=N`
+  // (or SCALE_SHORT_S) the others'; SCALE_POINTS=1000,10000 runs only those points.
+  const opt = (name: string, envName: string) => {
+    const v = args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? process.env[envName];
+    return v ? Number(v) : undefined;
+  };
+  const longS = opt("seconds", "SCALE_LONG_S");
+  const shortS = opt("short-seconds", "SCALE_SHORT_S");
   if (only === "scale")
-    write("scale", await benchScale({ quick, split: latencySplit, port: 18_085, onPoint: (partial) => writeFileSync("bench/results/scale.json", JSON.stringify({ ...partial, env }, null, 2) + "\n"), ...(process.env.SCALE_LONG_S ? { longS: Number(process.env.SCALE_LONG_S) } : {}) }));
+    write(
+      "scale",
+      await benchScale({
+        quick,
+        split: latencySplit,
+        port: 18_085,
+        onPoint: (partial) => writeFileSync("bench/results/scale.json", JSON.stringify({ ...partial, env }, null, 2) + "\n"),
+        ...(longS ? { longS } : {}),
+        ...(shortS ? { shortS } : {}),
+      }),
+    );
 
   if (!only || only === "ingest") {
     step("ingest", "about 5 minutes");

@@ -1,11 +1,13 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
 import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
 import { natsServers } from "../contracts/index.ts";
-import { NATS_URL, PG_BASE, SECRET, cpuMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, PG_BASE, SECRET, cpuMs, runQueueWaitMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {
   terminals: number;
@@ -33,6 +35,8 @@ const ms = (xs: number[]) => {
  * 5 s (bounded, or a lag that grows), and every process's resident memory.
  */
 export async function benchScalePoint(o: ScalePoint & { port: number; split: string[]; env?: Record<string, string> }) {
+  // The machine's load average (1, 5, 15 min) as the point starts: the figures are only as good as the machine was quiet.
+  const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
   // env: the platform's (a cluster's NATS_URL and STREAM_REPLICAS, bench/cluster.ts).
   const p = await startPlatformProcess("scale", o.port, o.env ?? {}, o.split);
   const natsUrl = natsServers(o.env?.NATS_URL ?? NATS_URL);
@@ -40,6 +44,12 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
   // generator's watching connection cut as a slow consumer must not take the gateways with it.
   const nc = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
   const watch = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  // Said at once, with the reason, rather than found out from the gateways' failed ticks.
+  for (const [name, c] of [["gateways'", nc], ["watching", watch]] as const)
+    void c.closed().then((err) => err && console.error(`scale: the ${name} connection closed:`, err));
+  // A point that fails stops its gateways before their connection is closed (their failed ticks
+  // are not the error).
+  let stopTicks = () => {};
   try {
     await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
     await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
@@ -58,28 +68,93 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     const perGateway = 50;
     const gateways: Gateway[] = [];
     const ids: string[] = [];
-    for (let g = 0; g < Math.ceil(o.terminals / perGateway); g++) {
-      const gatewayId = `G${g}`;
-      await p.call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: "R1" });
-      const gw = createGateway({ nc, prefix: p.prefix, gatewayId, tickMs: 1000, onError: () => {} });
-      const mine: string[] = [];
+    const nGateways = Math.ceil(o.terminals / perGateway);
+    for (let g = 0; g < nGateways; g++) {
+      const gw = createGateway({ nc, prefix: p.prefix, gatewayId: `G${g}`, tickMs: 1000, onError: () => {} });
       for (let i = 0; i < perGateway && ids.length < o.terminals; i++) {
-        const t = `T${g}_${i}`;
-        gw.addTerminal(t, { limits: false });
-        ids.push(t);
-        mine.push(t);
+        gw.addTerminal(`T${g}_${i}`, { limits: false });
+        ids.push(`T${g}_${i}`);
       }
-      await Promise.all(mine.map((t) => p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId, regionId: "R1", franchiseeId: "F1" })));
-      await gw.flush();
       gateways.push(gw);
     }
+    // Registered through the admin API, four gateways (200 terminals) at a time.
+    for (let g = 0; g < nGateways; g += 4)
+      await Promise.all(
+        gateways.slice(g, g + 4).map(async (gw) => {
+          await p.call("PUT", `/v1/admin/gateways/${gw.gatewayId}`, { regionId: "R1" });
+          await Promise.all([...gw.terminals.keys()].map((t) => p.call("PUT", `/v1/admin/terminals/${t}`, { qr: t, gatewayId: gw.gatewayId, regionId: "R1", franchiseeId: "F1" })));
+          await gw.flush();
+        }),
+      );
+    const memoryBeforeSilent: Record<string, number> = {};
+    for (const proc of p.processes()) memoryBeforeSilent[proc.parts] = rssMiB(proc.pid);
 
+    // The memory figure: this many more registered terminals that never report, as the control
+    // service registers them (the table and the registry bucket), before the load starts: the
+    // latency is then measured with all of them registered, as in the city.
+    if (o.silentRegistered) {
+      const c = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
+      await c.connect();
+      await c.query(
+        `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
+         SELECT 'S' || i, 'S' || i, 'G0', 'R1', 'F1', (SELECT profile FROM terminals LIMIT 1) FROM generate_series(1, $1::int) i`,
+        [o.silentRegistered],
+      );
+      await c.end();
+      // On a connection of its own, each put tried again on a timeout: a put that timed out on the
+      // loaded gateways' connection ended earlier runs (the error closed the load generator).
+      const reg = await connect({ servers: NATS_URL, noAsyncTraces: true });
+      try {
+        const bucket = await new Kvm(reg).open(`${p.prefix}_terminals`);
+        const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
+        const put = async (id: string) => {
+          for (let tries = 1; ; tries++) {
+            try {
+              return await bucket.put(id, JSON.stringify({ ...model, terminalId: id, gatewayId: "G0" }));
+            } catch (e) {
+              if (tries >= 10) throw e;
+              await new Promise((r) => setTimeout(r, 500 * tries));
+            }
+          }
+        };
+        for (let i = 1; i <= o.silentRegistered; i += 500)
+          await Promise.all(Array.from({ length: Math.min(500, o.silentRegistered - i + 1) }, (_, j) => put(`S${i + j}`)));
+      } finally {
+        await reg.close().catch(() => {});
+      }
+      // The processors' registry watch takes them in.
+      await new Promise((r) => setTimeout(r, 10_000));
+    }
+    const memoryAfterSilent: Record<string, number> = {};
+    for (const proc of p.processes()) memoryAfterSilent[proc.parts] = rssMiB(proc.pid);
+    // The load generator's own event loop: a starved one publishes late and answers commands late,
+    // and the latencies measured then include its delay.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    console.log(`scale: ${ids.length} terminals registered on ${gateways.length} gateways; load average ${loadavg()[0]!.toFixed(1)}`);
     const sessions = new Map<string, { sessionId: string; targetWh: number; reachedAt?: number; cut?: boolean }>();
     const bySession = new Map<string, string>();
     const cutLatencies: number[] = [];
     // Measured after a warm-up (JIT, the consumers' first pulls, the first sessions' starts).
     let measuring = false;
     const warmupMs = 10_000;
+    // When each session's arm reached the arms bucket (the control service writes it on the
+    // terminal's power_on_ack): a session that reached its target before it was armed can only be
+    // cut once the arm arrives, whatever the processors do.
+    const armedAt = new Map<string, number>();
+    const armWatch = await (await new Kvm(watch).open(`${p.prefix}_arms`)).watch({ include: "updates" });
+    void (async () => {
+      for await (const e of armWatch) {
+        if (e.operation !== "PUT" || e.length === 0) continue;
+        try {
+          const sid = e.json<{ sessionId: string }>().sessionId;
+          if (!armedAt.has(sid)) armedAt.set(sid, performance.now());
+        } catch {
+          /* not an arm */
+        }
+      }
+    })();
+    /** Per measured cutoff: its latency, and how long after its target was reached it was armed (0: before). */
+    const cutDetail: { ms: number; armLateMs: number }[] = [];
     const cmdSub = watch.subscribe(`${p.prefix}.cmd.>`, {
       callback: (_e, m) => {
         const now = performance.now();
@@ -89,7 +164,10 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
         const s = t ? sessions.get(t) : undefined;
         if (!s || s.cut) return;
         s.cut = true;
-        if (s.reachedAt !== undefined && measuring) cutLatencies.push(now - s.reachedAt);
+        if (s.reachedAt !== undefined && measuring) {
+          cutLatencies.push(now - s.reachedAt);
+          cutDetail.push({ ms: now - s.reachedAt, armLateMs: Math.max(0, (armedAt.get(cmd.sessionId) ?? now) - s.reachedAt) });
+        }
       },
     });
 
@@ -130,6 +208,11 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       },
     });
 
+    const jsm = await jetstreamManager(watch);
+    stopTicks = () => {
+      for (const t of tickers) clearTimeout(t);
+      for (const gw of gateways) clearInterval((gw as any).__timer);
+    };
     let lost = 0;
     const tickers = gateways.map((gw, i) =>
       setTimeout(
@@ -159,16 +242,16 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       ),
     );
 
-    // Consumer pending on the telemetry stream, every 5 s.
-    const jsm = await jetstreamManager(nc);
+    // Consumer pending on the telemetry stream, every 5 s (on the watching connection, made before
+    // the load: a JetStream API request on the loaded connection can time out, and did, ending the run).
     const stream = `${p.prefix}_TELEMETRY`;
-    const pending: { atS: number; byConsumer: Record<string, number> }[] = [];
+    const pending: { atS: number; load1: number; byConsumer: Record<string, number> }[] = [];
     const t0 = Date.now();
     const sampler = setInterval(() => {
       void (async () => {
         const byConsumer: Record<string, number> = {};
         for await (const c of jsm.consumers.list(stream)) byConsumer[c.name.slice(p.prefix.length + 1)] = c.num_pending + c.num_ack_pending;
-        pending.push({ atS: Math.round((Date.now() - t0) / 1000), byConsumer });
+        pending.push({ atS: Math.round((Date.now() - t0) / 1000), load1: Number(loadavg()[0]!.toFixed(2)), byConsumer });
       })().catch(() => {});
     }, 5000);
 
@@ -176,10 +259,12 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     let leaksStarted = 0;
     let nextLeakAt = Date.now() + 5000; // after a warm-up
     // CPU used by each process over the measured window: its cost per reading.
-    let cpuFrom: { parts: string; ms: number; at: number }[] = [];
+    let cpuFrom: { parts: string; ms: number; waitMs: number; at: number }[] = [];
     const measureFrom = setTimeout(() => {
+      lag.enable();
+      console.log(`scale: measuring for ${o.seconds} s; load average ${loadavg()[0]!.toFixed(1)}`);
       measuring = true;
-      cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), at: performance.now() }));
+      cpuFrom = p.processes().map((x) => ({ parts: x.parts, ms: cpuMs(x.pid), waitMs: runQueueWaitMs(x.pid), at: performance.now() }));
     }, warmupMs);
     while (Date.now() - t0 < (o.seconds * 1000 + warmupMs)) {
       const live = [...sessions.values()].filter((s) => !s.cut).length;
@@ -201,7 +286,8 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
           const targetWh = Number((o.targetWh[0] + Math.random() * (o.targetWh[1] - o.targetWh[0])).toFixed(3));
           sessions.set(t, { sessionId: "", targetWh, cut: true });
           const user = users[nextUser++ % users.length]!;
-          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: targetWh }, payment: "prepaid" }, user);
+          // A request the starved control service could not answer counts, and the run goes on.
+          const r = await p.call("POST", "/v1/charge-requests", { qr: t, target: { energyWh: targetWh }, payment: "prepaid" }, user).catch(() => ({ status: 0, body: undefined }));
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
           if (r.status === 201) {
             sessions.set(t, { sessionId: r.body.sessionId, targetWh });
@@ -213,43 +299,37 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     }
     clearTimeout(measureFrom);
     measuring = false;
+    lag.disable();
     const liveAtEnd = [...sessions.values()].filter((s) => !s.cut).length;
-    const cpu: Record<string, { cores: number; usPerReading: number }> = {};
+    const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
+    const cpu: Record<string, { cores: number; usPerReading: number; waitingForCore: number }> = {};
     for (const [i, proc] of p.processes().entries()) {
       const from = cpuFrom[i];
       if (!from) continue;
       const used = cpuMs(proc.pid) - from.ms;
       const wallMs = performance.now() - from.at;
-      cpu[proc.parts] = { cores: Number((used / wallMs).toFixed(3)), usPerReading: Number(((used * 1000) / ((o.terminals * wallMs) / 1000)).toFixed(1)) };
+      cpu[proc.parts] = {
+        cores: Number((used / wallMs).toFixed(3)),
+        usPerReading: Number(((used * 1000) / ((o.terminals * wallMs) / 1000)).toFixed(1)),
+        // Cores' worth of time its main thread (the event loop) was ready to run and waited for a
+        // core: above `cores`, the process was starved by the machine, not slow by itself.
+        waitingForCore: Number(((runQueueWaitMs(proc.pid) - from.waitMs) / wallMs).toFixed(3)),
+      };
     }
     const memory: Record<string, number> = {};
     for (const proc of p.processes()) memory[proc.parts] = rssMiB(proc.pid);
 
-    // The memory figure: this many more registered terminals that never report, as the control
-    // service registers them (the table and the registry bucket), while the fleet keeps reporting.
-    let memoryWithSilent: object | undefined;
-    if (o.silentRegistered) {
-      const c = new pg.Client({ connectionString: `${PG_BASE}/${p.db}` });
-      await c.connect();
-      await c.query(
-        `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
-         SELECT 'S' || i, 'S' || i, 'G0', 'R1', 'F1', (SELECT profile FROM terminals LIMIT 1) FROM generate_series(1, $1::int) i`,
-        [o.silentRegistered],
-      );
-      await c.end();
-      const bucket = await new Kvm(nc).open(`${p.prefix}_terminals`);
-      const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
-      for (let i = 1; i <= o.silentRegistered; i += 500)
-        await Promise.all(
-          Array.from({ length: Math.min(500, o.silentRegistered - i + 1) }, (_, j) =>
-            bucket.put(`S${i + j}`, JSON.stringify({ ...model, terminalId: `S${i + j}`, gatewayId: "G0" })),
-          ),
-        );
-      await new Promise((r) => setTimeout(r, 15_000));
-      const m: Record<string, number> = {};
-      for (const proc of p.processes()) m[proc.parts] = rssMiB(proc.pid);
-      memoryWithSilent = { registered: o.terminals + o.silentRegistered, reporting: o.terminals, rssMiB: m, benchProcessMiB: rssMiB(process.pid) };
-    }
+    const memoryWithSilent = o.silentRegistered
+      ? {
+          registered: o.terminals + o.silentRegistered,
+          reporting: o.terminals,
+          // Before and after the silent ones were registered (no load yet), and at the end of the load.
+          rssMiBBeforeSilent: memoryBeforeSilent,
+          rssMiBAfterSilent: memoryAfterSilent,
+          rssMiB: memory,
+          benchProcessMiB: rssMiB(process.pid),
+        }
+      : undefined;
 
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 3000));
@@ -258,6 +338,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       clearInterval((gw as any).__timer);
       await gw.stop();
     }
+    armWatch.stop();
     cmdSub.unsubscribe();
     cutSub.unsubscribe();
     faultSub.unsubscribe();
@@ -266,6 +347,20 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
     const processorPending = pending.map((x) => Object.entries(x.byConsumer).filter(([k]) => k !== "writer").reduce((a, [, v]) => a + v, 0));
     const writerPending = pending.map((x) => x.byConsumer.writer ?? 0);
     const half = Math.floor(processorPending.length / 2);
+    // Whether the lag grows: the least-squares slope of pending over the measured window
+    // (messages a second; about 0 when bounded, the readings a second not handled when falling behind).
+    const measured = pending.filter((x) => x.atS >= warmupMs / 1000 && x.atS <= o.seconds + warmupMs / 1000);
+    const slope = (ys: number[]) => {
+      const xs = measured.map((x) => x.atS);
+      const n = xs.length;
+      if (n < 3) return NaN;
+      const mx = xs.reduce((a, b) => a + b, 0) / n;
+      const my = ys.reduce((a, b) => a + b, 0) / n;
+      const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+      return Number((xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0) / sxx).toFixed(1));
+    };
+    const sumOf = (x: (typeof pending)[number], writer: boolean) =>
+      Object.entries(x.byConsumer).filter(([k]) => (k === "writer") === writer).reduce((a, [, v]) => a + v, 0);
     const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
     return {
       terminals: o.terminals,
@@ -273,6 +368,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       concurrentSessionsAsked: o.concurrent,
       liveSessionsAtEnd: liveAtEnd,
       seconds: o.seconds,
+      loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
       // Gateway ticks that failed to publish (the load generator's connection lost): 0 in a valid run.
       failedTicks: lost,
       warmupS: warmupMs / 1000,
@@ -280,6 +376,11 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       chargeRequestsByStatus: statuses,
       cutoffMs: ms(cutLatencies),
       cutoffDecidedMs: ms(cutDecided),
+      // The cutoffs of sessions armed only after their target was reached (the arm came late: the
+      // control service's handling of power_on_ack), how late their arms came, and the others'
+      // latency: what the processors could have done.
+      cutoffArmedLate: { n: cutDetail.filter((c) => c.armLateMs > 0).length, armLateMs: ms(cutDetail.filter((c) => c.armLateMs > 0).map((c) => c.armLateMs)) },
+      cutoffArmedBeforeTargetMs: ms(cutDetail.filter((c) => c.armLateMs === 0).map((c) => c.ms)),
       leaksStarted,
       faultDetectionMs: ms(faultLatencies),
       faultDecidedMs: ms(decided),
@@ -287,14 +388,18 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       pending: {
         processors: { max: maxOf(processorPending), maxFirstHalf: maxOf(processorPending.slice(0, half)), maxSecondHalf: maxOf(processorPending.slice(half)), last: processorPending.at(-1) ?? NaN },
         writer: { max: maxOf(writerPending), maxFirstHalf: maxOf(writerPending.slice(0, half)), maxSecondHalf: maxOf(writerPending.slice(half)), last: writerPending.at(-1) ?? NaN },
+        slopePerS: { processors: slope(measured.map((x) => sumOf(x, false))), writer: slope(measured.map((x) => sumOf(x, true))) },
         samples: pending,
       },
       // CPU over the measured window: cores used, and microseconds per reading (all its work, divided).
       cpu,
       rssMiB: memory,
+      // The load generator's event loop delay over the measured window (ms): what of the latencies is its own.
+      benchEventLoopDelayMs: { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
       ...(memoryWithSilent ? { memoryWithSilent } : {}),
     };
   } finally {
+    stopTicks();
     await nc.close().catch(() => {});
     await watch.close().catch(() => {});
     await p.stop();
@@ -302,10 +407,19 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
 }
 
 /** The curve: 1,000, 3,000 and 10,000 terminals, and the memory figure with 100,000 registered. */
-export async function benchScale(o: { quick: boolean; split: string[]; port: number; longS?: number; onPoint?: (partial: object) => void }) {
+export async function benchScale(o: {
+  quick: boolean;
+  split: string[];
+  port: number;
+  /** Length of the 10,000-terminal point (s). @default 300, or 30 with --quick */
+  longS?: number;
+  /** Length of the smaller points (s). @default 60, or 20 with --quick */
+  shortS?: number;
+  onPoint?: (partial: object) => void;
+}) {
   const points: ScalePoint[] = [
-    { terminals: 1000, concurrent: 200, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
-    { terminals: 3000, concurrent: 300, seconds: o.quick ? 20 : 60, targetWh: [2, 5] },
+    { terminals: 1000, concurrent: 200, seconds: o.shortS ?? (o.quick ? 20 : 60), targetWh: [2, 5] },
+    { terminals: 3000, concurrent: 300, seconds: o.shortS ?? (o.quick ? 20 : 60), targetWh: [2, 5] },
     // 1,000 live sessions: targets of 10-30 Wh keep the starts near 50 a second (2-5 Wh would ask
     // the control service for 250 new sessions a second, a different benchmark).
     { terminals: 10_000, concurrent: 1000, seconds: o.longS ?? (o.quick ? 30 : 300), targetWh: [10, 30], silentRegistered: 90_000 },

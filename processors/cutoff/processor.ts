@@ -10,7 +10,7 @@ import { followBucket } from "../follow.ts";
 import { serialQueue } from "../serial.ts";
 import { Deadlines } from "../deadlines.ts";
 import { dueAt, emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
-import { beginUnit, type HeldStates, type Unit } from "./unit.ts";
+import { beginUnit, type HeldStates } from "./unit.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
 export interface CutoffStageOptions {
@@ -97,7 +97,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   const deadlines = new Deadlines();
   for (const [terminalId, st] of states) deadlines.set(terminalId, dueAt(st, stepOpts));
   const held: HeldStates = { states, owned, waitingArms: new Map(), deadlines };
-  // Every batch, arm change and tick is a unit: its changes are kept only after its effects are stored.
+  // Every batch, set of waiting arm changes and tick is a unit: its changes are kept only after its effects are stored.
   const begin = () => beginUnit(held, { partitioned, step: stepOpts });
 
   // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
@@ -155,25 +155,82 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     return { kind: "arm", arm: parsed.data };
   };
   const jsm = await jetstreamManager(o.nc);
-  const newestReading = async (u: Unit, terminalId: string): Promise<CutoffEffect[]> => {
+  /** A terminal's newest single reading in the stream, as a step event, if it is one a processor may trust. */
+  const newestReading = async (terminalId: string): Promise<CutoffEvent | null> => {
     // The registered gateway, not the arm's word: only its readings count.
     const gatewayId = ctx.directory.get(terminalId)?.gatewayId;
-    if (!gatewayId) return [];
+    if (!gatewayId) return null;
     const m = await jsm.streams.getMessage(s.streams.telemetry, { last_by_subj: s.tel(gatewayId, terminalId) }).catch(() => null);
-    if (!m) return [];
+    if (!m) return null;
     // The newest message may be anything a gateway sent (the writer dead-letters it; here it counts for nothing).
     let json: unknown;
     try {
       json = m.json();
     } catch {
-      return [];
+      return null;
     }
     const r = readingSchema.safeParse(json);
-    if (!r.success || !ctx.trusts(gatewayId, terminalId, r.data.ts, m.time.getTime())) return [];
-    return u.apply(terminalId, { kind: "reading", reading: r.data, seenAt: m.time.getTime() }, o.clock());
+    if (!r.success || !ctx.trusts(gatewayId, terminalId, r.data.ts, m.time.getTime())) return null;
+    return { kind: "reading", reading: r.data, seenAt: m.time.getTime() };
   };
 
+  /**
+   * Arm changes waiting for their unit, in the order the watch delivered them. They are stepped
+   * together, as one unit (like a batch of readings): at 50 sessions starting and 50 ending a
+   * second, one unit per change was 100 serial round trips to JetStream a second between the
+   * batches of readings, and the cutoffs waited behind them (docs/scaling.md).
+   */
+  const waitingChanges: { key: string; ev: CutoffEvent }[] = [];
+  /** At most this many changes in one unit; a watch further ahead waits for the units (bounded memory). */
+  const maxChanges = 2000;
+  let armsDrained: Promise<void> | null = null;
   let stopping = false;
+
+  /** One unit over the waiting changes (up to `maxChanges`), in order; kept only once its effects are stored. */
+  const armUnit = (taken: { key: string; ev: CutoffEvent }[]) =>
+    serial(async () => {
+      const u = begin();
+      const effects: CutoffEffect[] = [];
+      // Terminals whose session was armed afresh in this unit (and is still armed at its end).
+      const fresh = new Set<string>();
+      for (const { key, ev } of taken) {
+        if (ev.kind === "arm" && u.state(key)?.meter?.sessionId !== ev.arm.sessionId) fresh.add(key);
+        else if (ev.kind === "disarm") fresh.delete(key);
+        effects.push(...u.apply(key, ev, o.clock()));
+      }
+      // The arm can come after the reading that already reached the target (the control service
+      // was busy): look at each fresh terminal's newest single reading at once rather than wait a
+      // second. The look-ups go side by side: one round trip for the unit, not one per arm.
+      const newest = await Promise.all([...fresh].map(async (id) => [id, await newestReading(id)] as const));
+      for (const [id, ev] of newest) if (ev) effects.push(...u.apply(id, ev, o.clock()));
+      await run(effects);
+      u.commit();
+    });
+
+  // An arm change is not redelivered: a unit that failed is retried here until its effects are
+  // done (the changes after it wait, so they still apply in order).
+  const drainArms = async () => {
+    for (let tries = 1; waitingChanges.length > 0 && !stopping; ) {
+      const taken = waitingChanges.slice(0, maxChanges);
+      try {
+        await armUnit(taken);
+        waitingChanges.splice(0, taken.length);
+        tries = 1;
+      } catch (err) {
+        if (tries === 1 || tries % 30 === 0) log.error({ err, changes: taken.length, tries }, "arm changes failed; retrying");
+        tries++;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  };
+  const kickArms = (): Promise<void> =>
+    (armsDrained ??= drainArms().finally(() => {
+      armsDrained = null;
+      // Changes that came while the last unit's effects were being stored.
+      if (waitingChanges.length > 0 && !stopping) void kickArms();
+    }));
+
+  // Arms: what is armed now, then every change. Re-applying an arm of the same session is a no-op.
   const watch = await followBucket(buckets.arms, {
     log,
     what: "arms",
@@ -182,26 +239,10 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       if (!ctx.owns(e.key) && !states.has(e.key)) return;
       const ev = armEvent(e.key, e.operation, e.value);
       if (!ev) return;
-      // An arm change is not redelivered: it is retried here until its effects are done (the
-      // next change waits, so they still apply in order).
-      for (let tries = 1; !stopping; tries++) {
-        try {
-          await serial(async () => {
-            const u = begin();
-            const fresh = ev.kind === "arm" && u.state(e.key)?.meter?.sessionId !== ev.arm.sessionId;
-            const effects = u.apply(e.key, ev, o.clock());
-            // The arm can come after the reading that already reached the target (the control service
-            // was busy): look at the terminal's newest single reading at once rather than wait a second.
-            if (fresh) effects.push(...(await newestReading(u, e.key)));
-            await run(effects);
-            u.commit();
-          });
-          break;
-        } catch (err) {
-          if (tries === 1 || tries % 30 === 0) log.error({ err, key: e.key, tries }, "arm change failed; retrying");
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
+      waitingChanges.push({ key: e.key, ev });
+      const drained = kickArms();
+      // Bounded: a watch far ahead of the units waits for them to catch up.
+      if (waitingChanges.length >= maxChanges) await drained;
     },
   });
 
@@ -270,6 +311,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       stopping = true;
       watch.stop();
       await watch.done;
+      await armsDrained;
       await serial(async () => {});
     },
   };

@@ -24,7 +24,7 @@ export interface Unit {
 }
 
 /**
- * One unit of work of the cutoff stage (a batch, an arm change, a tick): its steps see each
+ * One unit of work of the cutoff stage (a batch, the arm changes waiting, a tick): its steps see each
  * other's changes, and the held states change only on `commit`. A unit whose effects failed is
  * dropped, so its retry decides the same cutoff again instead of remembering it as sent.
  */
