@@ -23,3 +23,4 @@ export { backup, archiveNow, restore, type BackupType, type Restored } from "./p
 export * from "./nats-auth.ts";
 export { writeNatsConfig, type NatsConfigOptions, type NatsConfigResult } from "./nats-config.ts";
 export { freePort, freePortBlock } from "./ports.ts";
+export { clusterNodeConfig } from "./local-cluster.ts";

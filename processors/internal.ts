@@ -9,3 +9,4 @@ export { Deadlines } from "./deadlines.ts";
 export { conditions, overCurrent, type Evidence } from "./faults/rules.ts";
 export { type FaultInput } from "./faults/step.ts";
 export { followBucket } from "./follow.ts";
+export { meterMessageOf } from "./cutoff/processor.ts";

@@ -4,7 +4,7 @@ import { inTx, type Db } from "../db.ts";
 import type { PaymentService } from "../payments/service.ts";
 import { refusedNotifications } from "../payments/store.ts";
 import { refundFee } from "../refunds.ts";
-import type { App } from "./server.ts";
+import type { App, Hook } from "./server.ts";
 import { publicResponses, refundResponse, responses, walletResponse, withdrawalResponse } from "./schemas.ts";
 import { idempotencyKeySchema } from "./user.ts";
 
@@ -18,7 +18,7 @@ const NOTIFY_BODY_LIMIT = 64 * 1024;
  */
 export function moneyRoutes(
   app: App,
-  o: { db: Db; clock: () => number; payments: PaymentService; admin: (req: any, reply: any) => Promise<void>; publicLimit: (name: string) => (req: any, reply: any) => Promise<void> },
+  o: { db: Db; clock: () => number; payments: PaymentService; admin: Hook; publicLimit: (name: string) => Hook },
 ) {
   const tags = ["admin"];
   const who = (req: { principal?: { sub: string; role: string } }) => req.principal! as { sub: string; role: "admin" | "user" | "franchisee" };

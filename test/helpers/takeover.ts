@@ -4,7 +4,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { expect } from "vitest";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { partitionOf } from "../../processors/index.ts";
 import { platformProcess, type PlatformProcess } from "./platform-process.ts";
 import { SECRET, testPlatform, until, type TestPlatform } from "./platform.ts";

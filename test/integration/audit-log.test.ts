@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { audit, listAudit } from "../../control/audit.ts";
+import { audit, listAudit } from "../../control/internal.ts";
 import { testDatabase } from "../helpers/database.ts";
 
 describe("audit log (control/audit.ts, sql/015_audit.sql)", () => {

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPlatform, type Platform } from "../../cli/platform.ts";
+import { startPlatform, type Platform } from "../../cli/index.ts";
 import { NATS_URL } from "../helpers/env.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Arm, Cutoff } from "../../contracts/index.ts";
-import { decodeMeterRecord } from "../../processors/cutoff/store.ts";
+import { decodeMeterRecord } from "../../processors/index.ts";
 import { testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Issue 17: the cutoff stage steps the arm changes that are waiting together, as one unit (one

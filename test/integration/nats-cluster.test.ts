@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { headers } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "../../cli/sim/index.ts";
+import { createGateway, type Gateway } from "../../cli/index.ts";
 import { natsCluster, type TestNatsCluster } from "../helpers/nats-cluster.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 

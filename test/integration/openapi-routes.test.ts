@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ZodType } from "zod";
-import { routeTable, type RouteEntry } from "../../control/http/server.ts";
+import { routeTable, type RouteEntry } from "../../control/internal.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Every route of the API, from the route table itself (so routes added later are covered without

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listAudit } from "../../control/audit.ts";
-import type { SimPaymentProvider } from "../../control/payments/sim-provider.ts";
-import { ledgerMismatches } from "../../control/wallet.ts";
+import { ledgerMismatches, listAudit, type SimPaymentProvider } from "../../control/internal.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Money through the public API: paying in through the simulated provider (signed notifications,

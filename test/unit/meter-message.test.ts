@@ -1,10 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkpointUpTo, finalBill } from "../../control/sessions/bill.ts";
-import { meterFrom } from "../../control/sessions/meter.ts";
+import { checkpointUpTo, finalBill, meterFrom } from "../../control/internal.ts";
 import { advance, meterFromJson, startMeter, type Meter, type Tariff } from "../../contracts/index.ts";
-import { meterMessageOf } from "../../processors/cutoff/processor.ts";
-import type { TerminalState } from "../../processors/cutoff/step.ts";
+import { meterMessageOf, type TerminalState } from "../../processors/internal.ts";
 
 // 2026-11-24T00:00Z is 08:00 in Shanghai: the night/day boundary; 20:00 is the day/evening one.
 const T8 = 1_795_478_400_000;

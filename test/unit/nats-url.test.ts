@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, natsServers } from "../../contracts/index.ts";
-import { clusterNodeConfig } from "../../cli/local-cluster.ts";
+import { clusterNodeConfig } from "../../cli/index.ts";
 
 describe("NATS_URL: one server or a cluster's, comma-separated", () => {
   it("splits a list, trims, and keeps each entry as written", () => {
@@ -31,7 +31,7 @@ describe("the local cluster's server configuration", () => {
     });
     expect(conf).toContain("server_name: voltvend-local-2");
     expect(conf).toContain("listen: 127.0.0.1:4232");
-    expect(conf).toMatch(/cluster \{\n  name: voltvend-local\n  listen: 127\.0\.0\.1:6232\n  routes: \[nats-route:\/\/127\.0\.0\.1:6231, .*6233\]\n\}/);
+    expect(conf).toMatch(/cluster \{\n {2}name: voltvend-local\n {2}listen: 127\.0\.0\.1:6232\n {2}routes: \[nats-route:\/\/127\.0\.0\.1:6231, .*6233\]\n\}/);
     expect(conf).toContain('store_dir: "/data/n2/js"');
     expect(conf).not.toContain("sync_interval");
     expect(clusterNodeConfig("c", { serverName: "a", listen: "x:1", routeListen: "x:2", routes: [], storeDir: "/s", syncAlways: true })).toContain("sync_interval: always");

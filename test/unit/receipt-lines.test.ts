@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { advance, exactFee, startMeter, toTariff } from "../../contracts/index.ts";
-import { feeLines } from "../../control/sessions/receipt.ts";
+import { feeLines } from "../../control/internal.ts";
 import fc from "fast-check";
 
 const H = 3_600_000;
