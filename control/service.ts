@@ -76,7 +76,16 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   });
   const streams = streamCounter(c.SSE_MAX_STREAMS);
   let draining = false;
-  adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
+  adminRoutes(app, {
+    db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
+    buckets: o.buckets,
+    clock: o.clock,
+    offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    onRequest: auth("admin"),
+    onTerminal: (id) => faults.publishTerminal(id),
+  });
   franchiseeRoutes(app, {
     db: o.db,
     nc: o.nc,

@@ -7,10 +7,9 @@ import { idSchema, localTime, type Subjects } from "../../contracts/index.ts";
 import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
-import { hasSafetyFault } from "../faults/store.ts";
-import { isOnline, readLive } from "../../processors/index.ts";
 import type { Buckets } from "../../ingest/index.ts";
-import { liveSessionOfTerminal } from "../sessions/store.ts";
+import { terminalById } from "../registry.ts";
+import { terminalLiveState } from "../terminal-state.ts";
 import { tariffInForce } from "../tariffs.ts";
 import type { App } from "./server.ts";
 
@@ -72,26 +71,16 @@ export function pageRoutes(
   /** What anyone who scanned the code may see: the terminal, whether it can charge now, the price now. */
   app.get("/v1/terminals/:terminalId", { onRequest: o.publicLimit("read terminal status"), schema: { tags: ["public"], params: z.object({ terminalId: idSchema }) } }, async (req) => {
     const now = o.clock();
-    const t = await o.db.query<{ terminal_id: string; qr: string; region_id: string; timezone: string }>(
-      "SELECT t.terminal_id, t.qr, t.region_id, r.timezone FROM terminals t JOIN regions r USING (region_id) WHERE t.terminal_id = $1::text",
-      [req.params.terminalId],
-    );
-    const term = t.rows[0];
+    const term = await terminalById(o.db, req.params.terminalId);
     if (!term) throw notFound("terminal", req.params.terminalId);
-    const live = await readLive(o.buckets.live, term.terminal_id, o);
-    const state =
-      !isOnline(live, now, o.offlineMs)
-        ? "offline"
-        : (await hasSafetyFault(o.db, term.terminal_id))
-          ? "faulted"
-          : (await liveSessionOfTerminal(o.db, term.terminal_id))
-            ? "busy"
-            : "available";
-    const tv = await tariffInForce(o.db, term.region_id, now);
+    const { state } = await terminalLiveState(o, term, now);
+    const tv = await tariffInForce(o.db, term.regionId, now);
     const l = localTime(now, term.timezone);
     const hhmm = `${String(Math.floor(l.msOfDay / 3_600_000)).padStart(2, "0")}:${String(Math.floor(l.msOfDay / 60_000) % 60).padStart(2, "0")}`;
     const period = tv?.periods.find((p) => p.start <= hhmm && hhmm < p.end) ?? null;
-    return { terminalId: term.terminal_id, qr: term.qr, regionId: term.region_id, timezone: term.timezone, state, priceNow: period };
+    // Extension (1.1): why a terminal in maintenance is out of service, and when it is expected back.
+    const maintenance = term.maintenance && { reason: term.maintenance.reason, expectedReturnAt: term.maintenance.expectedReturnAt };
+    return { terminalId: term.terminalId, qr: term.qr, regionId: term.regionId, timezone: term.timezone, state, priceNow: period, maintenance };
   });
 
   app.post(
