@@ -70,7 +70,11 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const { app, auth, publicLimit } = await createApp({
     log: o.log,
     metrics,
-    authenticate: authenticator(c.VEND_JWT_SECRET!, { maxLifetimeS: c.JWT_MAX_LIFETIME_S, issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE, clock: o.clock }),
+    authenticate: authenticator(
+      c.VEND_JWT_SECRET!,
+      { maxLifetimeS: c.JWT_MAX_LIFETIME_S, issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE, clock: o.clock },
+      c.JWT_JWKS_URL ? { jwksUrl: c.JWT_JWKS_URL, issuer: c.JWT_JWKS_ISSUER!, audience: c.JWT_JWKS_AUDIENCE!, roleClaim: c.JWT_ROLE_CLAIM } : undefined,
+    ),
     limits: { windowMs: c.RATE_LIMIT_WINDOW_S * 1000, publicMax: c.RATE_LIMIT_PUBLIC_MAX, principalMax: c.RATE_LIMIT_PRINCIPAL_MAX, adminMax: c.RATE_LIMIT_ADMIN_MAX },
     trustProxy: c.TRUST_PROXY,
   });
