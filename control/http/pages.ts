@@ -18,6 +18,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 const assets: Record<string, string> = {
   "charge.js": "text/javascript; charset=utf-8",
   "console.js": "text/javascript; charset=utf-8",
+  "admin.js": "text/javascript; charset=utf-8",
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
@@ -54,6 +55,11 @@ export function pageRoutes(
 
   app.get("/console", { schema: { hide: true } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
+  );
+
+  // The operator's page: it signs in with an admin token (npm run token), never a demo sign-in.
+  app.get("/admin", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("admin.html")),
   );
 
   // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
