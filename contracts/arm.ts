@@ -68,6 +68,11 @@ export const terminalInfoSchema = z.object({
     faultDebounceS: z.number(),
     faultClearS: z.number(),
   }),
+  /**
+   * Extension (1.1): in service, out of service for maintenance, or retired. Only a terminal in
+   * service can raise terminal_offline; absent (entries written before 1.1) means in service.
+   */
+  status: z.enum(["active", "maintenance", "retired"]).optional(),
 });
 export type TerminalInfo = z.infer<typeof terminalInfoSchema>;
 

@@ -180,6 +180,17 @@ export const configSchema = z.object({
   JWT_ISSUER: z.string().min(1).optional(),
   /** When set, tokens must carry this `aud` (and the demo sign-in issues it). */
   JWT_AUDIENCE: z.string().min(1).optional(),
+  /**
+   * Beside the shared secret: the operator's own identity provider. Tokens signed with an
+   * asymmetric key (RS256, ES256, PS256, EdDSA) are verified against the keys published at this
+   * JWKS URL (fetched on first use and on an unknown `kid`, cached), and must carry
+   * JWT_JWKS_ISSUER as `iss` and JWT_JWKS_AUDIENCE in `aud` (both required with the URL).
+   */
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWT_JWKS_ISSUER: z.string().min(1).optional(),
+  JWT_JWKS_AUDIENCE: z.string().min(1).optional(),
+  /** The claim of the identity provider's tokens that holds the role (admin, franchisee or user). @default role */
+  JWT_ROLE_CLAIM: z.string().min(1).default("role"),
   /** The shortest duration target a charge request may ask for, in seconds (energy targets start at 1 Wh, amounts at 1 cent). @default 60 */
   MIN_TARGET_DURATION_S: int(60),
   /** Rate limits count requests in windows of this many seconds. @default 60 */
@@ -220,6 +231,8 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { demo
     if (!opts.demo) throw new ConfigError("VEND_JWT_SECRET is required (at least 16 characters) outside --demo");
     cfg.VEND_JWT_SECRET = "demo-secret-not-for-production";
   }
+  if (cfg.JWT_JWKS_URL && (!cfg.JWT_JWKS_ISSUER || !cfg.JWT_JWKS_AUDIENCE))
+    throw new ConfigError("JWT_JWKS_URL needs JWT_JWKS_ISSUER and JWT_JWKS_AUDIENCE: tokens of a shared identity provider must be checked as meant for this platform");
   if (opts.demo && env.DEMO_SIGN_IN === undefined) cfg.DEMO_SIGN_IN = true;
   if (opts.demo && env.PAYMENT_SIM === undefined) cfg.PAYMENT_SIM = true;
   return cfg;

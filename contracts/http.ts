@@ -12,9 +12,26 @@ export const errorBodySchema = z.object({
   }),
 });
 
+/** Where a terminal stands (the seed's 地理位置): WGS 84 degrees and a postal address. */
+export const locationSchema = z.object({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  address: textSchema(1, 500).nullable().default(null),
+});
+export type Location = z.infer<typeof locationSchema>;
+
+/** kW a region's site can supply, up to 1 GW, at most 3 decimals (whole watts). */
+export const capacityKwSchema = z
+  .number()
+  .positive()
+  .max(1_000_000)
+  .refine((v) => Math.abs(v * 1000 - Math.round(v * 1000)) < 1e-6, "at most 3 decimals (whole watts)");
+
 export const regionBodySchema = z.object({
   name: textSchema(1, 200),
   timezone: textSchema(1, 64).refine(isValidTimeZone, "must be an IANA time zone such as Asia/Shanghai"),
+  /** Extension (1.1): kW the site can supply; omitted keeps what is stored, null clears it. */
+  capacityKw: capacityKwSchema.nullable().optional(),
 });
 export const franchiseeBodySchema = z.object({ name: textSchema(1, 200) });
 export const gatewayBodySchema = z.object({ regionId: idSchema });
@@ -63,6 +80,8 @@ export const terminalBodySchema = z.object({
   regionId: idSchema,
   franchiseeId: idSchema,
   profile: terminalProfileSchema,
+  /** Extension (1.1): where the terminal stands; omitted keeps what is stored, null clears it. */
+  location: locationSchema.nullable().optional(),
 });
 
 export const tariffBodySchema = z.object({

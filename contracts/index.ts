@@ -12,3 +12,4 @@ export * from "./billing/meter.ts";
 export * from "./billing/hold.ts";
 export * from "./billing/limits.ts";
 export * from "./arm.ts";
+export * from "./admin.ts";

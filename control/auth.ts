@@ -1,4 +1,4 @@
-import { jwtVerify, SignJWT } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { z } from "zod";
 import { idSchema } from "../contracts/index.ts";
 import { ApiError } from "./errors.ts";
@@ -22,6 +22,18 @@ export interface TokenRules {
   clock?: () => number;
 }
 
+/** The operator's identity provider: its published keys, and what its tokens must say. */
+export interface IdentityProvider {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  /** The claim that holds the role. @default "role" */
+  roleClaim?: string | undefined;
+}
+
+/** Asymmetric algorithms an identity provider signs with; HS256 stays the shared secret's. */
+const IDP_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
 /** An issuer's clock may run this far ahead of ours (`iat` slightly in the future is not an attack). */
 const SKEW_S = 60;
 
@@ -32,22 +44,43 @@ const claimsSchema = z.object({ sub: idSchema, role: roleSchema, exp: z.number()
  * that its lifetime is bounded: a token that claims to live for ages (`exp: 1e300`) is refused,
  * so a leaked one cannot be used forever.
  */
-export function authenticator(secret: string, rules: TokenRules = { maxLifetimeS: 30 * 86_400 }) {
+export function authenticator(secret: string, rules: TokenRules = { maxLifetimeS: 30 * 86_400 }, idp?: IdentityProvider) {
   const key = new TextEncoder().encode(secret);
   const clock = rules.clock ?? Date.now;
+  // Fetched on first use, cached, fetched again for an unknown key id (a rotation), at most every 30 s.
+  const jwks = idp ? createRemoteJWKSet(new URL(idp.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }) : null;
   return async (header: string | undefined): Promise<Principal> => {
     const m = /^Bearer\s+(\S+)$/i.exec(header ?? "");
     if (!m) throw new ApiError(401, "unauthorized", "missing bearer token");
-    let payload: unknown;
+    let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(m[1]!, key, {
-        algorithms: ["HS256"],
-        requiredClaims: ["exp", "sub"],
-        currentDate: new Date(clock()),
-        ...(rules.issuer ? { issuer: rules.issuer } : {}),
-        ...(rules.audience ? { audience: rules.audience } : {}),
-      }));
+      const alg = decodeProtectedHeader(m[1]!).alg;
+      // The algorithm picks the key: HS256 the shared secret, an asymmetric one the provider's keys.
+      // Each path accepts only its own algorithms, so a token cannot pass one key off as the other.
+      if (alg !== "HS256" && jwks && idp) {
+        ({ payload } = await jwtVerify(m[1]!, jwks, {
+          algorithms: IDP_ALGORITHMS,
+          requiredClaims: ["exp", "sub"],
+          currentDate: new Date(clock()),
+          issuer: idp.issuer,
+          audience: idp.audience,
+        }));
+        const roleClaim = idp.roleClaim ?? "role";
+        if (roleClaim !== "role") payload = { ...payload, role: payload[roleClaim] };
+      } else {
+        ({ payload } = await jwtVerify(m[1]!, key, {
+          algorithms: ["HS256"],
+          requiredClaims: ["exp", "sub"],
+          currentDate: new Date(clock()),
+          ...(rules.issuer ? { issuer: rules.issuer } : {}),
+          ...(rules.audience ? { audience: rules.audience } : {}),
+        }));
+      }
     } catch (e) {
+      // A provider whose keys cannot be fetched is an outage, not a bad token: 503, retry later.
+      const code = (e as { code?: string }).code;
+      if (code === "ERR_JWKS_TIMEOUT" || (e instanceof TypeError && /fetch/i.test(e.message)) || code === "ERR_JOSE_GENERIC")
+        throw new ApiError(503, "unavailable", "the identity provider's keys cannot be fetched; retry later", undefined, { cause: e });
       throw new ApiError(401, "unauthorized", `invalid token: ${(e as Error).message}`, undefined, { cause: e });
     }
     const c = claimsSchema.safeParse(payload);

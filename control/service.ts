@@ -88,7 +88,11 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   const { app, auth, publicLimit } = await createApp({
     log: o.log,
     metrics,
-    authenticate: authenticator(c.VEND_JWT_SECRET!, { maxLifetimeS: c.JWT_MAX_LIFETIME_S, issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE, clock: o.clock }),
+    authenticate: authenticator(
+      c.VEND_JWT_SECRET!,
+      { maxLifetimeS: c.JWT_MAX_LIFETIME_S, issuer: c.JWT_ISSUER, audience: c.JWT_AUDIENCE, clock: o.clock },
+      c.JWT_JWKS_URL ? { jwksUrl: c.JWT_JWKS_URL, issuer: c.JWT_JWKS_ISSUER!, audience: c.JWT_JWKS_AUDIENCE!, roleClaim: c.JWT_ROLE_CLAIM } : undefined,
+    ),
     limits: { windowMs: c.RATE_LIMIT_WINDOW_S * 1000, publicMax: c.RATE_LIMIT_PUBLIC_MAX, principalMax: c.RATE_LIMIT_PRINCIPAL_MAX, adminMax: c.RATE_LIMIT_ADMIN_MAX },
     trustProxy: c.TRUST_PROXY,
   });
@@ -106,7 +110,17 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
     orderTtlMs: c.PAYMENT_ORDER_TTL_S * 1000,
   });
   let draining = false;
-  adminRoutes(app, { db: o.db, clock: o.clock, onRequest: auth("admin"), onTerminal: (id) => faults.publishTerminal(id) });
+  adminRoutes(app, {
+    db: o.db,
+    nc: o.nc,
+    subjects: o.subjects,
+    buckets: o.buckets,
+    clock: o.clock,
+    offlineMs: c.TERMINAL_OFFLINE_S * 1000,
+    onRequest: auth("admin"),
+    live,
+    onTerminal: (id) => faults.publishTerminal(id),
+  });
   franchiseeRoutes(app, {
     db: o.db,
     nc: o.nc,

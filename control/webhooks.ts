@@ -12,7 +12,7 @@ export async function enqueueWebhook(tx: Tx, franchiseeId: string, body: unknown
   );
 }
 
-export async function setWebhook(db: Db, franchiseeId: string, url: string, secret: string): Promise<void> {
+export async function setWebhook(db: Db | Tx, franchiseeId: string, url: string, secret: string): Promise<void> {
   await db.query(
     `INSERT INTO franchisee_webhooks (franchisee_id, url, secret) VALUES ($1::text, $2::text, $3::text)
      ON CONFLICT (franchisee_id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, updated_at = now()`,

@@ -18,6 +18,8 @@ export function terminalInfo(t: TerminalRecord): TerminalInfo {
     franchiseeId: t.franchiseeId,
     regionId: t.regionId,
     profile: { onCurrentA: p.onCurrentA, offCurrentMaxA: p.offCurrentMaxA, voltageV: p.voltageV, faultDebounceS: p.faultDebounceS, faultClearS: p.faultClearS },
+    // The fault stage watches for silence only what is in service (no offline faults otherwise).
+    status: t.retiredAt !== null ? "retired" : t.maintenance ? "maintenance" : "active",
   };
 }
 
@@ -54,6 +56,9 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
     async reportScanFailure(userId: string, b: { qr?: string | undefined; terminalId?: string | undefined; reason: string }): Promise<{ faultId: string }> {
       const t = b.terminalId ? await terminalById(db, b.terminalId) : await terminalByQr(db, b.qr!);
       if (!t) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code or id");
+      // A terminal out of service raises no scan-failure faults: the user is told why it cannot charge.
+      if (t.retiredAt !== null) throw new ApiError(409, "terminal_retired", `terminal ${t.terminalId} is retired`);
+      if (t.maintenance) throw new ApiError(409, "terminal_maintenance", `terminal ${t.terminalId} is out of service for maintenance: ${t.maintenance.reason}`);
       const out: Out = [];
       const f = await inTx(db, (tx) => {
         out.length = 0;

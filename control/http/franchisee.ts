@@ -6,6 +6,7 @@ import type { Db } from "../db.ts";
 import type { FaultService } from "../faults/service.ts";
 import { faultsOf, franchiseeView, toEvent, unresolvedOfTerminals } from "../faults/store.ts";
 import type { Metrics } from "../metrics.ts";
+import { terminalsOfFranchisee } from "../registry-views.ts";
 import type { App, Hook } from "./server.ts";
 import { buildStatement, statementCsv } from "../reports/statement.ts";
 import { content, faultResponse, responses, statementResponse } from "./schemas.ts";
@@ -56,10 +57,7 @@ export function franchiseeRoutes(
     { onRequest: o.onRequest, schema: { tags, operationId: "listFranchiseeTerminals", summary: "The franchisee's terminals with their live state and open faults", response: responses({ 200: terminalsResponse }) } },
     async (req) => {
     const fr = me(req);
-    const r = await o.db.query<{ terminal_id: string; qr: string; region_id: string; gateway_id: string }>(
-      "SELECT terminal_id, qr, region_id, gateway_id FROM terminals WHERE franchisee_id = $1::text ORDER BY terminal_id",
-      [fr],
-    );
+    const r = { rows: await terminalsOfFranchisee(o.db, fr) };
     const ids = r.rows.map((t) => t.terminal_id);
     const faults = await unresolvedOfTerminals(o.db, ids);
     const now = o.clock();
@@ -71,6 +69,9 @@ export function franchiseeRoutes(
           qr: t.qr,
           regionId: t.region_id,
           gatewayId: t.gateway_id,
+          // Extension (1.1): in service, out of service for maintenance (why, until when), or retired.
+          status: t.status,
+          maintenance: t.maintenance,
           live: live && {
             relay: live.state,
             currentA: live.currentA,

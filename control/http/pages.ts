@@ -7,10 +7,9 @@ import { idSchema, localTime, type Subjects } from "../../contracts/index.ts";
 import { signToken } from "../auth.ts";
 import type { Db } from "../db.ts";
 import { ApiError, notFound } from "../errors.ts";
-import { hasSafetyFault } from "../faults/store.ts";
-import { terminalPlace } from "../registry.ts";
-import { isOnline, type LiveReader } from "../live.ts";
-import { liveSessionOfTerminal } from "../sessions/store.ts";
+import { terminalById } from "../registry.ts";
+import { terminalLiveState } from "../terminal-state.ts";
+import type { LiveReader } from "../live.ts";
 import { tariffInForce } from "../tariffs.ts";
 import type { App, Hook } from "./server.ts";
 import { content, publicResponses } from "./schemas.ts";
@@ -23,6 +22,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "pages");
 const assets: Record<string, string> = {
   "charge.js": "text/javascript; charset=utf-8",
   "console.js": "text/javascript; charset=utf-8",
+  "admin.js": "text/javascript; charset=utf-8",
   "i18n.js": "text/javascript; charset=utf-8",
   "api.js": "text/javascript; charset=utf-8",
   "pages.css": "text/css; charset=utf-8",
@@ -59,6 +59,11 @@ export function pageRoutes(
 
   app.get("/console", { schema: { ...html("The franchisee console", "consolePage"), response: publicResponses({ 200: content("text/html", "the page") }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("console.html")),
+  );
+
+  // The operator's page: it signs in with an admin token (npm run token), never a demo sign-in.
+  app.get("/admin", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("admin.html")),
   );
 
   // The pages link the icon; a browser that asks for /favicon.ico anyway (other pages, bookmarks) gets it too.
@@ -100,22 +105,16 @@ export function pageRoutes(
       },
     }, async (req) => {
     const now = o.clock();
-    const term = await terminalPlace(o.db, req.params.terminalId);
+    const term = await terminalById(o.db, req.params.terminalId);
     if (!term) throw notFound("terminal", req.params.terminalId);
-    const live = await o.live.read(term.terminal_id, term.gateway_id, now);
-    const state =
-      !isOnline(live, now, o.offlineMs)
-        ? "offline"
-        : (await hasSafetyFault(o.db, term.terminal_id))
-          ? "faulted"
-          : (await liveSessionOfTerminal(o.db, term.terminal_id))
-            ? "busy"
-            : "available";
-    const tv = await tariffInForce(o.db, term.region_id, now);
+    const { state } = await terminalLiveState(o, term, now);
+    const tv = await tariffInForce(o.db, term.regionId, now);
     const l = localTime(now, term.timezone);
     const hhmm = `${String(Math.floor(l.msOfDay / 3_600_000)).padStart(2, "0")}:${String(Math.floor(l.msOfDay / 60_000) % 60).padStart(2, "0")}`;
     const period = tv?.periods.find((p) => p.start <= hhmm && hhmm < p.end) ?? null;
-    return { terminalId: term.terminal_id, qr: term.qr, regionId: term.region_id, timezone: term.timezone, state, priceNow: period };
+    // Extension (1.1): why a terminal in maintenance is out of service, and when it is expected back.
+    const maintenance = term.maintenance && { reason: term.maintenance.reason, expectedReturnAt: term.maintenance.expectedReturnAt };
+    return { terminalId: term.terminalId, qr: term.qr, regionId: term.regionId, timezone: term.timezone, state, priceNow: period, maintenance };
   });
 
   app.post(

@@ -1,11 +1,12 @@
 // @ts-check
 // The charge page: what a terminal's QR code opens (/t/<terminalId>). See docs/pages.md.
 import { api, ApiError, events, setToken, signOut, takeTokenFromFragment, token } from "./api.js";
-import { errorWords, t, translatePage, wh, yuan } from "./i18n.js";
+import { errorWords, locale, t, translatePage, wh, yuan } from "./i18n.js";
 
 /**
  * @typedef {{ terminalId: string, qr: string, state: string,
- *   priceNow: { start: string, end: string, energyCentsPerKwh: number, timeCentsPerHour: number } | null }} Terminal
+ *   priceNow: { start: string, end: string, energyCentsPerKwh: number, timeCentsPerHour: number } | null,
+ *   maintenance?: { reason: string, expectedReturnAt: number | null } | null }} Terminal
  * @typedef {{ sessionId: string, state: string, energyWh: number, feeCents: number, durationS: number, stopReason: string | null }} Session
  */
 
@@ -63,6 +64,13 @@ async function loadTerminal() {
   terminal = /** @type {Terminal} */ (await api("GET", `/v1/terminals/${encodeURIComponent(terminalId)}`));
   $("terminal").textContent = terminal.terminalId;
   if (!charging) showState(terminal.state);
+  // Out of service: why, and when it is expected back, so a person knows whether to wait.
+  const m = terminal.maintenance;
+  $("maintenance").hidden = !m;
+  if (m) {
+    const back = m.expectedReturnAt === null ? "" : ` · ${t("backAt", { when: new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(m.expectedReturnAt) })}`;
+    $("maintenance").textContent = `${t("maintenanceReason")}: ${m.reason}${back}`;
+  }
   const p = terminal.priceNow;
   $("price").textContent = p
     ? [p.energyCentsPerKwh ? `${yuan(p.energyCentsPerKwh)} ${t("perKwh")}` : "", p.timeCentsPerHour ? `${yuan(p.timeCentsPerHour)} ${t("perHour")}` : ""]

@@ -5,7 +5,8 @@ import { errorWords, plural, t, translatePage, wh, when } from "./i18n.js";
 
 /**
  * @typedef {{ faultId: string, terminalId: string, kind: string, status: string, openedAt: number, count: number }} Fault
- * @typedef {{ terminalId: string, openFaults: Fault[],
+ * @typedef {{ terminalId: string, openFaults: Fault[], status?: string,
+ *   maintenance?: { reason: string, since: number, expectedReturnAt: number | null } | null,
  *   live: { relay: string, currentA: number, lastReadingAt: number, online: boolean } | null }} TerminalView
  */
 
@@ -73,11 +74,19 @@ async function refreshTerminals() {
   $("no-terminals").hidden = terminals.length > 0;
   $("grid").replaceChildren(
     ...terminals.map((x) => {
-      const state = x.openFaults.length ? "faulted" : x.live?.online ? (x.live.relay === "on" ? "busy" : "available") : "offline";
+      // Out of service by a person's decision first: that is why it is silent or refuses charges.
+      const state =
+        x.status === "retired" ? "retired"
+        : x.status === "maintenance" ? "maintenance"
+        : x.openFaults.length ? "faulted"
+        : x.live?.online ? (x.live.relay === "on" ? "busy" : "available")
+        : "offline";
       const tile = el("div", { className: `tile ${state}`, id: `terminal-${x.terminalId}` });
+      tile.dataset.state = state;
       tile.append(
         el("strong", {}, x.terminalId),
         el("div", {}, t(state)),
+        ...(x.maintenance ? [el("div", { className: "muted maintenance" }, x.maintenance.reason, ...(x.maintenance.expectedReturnAt ? [" · ", when(x.maintenance.expectedReturnAt)] : []))] : []),
         el("div", {}, x.live ? `${t(x.live.relay === "on" ? "relayOn" : "relayOff")} · ${x.live.currentA} A` : "—"),
         el("div", { className: "muted" }, ...(x.live ? [`${t("lastReading")} `, when(x.live.lastReadingAt)] : [])),
       );

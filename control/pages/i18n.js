@@ -54,6 +54,15 @@ const en = {
   kind_on_current_out_of_range: "current out of range while charging", kind_off_current_leak: "current leaking while off",
   kind_scan_failure: "users cannot scan the code", kind_terminal_offline: "no telemetry", kind_voltage_out_of_range: "voltage out of range",
   kind_register_backwards: "meter went backwards", kind_power_mismatch: "power disagrees with V×I", kind_relay_on_without_session: "relay on without a session",
+  retired: "retired", backAt: "expected back {when}", maintenanceReason: "reason",
+  err_terminal_retired: "This terminal is no longer in service. Please use another one.",
+  err_user_retired: "This account is closed. Please contact the operator.",
+  err_has_active_terminals: "Retire its terminals first.", err_invalid_cursor: "The list changed. Please reload the page.",
+  admin: "Administration", adminToken: "Admin token", adminTokenHint: "Print one with: npm run token -- --role admin --sub <you> --ttl 8h",
+  users: "Users", tariffs: "Tariffs", auditLog: "Audit log", location: "Location", balance: "Balance", debt: "Debt", creditLimit: "Credit limit",
+  takeOut: "Take out of service", putBack: "Back in service", reasonPrompt: "Why is this terminal out of service?",
+  version: "Version", effectiveFrom: "in force from", periods: "Periods", at: "When", who: "Who", what: "What", object: "Object",
+  more: "More", noneYet: "None yet.", region: "Region", franchisee: "Franchisee",
 };
 /** @type {Record<string, Word>} */
 const zh = {
@@ -106,6 +115,15 @@ const zh = {
   kind_on_current_out_of_range: "充电电流异常", kind_off_current_leak: "断电漏电", kind_scan_failure: "用户扫码失败",
   kind_terminal_offline: "无遥测数据", kind_voltage_out_of_range: "电压异常", kind_register_backwards: "电表倒退",
   kind_power_mismatch: "功率与电压电流不符", kind_relay_on_without_session: "无订单通电",
+  retired: "已停用", backAt: "预计 {when} 恢复", maintenanceReason: "原因",
+  err_terminal_retired: "该充电桩已停用，请使用其他充电桩。",
+  err_user_retired: "该账户已关闭，请联系运营方。",
+  err_has_active_terminals: "请先停用其下的充电桩。", err_invalid_cursor: "列表已变化，请刷新页面。",
+  admin: "运营管理", adminToken: "管理员令牌", adminTokenHint: "生成方法：npm run token -- --role admin --sub <您的编号> --ttl 8h",
+  users: "用户", tariffs: "电价", auditLog: "审计日志", location: "位置", balance: "余额", debt: "欠款", creditLimit: "信用额度",
+  takeOut: "停机维护", putBack: "恢复服务", reasonPrompt: "该充电桩停机维护的原因？",
+  version: "版本", effectiveFrom: "生效时间", periods: "时段", at: "时间", who: "操作人", what: "操作", object: "对象",
+  more: "更多", noneYet: "暂无。", region: "区域", franchisee: "加盟商",
 };
 
 const languages = navigator.languages?.length ? navigator.languages : [navigator.language];

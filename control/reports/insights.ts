@@ -21,6 +21,12 @@ export interface RegionInsights {
   saturatedHours: number[];
   idleHours: number[];
   suggestedPeriods: SuggestedPeriod[];
+  /**
+   * Peak load against the site's capacity (issue 13): the region's kW (null when not set), the
+   * highest hourly average power drawn (energy delivered in the busiest hour, kWh per hour = kW)
+   * and its share of the capacity (null without a capacity). Above 1, the site was overdrawn.
+   */
+  capacity: { capacityKw: number | null; peakLoadKw: number; peakLoadAt: number | null; ofCapacity: number | null };
 }
 
 const round = (x: number, places = 4) => Math.round(x * 10 ** places) / 10 ** places;
@@ -63,6 +69,23 @@ export async function regionInsights(db: Db, regionId: string, from: number, to:
     if (reg.installed > 0 && x.busy !== null) utilisation[x.h] = round(x.busy / (reg.installed * x.hours));
     if (x.peak !== null && x.peak > peak.busy) peak = { busy: x.peak, at: Number(x.peak_at) };
   }
+  const load = await db.query<{ capacity_kw: string | null; peak_mwh: number | null; peak_at: number | null }>(
+    `SELECT (SELECT capacity_kw::text FROM regions WHERE region_id = $1::text) AS capacity_kw, max(mwh) AS peak_mwh,
+            (array_agg(vv_ts_to_ms(hour_start) ORDER BY mwh DESC, hour_start))[1] AS peak_at
+       FROM (SELECT hour_start, sum(energy_mwh)::bigint AS mwh FROM session_usage
+              WHERE region_id = $1::text AND hour_start >= vv_ms_to_ts($2::bigint) AND hour_start < vv_ms_to_ts($3::bigint)
+              GROUP BY hour_start) h`,
+    [regionId, from, to],
+  );
+  const capacityKw = load.rows[0]?.capacity_kw == null ? null : Number(load.rows[0].capacity_kw);
+  // mWh in one hour / 1e6 = kWh in that hour = its average kW.
+  const peakLoadKw = round(Number(load.rows[0]?.peak_mwh ?? 0) / 1e6, 3);
+  const capacity = {
+    capacityKw,
+    peakLoadKw,
+    peakLoadAt: load.rows[0]?.peak_at == null ? null : Number(load.rows[0].peak_at),
+    ofCapacity: capacityKw ? round(peakLoadKw / capacityKw) : null,
+  };
   const hoursWhere = (f: (u: number) => boolean) => utilisation.flatMap((u, h) => (f(u) ? [h] : []));
   return {
     regionId,
@@ -75,5 +98,6 @@ export async function regionInsights(db: Db, regionId: string, from: number, to:
     saturatedHours: hoursWhere((u) => u >= SATURATED),
     idleHours: hoursWhere((u) => u <= IDLE),
     suggestedPeriods: suggestTimeOfUse(utilisation),
+    capacity,
   };
 }

@@ -23,6 +23,7 @@ import { inTx, whileDbRecovers, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { terminalById, terminalByQr } from "../registry.ts";
+import { userRetired } from "../registry-views.ts";
 import { tariffInForce, tariffVersion } from "../tariffs.ts";
 import { enqueue } from "../outbox.ts";
 import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
@@ -204,6 +205,11 @@ export function sessionService(d: SessionServiceDeps) {
     const now = clock();
     const terminal = await terminalByQr(db, body.qr);
     if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    // Decided by people, whatever the telemetry says: checked before it.
+    if (terminal.retiredAt !== null) throw conflict("terminal_retired", `terminal ${terminal.terminalId} is retired`);
+    if (terminal.maintenance)
+      throw conflict("terminal_maintenance", `terminal ${terminal.terminalId} is out of service for maintenance: ${terminal.maintenance.reason}`);
+    if (await userRetired(db, userId)) throw new ApiError(403, "user_retired", `user ${userId} is retired`);
     const live = await d.live.read(terminal.terminalId, terminal.gatewayId, now);
     if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);

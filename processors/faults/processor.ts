@@ -194,8 +194,10 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
       try {
         await unit((stepOne) => {
           for (const terminalId of due) {
-            // A terminal taken out of the registry is nobody's to watch.
-            if (states.has(terminalId) && ctx.directory.get(terminalId)) stepOne(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at);
+            // A terminal taken out of the registry is nobody's to watch; one in maintenance or
+            // retired is silent on purpose (its deadline stays, so a return to service is watched).
+            const info = ctx.directory.get(terminalId);
+            if (states.has(terminalId) && info && (info.status ?? "active") === "active") stepOne(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at);
           }
         });
       } finally {

@@ -22,7 +22,7 @@ function suite(engine: "plain" | "timescaledb") {
   beforeAll(async () => {
     tp = await analyticsPlatform(engine);
     const ok = (path: string, body: unknown) => put(tp, path, body);
-    await ok("/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai" });
+    await ok("/v1/admin/regions/R1", { name: "Shanghai", timezone: "Asia/Shanghai", capacityKw: 0.008 });
     await ok("/v1/admin/regions/R2", { name: "Elsewhere", timezone: "Asia/Shanghai" });
     await ok("/v1/admin/franchisees/FR1", { name: "FR1" });
     await ok("/v1/admin/gateways/G1", { regionId: "R1" });
@@ -68,6 +68,15 @@ function suite(engine: "plain" | "timescaledb") {
       { start: "18:00", end: "22:00", kind: "peak" },
       { start: "22:00", end: "24:00", kind: "valley" },
     ]);
+  });
+
+  it(`peak load against the region's capacity (${engine})`, async () => {
+    const r = await tp.api("GET", `/v1/admin/regions/R1/insights?from=${from}&to=${to}`);
+    // Four terminals end their evening sessions together, 1 Wh each (the crafted sessions book it in one hour): 4 Wh in an hour = 0.004 kW.
+    expect(r.body.capacity).toMatchObject({ capacityKw: 0.008, peakLoadKw: 0.004, ofCapacity: 0.5 });
+    expect(r.body.capacity.peakLoadAt).toBeGreaterThanOrEqual(from);
+    const r2 = await tp.api("GET", `/v1/admin/regions/R2/insights?from=${from}&to=${to}`);
+    expect(r2.body.capacity).toMatchObject({ capacityKw: null, ofCapacity: null });
   });
 
   it("half the week: the same shares (utilisation is per hour that occurred)", async () => {
