@@ -1,5 +1,5 @@
 import { ConfigError, idSchema, loadConfig } from "../contracts/index.ts";
-import { roleSchema, signToken } from "../control/auth.ts";
+import { roleSchema, signToken } from "../control/index.ts";
 
 const usage = `usage: npm run token -- --role admin|franchisee|user --sub ID [--ttl 8h] [--demo]
   Prints a token signed with VEND_JWT_SECRET (with JWT_ISSUER / JWT_AUDIENCE when set), for an

@@ -1,6 +1,6 @@
 /** The control service: HTTP API for apps, the session machine, power commands. */
 export { startControl, type ControlOptions, type RunningControl } from "./service.ts";
-export { signToken, type Role } from "./auth.ts";
+export { roleSchema, signToken, type Role } from "./auth.ts";
 export { createPool, createReadPool, inTx, readLagMs, parseInt8AsNumber, CommitUnknownError, type Db } from "./db.ts";
 export { primaryResolver, waitForPrimary, NoPrimaryError, type PrimaryResolver } from "./primary.ts";
 export { transition as sessionTransition, type SessionCore, type SessionInput, type SessionAction } from "./sessions/machine.ts";

@@ -3,7 +3,7 @@
  * imports this entry; every other folder imports `index.ts`.
  */
 export * from "./index.ts";
-export { authenticator } from "./auth.ts";
+export { authenticator, type IdentityProvider } from "./auth.ts";
 export { createMetrics, type Metrics } from "./metrics.ts";
 export { createApp, type App } from "./http/server.ts";
 export { sessionEvents } from "./http/sse.ts";

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import type { webcrypto } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { authenticator, type IdentityProvider } from "../../control/auth.ts";
+import { authenticator, type IdentityProvider } from "../../control/internal.ts";
 
 // Beside the shared secret: tokens of the operator's identity provider, verified against its
 // JWKS (served here by a tiny HTTP server, as a provider publishes it), with iss and aud.
