@@ -136,6 +136,7 @@ export async function startControl(o: ControlOptions): Promise<RunningControl> {
   });
   userRoutes(app, {
     db: o.db,
+    clock: o.clock,
     nc: o.nc,
     subjects: o.subjects,
     metrics,

@@ -8,6 +8,7 @@ import { receiptOf } from "../sessions/receipt.ts";
 import { sessionsOfUser, toApi } from "../sessions/store.ts";
 import { decodeCursor, pageOf } from "../cursor.ts";
 import { ensureUser, payDebtFromBalance, wallet } from "../wallet.ts";
+import { audit } from "../audit.ts";
 import type { PaymentService } from "../payments/service.ts";
 import type { App, Hook } from "./server.ts";
 import { sessionEvents } from "./sse.ts";
@@ -26,6 +27,8 @@ export function userRoutes(
   app: App,
   o: {
     db: Db;
+    /** For the audit log's times. */
+    clock: () => number;
     nc: NatsConnection;
     subjects: Subjects;
     metrics: Metrics;
@@ -214,7 +217,22 @@ export function userRoutes(
     async (req, reply) => {
       const userId = who(req).sub;
       await ensureUser(o.db, userId);
-      const r = await inTx(o.db, (tx) => payDebtFromBalance(tx, userId, req.body.amountCents, `wallet:${req.body.idempotencyKey}`));
+      const r = await inTx(o.db, async (tx) => {
+        const before = await wallet(tx, userId);
+        const paid = await payDebtFromBalance(tx, userId, req.body.amountCents, `wallet:${req.body.idempotencyKey}`);
+        // A person moving money: audited, once (a repeated key settles nothing and adds no entry).
+        if (!paid.repeat)
+          await audit(tx, {
+            actor: who(req),
+            action: "wallet.pay_debt",
+            objectType: "user",
+            objectId: userId,
+            before,
+            after: { ...(await wallet(tx, userId)), settledCents: paid.settledCents },
+            atMs: o.clock(),
+          });
+        return paid;
+      });
       return reply.status(r.repeat ? 200 : 201).send({ settledCents: r.settledCents, wallet: (await wallet(o.db, userId))! });
     },
   );

@@ -284,8 +284,8 @@ export function paymentService(d: {
           createdAt: now,
         });
         await post(tx, userId, "withdrawal", { balance: -b.amountCents }, { reference: row.withdrawalId });
-        if (actor.role === "admin")
-          await audit(tx, {
+        // A person moving money (the user, or an admin for them): audited either way.
+        await audit(tx, {
             actor,
             action: "wallet.withdraw",
             objectType: "user",

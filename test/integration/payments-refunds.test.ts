@@ -158,6 +158,8 @@ describe("postpaid debt", () => {
     const again = await tp.api("POST", "/v1/me/debt-payments", { idempotencyKey: "d-1" }, u2);
     expect(again.status).toBe(200);
     expect(again.body.wallet.balanceCents).toBe(before.balanceCents - s2.feeCents);
+    const audited = await listAudit(tp.p.db, { action: "wallet.pay_debt", limit: 10 });
+    expect(audited.items).toMatchObject([{ actor: { role: "user" }, objectType: "user", after: { settledCents: s2.feeCents } }]);
     await ledgerWhole();
   }, 60_000);
 });
@@ -186,6 +188,8 @@ describe("withdrawals", () => {
     sim.failingPayers.delete("openid-U1");
     const audited = await listAudit(tp.p.db, { action: "wallet.withdraw", limit: 10 });
     expect(audited.items[0]).toMatchObject({ actor: { sub: "admin1", role: "admin" }, objectType: "user", objectId: "U1", reason: "user closed account" });
+    // The user's own withdrawal is a person moving money too: audited once (its repeat adds nothing).
+    expect(audited.items.filter((i: { actor: { role: string } }) => i.actor.role === "user")).toMatchObject([{ actor: { sub: "U1", role: "user" }, objectId: "U1" }]);
     await ledgerWhole();
   });
 });
