@@ -23,7 +23,8 @@ export type Location = z.infer<typeof locationSchema>;
 /** kW a region's site can supply, up to 1 GW, at most 3 decimals (whole watts). */
 export const capacityKwSchema = z
   .number()
-  .positive()
+  // One watt at least: a smaller positive number would be stored as 0.000 kW.
+  .min(0.001)
   .max(1_000_000)
   .refine((v) => Math.abs(v * 1000 - Math.round(v * 1000)) < 1e-6, "at most 3 decimals (whole watts)");
 

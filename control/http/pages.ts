@@ -62,7 +62,7 @@ export function pageRoutes(
   );
 
   // The operator's page: it signs in with an admin token (npm run token), never a demo sign-in.
-  app.get("/admin", { schema: { hide: true } }, async (_req, reply) =>
+  app.get("/admin", { schema: { ...html("The admin page (it signs in with an admin token)", "adminPage"), response: publicResponses({ 200: content("text/html", "the page") }) } }, async (_req, reply) =>
     reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(await file("admin.html")),
   );
 

@@ -181,6 +181,12 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   }
   // PostgreSQL refused a character of the input (U+0000, or an escape jsonb cannot store): the
   // input is bad, whatever slipped past the edge's checks.
+  // A CHECK constraint of the schema refused a value the edge let through (check_violation): the
+  // input is out of what can be stored.
+  if (e.code === "23514") {
+    req.log.warn({ err }, "input refused by a check constraint");
+    return reply.status(400).send({ error: { code: "invalid_request", message: "a value in the request is outside what can be stored" } });
+  }
   if (e.code === "22021" || e.code === "22P05") {
     req.log.warn({ err }, "input refused by PostgreSQL");
     return reply.status(400).send({ error: { code: "invalid_request", message: "the request contains a character that cannot be stored" } });

@@ -1,4 +1,4 @@
-import type { Db, Tx } from "../db.ts";
+import { Int8OverflowError, type Db, type Tx } from "../db.ts";
 
 export type GroupBy = "user" | "terminal" | "region" | "franchisee";
 
@@ -123,7 +123,8 @@ function parseCurve(text: string): { hourly: number[]; mwh: number } {
     } else v = v * 10 + (c - 48);
   }
   // Integers stay exact in a double up to 2^53 mWh (9 TWh); past that, fail rather than round.
-  if (hourly.length !== 24 || !Number.isSafeInteger(total)) throw new RangeError(`not a usage curve: ${text.slice(0, 80)}`);
+  if (hourly.length !== 24) throw new RangeError(`not a usage curve: ${text.slice(0, 80)}`);
+  if (!Number.isSafeInteger(total)) throw new Int8OverflowError(`a usage curve's total is past 2^53 mWh: ${text.slice(0, 80)}`);
   return { hourly, mwh: total };
 }
 

@@ -200,7 +200,7 @@ function rightShape(schema: JsonSchema, known: Known, field: string, depth: numb
       const hi = Math.min(schema.maximum ?? 1_000_000, Number.MAX_SAFE_INTEGER);
       const near = [lo, lo + 1, hi, hi - 1, Math.floor((lo + hi) / 2)].filter((x) => Number.isFinite(x));
       return fc.oneof(
-        { weight: 3, arbitrary: fc.integer({ min: Math.max(lo, -(2 ** 31)), max: Math.min(hi, 2 ** 31 - 1) }) },
+        { weight: 3, arbitrary: fc.integer({ min: Math.max(Math.ceil(lo), -(2 ** 31)), max: Math.min(Math.floor(hi), 2 ** 31 - 1) }) },
         { weight: 2, arbitrary: fc.constantFrom(...near) },
         { weight: 1, arbitrary: fc.double({ min: lo, max: hi, noNaN: true }) },
         { weight: 3, arbitrary: fc.constantFrom(...hostileNumbers) },

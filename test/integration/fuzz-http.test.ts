@@ -24,7 +24,7 @@ let known: Known;
 const sessionOf: Record<string, string> = {};
 
 beforeAll(async () => {
-  tp = await testPlatform({ DEMO_SIGN_IN: "true", LOG_LEVEL: "fatal" });
+  tp = await testPlatform({ DEMO_SIGN_IN: "true", LOG_LEVEL: "error" });
   await seedFleet(tp, { terminals: ["T1"] });
   // A second tenant: its franchisee, gateway and terminal, and a second user.
   const ok = async (m: string, p: string, b?: unknown, t?: string) => {

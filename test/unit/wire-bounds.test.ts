@@ -197,3 +197,17 @@ describe("which failures are the message's own (dead-lettered) and which are tra
     expect(isPermanent(new RangeError("x"))).toBe(false);
   });
 });
+
+describe("text from outside is text PostgreSQL can store, in a column and in jsonb", () => {
+  it("refuses NUL and lone surrogates, keeps every well-formed string (emoji, CJK)", async () => {
+    const { textSchema } = await import("../../contracts/index.ts");
+    const t = textSchema(1, 50);
+    for (const bad of ["a\u0000b", "a\uD800b", "\uDC00", "x\uDBFF"]) expect(t.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    for (const good of ["😀 charge", "充电桩 A-1", "plain"]) expect(t.safeParse(good).success, good).toBe(true);
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", minLength: 1, maxLength: 20 }), (s) => {
+        expect(t.safeParse(s).success).toBe(!s.includes("\u0000"));
+      }),
+    );
+  });
+});
