@@ -5,7 +5,7 @@ export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.
 export { deadLetterer } from "./deadletter.ts";
 export { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
 export { startWriter, type WriterOptions } from "./writer.ts";
-export { maintainStorage, refreshAggregates, storageEngine, type StoragePolicy } from "./storage.ts";
+export { maintainStorage, refreshAggregates, storageEngine, whileRefreshing, type StoragePolicy } from "./storage.ts";
 export { readingsOf, type StoredReading } from "./store.ts";
 export { checkReading, type Mark } from "./validate.ts";
 export { startBackupSink, backedUpStreams, type BackupOptions } from "./backup.ts";

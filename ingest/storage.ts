@@ -101,7 +101,7 @@ export async function refreshAggregates(db: pg.Pool, now: number, o: { since?: n
  * background jobs run, a policy's refresh can take the same moment. The other refresh may cover
  * a different window, so this one runs after it rather than being skipped.
  */
-async function whileRefreshing<T>(refresh: () => Promise<T>, waitMs = 30_000): Promise<T> {
+export async function whileRefreshing<T>(refresh: () => Promise<T>, waitMs = 30_000): Promise<T> {
   const until = Date.now() + waitMs;
   for (;;) {
     try {

@@ -5,6 +5,7 @@ import type { Db } from "../db.ts";
 import { everyRound } from "../rounds.ts";
 import { publishDuePackages } from "./daily.ts";
 import { claimRound } from "../round-claims.ts";
+import { whileRefreshing } from "../../ingest/index.ts";
 
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
 const SETTLE_MS = 5000;
@@ -35,23 +36,6 @@ export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<
     }
   }
   return rolled;
-}
-
-/**
- * Runs a refresh, waiting out another one of the same aggregate (TimescaleDB refuses overlapping
- * refreshes with lock_not_available; a policy's or another control instance's may be under way).
- * The other may cover other buckets, so this one runs after it rather than being skipped.
- */
-async function whileRefreshing<T>(refresh: () => Promise<T>, waitMs = 30_000): Promise<T> {
-  const until = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return await refresh();
-    } catch (e) {
-      if ((e as { code?: string }).code !== "55P03" || Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /**
