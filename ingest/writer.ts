@@ -2,7 +2,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { Subjects } from "../contracts/index.ts";
+import { whToMwh, type Subjects } from "../contracts/index.ts";
 import { runConsumer, type LateReject, type RunningConsumer } from "./consume.ts";
 import { deadLetterer } from "./deadletter.ts";
 import { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";
@@ -11,7 +11,7 @@ import { maintainStorage, refreshAggregates, type StoragePolicy } from "./storag
 import { insertReadings, lockMarks, registeredTerminals, saveMarks, seedMarks, storedNeighbours } from "./store.ts";
 import { withClient } from "./pg.ts";
 import { decodeTelemetry, type TelemetryItem } from "./telemetry.ts";
-import { checkLate, checkReading, type Mark } from "./validate.ts";
+import { checkLate, checkReading, type Mark, type Neighbours } from "./validate.ts";
 
 export interface WriterOptions {
   nc: NatsConnection;
@@ -158,8 +158,12 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
         // Older than the newest stored: checked against the stored readings around it (another
         // instance may have stored the newer ones first; under the lock, none is being stored now).
         const around = await storedNeighbours(client, late.map((it) => ({ terminalId: it.terminalId, ts: it.reading.ts })));
+        // And against the readings of this batch already accepted around it: they are not stored
+        // yet, so the query above does not see them (a good reading and a backwards one of the same
+        // terminal in one batch, behind that terminal's mark).
         late.forEach((it, i) => {
-          const v = checkLate(around[i]!, it.reading);
+          let v = checkLate(around[i]!, it.reading);
+          if (v.ok) v = checkLate(batchNeighbours(accepted, it), it.reading);
           if (v.ok) accepted.push(it);
           else rejects.push(rejectOf(it, v.code, v.reason));
         });
@@ -245,4 +249,17 @@ export async function startWriter(o: WriterOptions): Promise<{ stop(): Promise<v
 function rawOf(prefix: string, it: TelemetryItem): string {
   if (it.msg.subject.startsWith(`${prefix}.tel.`)) return new TextDecoder().decode(it.msg.data);
   return JSON.stringify({ terminalId: it.terminalId, ...it.reading });
+}
+
+/** The readings of `items` of the same terminal just before and just after `it` in time. */
+function batchNeighbours(items: TelemetryItem[], it: TelemetryItem): Neighbours {
+  let before: TelemetryItem | null = null;
+  let after: TelemetryItem | null = null;
+  for (const x of items) {
+    if (x.terminalId !== it.terminalId) continue;
+    if (x.reading.ts < it.reading.ts && (!before || x.reading.ts > before.reading.ts)) before = x;
+    if (x.reading.ts > it.reading.ts && (!after || x.reading.ts < after.reading.ts)) after = x;
+  }
+  const side = (x: TelemetryItem | null) => (x ? { seq: x.reading.seq, mwh: whToMwh(x.reading.energyWh) } : null);
+  return { before: side(before), after: side(after) };
 }

@@ -12,6 +12,7 @@ const PEAK_TIME = 36_000; // c/h = 10 c/s from 08:00
 
 let tp: TestPlatform;
 let gw: Awaited<ReturnType<typeof simGateway>>;
+let nc: Awaited<ReturnType<typeof connect>>;
 const readings: { ts: number; energyWh: number }[] = [];
 
 beforeAll(async () => {
@@ -25,7 +26,7 @@ beforeAll(async () => {
   });
   const t0 = Date.now();
   const clock = () => BOUNDARY - 1500 + (Date.now() - t0);
-  const nc = await connect({ servers: NATS_URL });
+  nc = await connect({ servers: NATS_URL });
   const sub = nc.subscribe(`${tp.prefix}.tel.G1.T1`);
   void (async () => {
     for await (const m of sub) readings.push(m.json());
@@ -38,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.stop();
+  await nc?.close();
   await tp?.[Symbol.asyncDispose]();
 });
 

@@ -181,6 +181,17 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     }, 30_000, 200);
     expect(running).toBe(true);
 
+    // Top-ups sent as the primary dies: killNode blocks this process while it kills, so they reach
+    // the platform after the kill and are in flight across the whole failover.
+    const burstSent = Date.now();
+    const burst = Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        api("POST", `/v1/admin/users/${USERS[i % USERS.length]}/topups`, { amountCents: 1, reference: `burst-${i}` }).then(
+          (r) => ({ ref: `burst-${i}`, user: USERS[i % USERS.length]!, status: r.status, code: r.body?.error?.code as string | undefined, at: Date.now() }),
+          (e: unknown) => ({ ref: `burst-${i}`, user: USERS[i % USERS.length]!, status: 0, code: String(e), at: Date.now() }),
+        ),
+      ),
+    );
     const killedAt = Date.now();
     killNode(f, primary.name);
     // The gap: readiness does a real round trip and says 503 until a new primary takes writes.
@@ -213,8 +224,11 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     expect(platform.exited(), platform.output().slice(-4000)).toBeNull();
     // Work in flight at the kill was done again on the new primary, not refused: every call sent
     // before the kill and answered after it got its 2xx (or the call's usual busy/offline).
+    // The burst sent at the kill: each done on the new primary (201), none refused with a 503.
+    const sentAtKill = await burst;
+    expect(sentAtKill.map((b) => b.status), JSON.stringify(sentAtKill)).toEqual(sentAtKill.map(() => 201));
+    expect(sentAtKill.every((b) => b.at > killedAt && burstSent <= killedAt)).toBe(true);
     const inFlight = traffic.answers.filter((a) => a.sent < killedAt && a.at > killedAt);
-    expect(inFlight.length, "calls were in flight at the kill").toBeGreaterThan(0);
     expect(
       inFlight.filter((a) => !(a.status >= 200 && a.status < 300) && !["terminal_busy", "terminal_offline"].includes(a.code ?? "")),
       JSON.stringify(inFlight),
@@ -233,6 +247,7 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
     const rows = await onNode(newPrimary, "SELECT user_id, reference, count(*)::int AS n FROM wallet_ledger WHERE kind = 'topup' GROUP BY 1, 2");
     const found = new Map(rows.map((r) => [`${r.user_id}/${r.reference}`, r.n as number]));
     for (const t of topups) expect(found.get(`${t.user}/${t.ref}`), `top-up ${t.ref} answered 201`).toBe(1);
+    for (const b of sentAtKill) expect(found.get(`${b.user}/${b.ref}`), `top-up ${b.ref} sent at the kill`).toBe(1);
 
     // Every session answered 201 exists and ends at its target (the cloud's cut or the terminal's own limit).
     const charges = traffic.accepted.filter((a) => a.kind === "charge");
@@ -273,6 +288,6 @@ describe.skipIf(!installed)("PostgreSQL failover under charging load (pg_auto_fa
       expect(Number(w.held_cents), `${w.user_id} holds nothing once every session ended`).toBe(0);
     }
     expect(platform.exited(), platform.output().slice(-4000)).toBeNull();
-    console.log(`pg failover: standby ${standby.name} primary ${failoverMs} ms after the kill; /readyz 200 again after ${readyAgain! - killedAt} ms; ${topups.length} top-ups, ${charges.length} sessions accepted; ${inFlight.length} calls in flight at the kill, all done on the new primary`);
+    console.log(`pg failover: standby ${standby.name} primary ${failoverMs} ms after the kill; /readyz 200 again after ${readyAgain! - killedAt} ms; ${topups.length} top-ups, ${charges.length} sessions accepted; ${inFlight.length + sentAtKill.length} calls in flight at the kill, all done on the new primary`);
   }, 300_000);
 });

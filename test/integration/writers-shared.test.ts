@@ -96,4 +96,23 @@ describe("two writer instances on one consumer", () => {
     const mark = await tp.p.db.query<{ n: number }>("SELECT count(*)::int AS n FROM reading_marks WHERE ts IS NOT NULL");
     expect(mark.rows[0]!.n).toBe(TERMINALS.length);
   });
+
+  it("a batch behind the terminal's mark: a backwards register after a good reading of the same batch is refused", { timeout: 60_000 }, async () => {
+    const s = tp.p.subjects;
+    const T9 = T0 + 10 * 60_000;
+    const reading = (ts: number, seq: number, energyWh: number) => ({ terminalId: "T4", ts, seq, state: "on", currentA: 16, voltageV: 220, energyWh });
+    // The newest first: the mark moves past the batch that follows.
+    nc.publish(s.telBatch("G1"), JSON.stringify({ readings: [reading(T9 + 10_000, 910, 5000)] }));
+    await until(async () => (await tp.p.db.query("SELECT 1 FROM readings WHERE terminal_id = 'T4' AND ts = vv_ms_to_ts($1)", [T9 + 10_000])).rowCount === 1, 30_000);
+    // Then, late, a good reading and one whose register went back, in one batch: neither of them
+    // stored when the other is checked, so the check must see the batch as well as the table.
+    nc.publish(s.telBatch("G1"), JSON.stringify({ readings: [reading(T9, 900, 4000), reading(T9 + 1000, 901, 3990)] }));
+    const dead = await until(async () => {
+      const d = (await streamMessages<{ reason: string; payload: string }>(tp.p.nc, s.streams.dlq)).filter((m) => m.data.payload.includes(String(T9 + 1000)));
+      return d.length ? d : null;
+    }, 30_000);
+    expect(dead[0]!.data.reason).toMatch(/below the previous/);
+    const stored = await tp.p.db.query<{ ts: number }>("SELECT vv_ts_to_ms(ts)::bigint AS ts FROM readings WHERE terminal_id = 'T4' AND ts >= vv_ms_to_ts($1) ORDER BY ts", [T9]);
+    expect(stored.rows.map((r) => Number(r.ts))).toEqual([T9, T9 + 10_000]);
+  });
 });
