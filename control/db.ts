@@ -124,13 +124,14 @@ export interface TxOptions<T> {
  * then the last error (503 at the HTTP edge). Only for work that is safe to do again: reads, and
  * transactions (inTx, which knows whether its COMMIT was sent).
  */
-export async function whileDbRecovers<T>(db: Db, attempt: () => Promise<T>): Promise<T> {
+export async function whileDbRecovers<T>(db: Db, attempt: () => Promise<T>, o: { retryUnknownCommit?: boolean } = {}): Promise<T> {
   const deadline = Date.now() + (failoverWait.get(db) ?? 0);
   for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
     try {
       return await attempt();
     } catch (e) {
-      if (e instanceof CommitUnknownError || unavailableDependency(e) !== "database" || Date.now() + delay > deadline) throw e;
+      // A COMMIT whose answer was lost is done again only where the caller said that is safe.
+      if ((e instanceof CommitUnknownError && !o.retryUnknownCommit) || unavailableDependency(e) !== "database" || Date.now() + delay > deadline) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -145,23 +146,22 @@ export async function whileDbRecovers<T>(db: Db, attempt: () => Promise<T>): Pro
  */
 export async function inTx<T>(db: Db, fn: (tx: Tx) => Promise<T>, o: TxOptions<T> = {}): Promise<T> {
   let unknown = false;
-  const deadline = Date.now() + (failoverWait.get(db) ?? 0);
-  for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
-    try {
+  return whileDbRecovers(
+    db,
+    async () => {
       if (unknown && o.committed) {
         const found = await withClient(db, (c) => o.committed!(c));
         if (found !== null) return found;
       }
-      return await txOnce(db, fn);
-    } catch (e) {
-      if (e instanceof CommitUnknownError) {
-        if (!o.committed && !o.idempotent) throw e;
-        unknown = true;
+      try {
+        return await txOnce(db, fn);
+      } catch (e) {
+        if (e instanceof CommitUnknownError) unknown = true;
+        throw e;
       }
-      if (unavailableDependency(e) !== "database" || Date.now() + delay > deadline) throw e;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
+    },
+    { retryUnknownCommit: o.committed !== undefined || o.idempotent === true },
+  );
 }
 
 async function txOnce<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {

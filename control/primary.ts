@@ -19,43 +19,32 @@ export class ReadOnlyServerError extends Error {
 }
 
 /**
- * Whether a host answers and takes writes (`SHOW transaction_read_only` is off). A database not
- * created yet (the first start migrates it into being) is probed through `postgres`.
+ * Whether a host answers and is in a role: `primary`, it takes writes (`transaction_read_only`
+ * is off); `standby`, it is in recovery, where reports may read (READ_DATABASE_URL,
+ * `target_session_attrs=prefer-standby`). A database not created yet (the first start migrates
+ * it into being) is probed through `postgres`.
  */
-async function isPrimary(url: string): Promise<boolean> {
+async function hostIs(role: "primary" | "standby", url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: PROBE_TIMEOUT_MS });
   c.on("error", () => {});
   try {
     await c.connect();
-    const r = await c.query<{ transaction_read_only: string }>("SHOW transaction_read_only");
-    return r.rows[0]?.transaction_read_only === "off";
+    const r = await c.query<{ standby: boolean; read_only: string }>(
+      "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only",
+    );
+    const row = r.rows[0];
+    return role === "primary" ? row?.read_only === "off" : row?.standby === true;
   } catch (e) {
     const u = new URL(url);
     if ((e as { code?: string }).code !== "3D000" || u.pathname === "/postgres") return false;
     u.pathname = "/postgres";
-    return isPrimary(u.toString());
+    return hostIs(role, u.toString());
   } finally {
     await c.end().catch(() => {});
   }
 }
-
-/**
- * Whether a host answers and is a standby (in recovery): where reports may read
- * (READ_DATABASE_URL, `target_session_attrs=prefer-standby`).
- */
-async function isStandby(url: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: PROBE_TIMEOUT_MS });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    const r = await c.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby");
-    return r.rows[0]?.standby === true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const isPrimary = (url: string) => hostIs("primary", url);
+const isStandby = (url: string) => hostIs("standby", url);
 
 export interface PrimaryResolver {
   /** How many hosts DATABASE_URL lists. */
