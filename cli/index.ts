@@ -22,5 +22,5 @@ export {
 export { backup, archiveNow, restore, type BackupType, type Restored } from "./pg-backup.ts";
 export * from "./nats-auth.ts";
 export { writeNatsConfig, type NatsConfigOptions, type NatsConfigResult } from "./nats-config.ts";
-export { freePort, freePortBlock } from "./ports.ts";
+export { freePort, freePortBlock, releasePortBlock } from "./ports.ts";
 export { clusterNodeConfig } from "./local-cluster.ts";

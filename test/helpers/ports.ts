@@ -1,1 +1,1 @@
-export { freePort, freePortBlock } from "../../cli/index.ts";
+export { freePort, freePortBlock, releasePortBlock } from "../../cli/index.ts";
