@@ -5,7 +5,7 @@
 export * from "./index.ts";
 export { step, emptyState, dueAt, wants, takesArms, cutoffLogic, type CutoffConfig, type CutoffEffect, type CutoffInput, type TerminalState } from "./cutoff/step.ts";
 export { beginUnit, type Held, type StepLogic, type Tick, type Unit } from "./unit.ts";
-export { refusal } from "./terminal.ts";
+export { answersLive, refusal } from "./terminal.ts";
 export { Deadlines } from "./deadlines.ts";
 export { conditions, overCurrent, type Evidence } from "./faults/rules.ts";
 export { faultDueAt, faultHolds, faultLogic, type FaultConfig, type FaultInput } from "./faults/step.ts";

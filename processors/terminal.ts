@@ -34,3 +34,12 @@ export function refusal(t: TerminalView, gatewayId: string, ts: number, seenAt: 
   if (ts > seenAt + t.maxAheadMs) return "future_ts";
   return null;
 }
+
+/**
+ * Whether this consumer answers a live query for the terminal (`<p>.int.live.<terminalId>`): only
+ * for its partition's terminals, so one answer arrives; in the static split, only for those it has
+ * heard (any instance may hold the terminal's filter).
+ */
+export function answersLive(t: TerminalView, partitioned: boolean, heard: boolean): boolean {
+  return t.ours && (!partitioned || heard);
+}

@@ -10,6 +10,7 @@ import { startProcessorHost, type RunningProcessor, type Stage, type StageContex
 import { followBucket } from "../follow.ts";
 import { answerLiveQueries, liveWriter } from "../live.ts";
 import { startTerminalStages } from "../stage.ts";
+import { answersLive } from "../terminal.ts";
 import type { Unit } from "../unit.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
 import { faultLogic, type FaultConfig, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
@@ -72,7 +73,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   const live = liveWriter(buckets.live, o.offlineMs);
   // The control service asks here for what the bucket holds only as of the last change.
   // Only the owner of a terminal's partition answers, so one answer arrives.
-  const queries = answerLiveQueries(o.nc, s, live, (id) => ctx.terminal(id).ours && (!ctx.partitioned || live.get(id) !== undefined), log);
+  const queries = answerLiveQueries(o.nc, s, live, (id) => answersLive(ctx.terminal(id), ctx.partitioned, live.get(id) !== undefined), log);
   const changes = shared(o.registry, "vend_fault_changes_total", () => new Counter({ name: "vend_fault_changes_total", help: "Fault changes decided", labelNames: ["kind", "change"], registers: [o.registry] }));
   const config = (terminalId: string): FaultConfig => {
     const terminal = ctx.terminal(terminalId);
