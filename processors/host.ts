@@ -8,6 +8,7 @@ import { subjectTokens, type Subjects } from "../contracts/index.ts";
 import { runConsumer, validReadings, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
 import { partitionOf } from "./partitions.ts";
+import { refusal, type TerminalView } from "./terminal.ts";
 
 /** What a stage learns from the consumer that feeds it. */
 export interface StageContext {
@@ -16,21 +17,13 @@ export interface StageContext {
   /** Set when this consumer reads only a partition of the terminals by a filter subject (the older, static split). */
   partitioned: boolean;
   /**
-   * Whether this stage speaks for a terminal: always, unpartitioned; with partitions (docs/scaling.md,
-   * "Partitions and takeover"), when its registered gateway falls in this consumer's partition.
-   * The one ownership rule: checkpoints restored, arms followed and live answers given by it.
+   * What the host knows of a terminal (its registration, whether this consumer's partition holds
+   * it): the part of every step's config that decides which messages may touch its state. The
+   * steps decide (processors/terminal.ts); the adapters only pass it on.
    */
-  owns(terminalId: string): boolean;
+  terminal(terminalId: string): TerminalView;
   /** Messages still pending on the consumer after the newest one seen: 0 means caught up. */
   pending(): number;
-  /** The registry as the processors see it (thresholds, gateway). */
-  directory: TerminalDirectory;
-  /**
-   * Whether a reading may be stepped: its terminal is registered on the gateway it came from, and
-   * its time is not too far ahead of when the stream stored it. Every item a stage is handed
-   * already passed; a stage checks readings it fetches itself.
-   */
-  trusts(gatewayId: string, terminalId: string, ts: number, seenAt: number): boolean;
   /** A reading the stage could not step and left out (logged and counted with the reason). */
   skipped(stage: string, it: TelemetryItem, reason: string, err?: unknown): void;
 }
@@ -135,24 +128,15 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
   const ownsGateway = (gatewayId: string) => part === null || partitionOf(gatewayId, part.count) === part.index;
 
   let lastPending = 0;
-  const trusted = (gatewayId: string, terminalId: string, ts: number, seenAt: number): string | null => {
-    const t = directory.get(terminalId);
-    if (!t) return "unknown_terminal";
-    if (t.gatewayId !== gatewayId) return "wrong_gateway";
-    if (ts > seenAt + maxAheadMs) return "future_ts";
-    return null;
+  const terminal = (terminalId: string): TerminalView => {
+    const info = directory.get(terminalId);
+    return { terminalId, info, ours: part === null || (info !== undefined && ownsGateway(info.gatewayId)), maxAheadMs };
   };
   const ctx: StageContext = {
     owner: o.durable,
     partitioned: o.filterSubject !== undefined,
-    owns(terminalId) {
-      if (part === null) return true;
-      const t = directory.get(terminalId);
-      return t !== undefined && ownsGateway(t.gatewayId);
-    },
+    terminal,
     pending: () => lastPending,
-    directory,
-    trusts: (gw, id, ts, seenAt) => trusted(gw, id, ts, seenAt) === null,
     skipped(stage, it, reason, err) {
       skippedCount.inc({ stage, reason });
       o.log.error({ err, stage, reason, terminalId: it.terminalId, gatewayId: it.gatewayId, seq: it.reading.seq, ts: it.reading.ts }, "reading skipped by a stage");
@@ -241,7 +225,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
       if (part !== null && !ownsGateway(subjectTokens(o.subjects.prefix, m.subject)[1] ?? "")) return { items: [], rejects: [] };
       const d = validReadings(o.subjects.prefix, m, { now: o.clock, want });
       const items = d.items.filter((it) => {
-        const why = trusted(it.gatewayId, it.terminalId, it.reading.ts, it.storedAt);
+        const why = refusal(terminal(it.terminalId), it.gatewayId, it.reading.ts, it.storedAt);
         if (why) ignored.inc({ reason: why });
         return why === null;
       });

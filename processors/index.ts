@@ -1,5 +1,6 @@
 /** Stream processors: pure per-terminal steps, run as stages on shared telemetry consumers. */
 export { startProcessorHost, type HostOptions, type RunningProcessor, type Stage, type StageContext, type StageFactory } from "./host.ts";
+export { type TerminalView } from "./terminal.ts";
 export { followDirectory, type TerminalDirectory } from "./directory.ts";
 export { startPartitionedProcessors, newInstanceId, type PartitionedOptions, type PartitionedProcessors } from "./partitioned.ts";
 export { runPartitionLeases, type Acquired, type PartitionLeases } from "./leases.ts";

@@ -7,10 +7,9 @@ import { armSchema, meterToJson, readingSchema, segments, type MeterMessage, typ
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
 import { followBucket } from "../follow.ts";
-import { serialQueue } from "../serial.ts";
-import { Deadlines } from "../deadlines.ts";
-import { dueAt, emptyState, type CutoffEffect, type CutoffEvent, type TerminalState } from "./step.ts";
-import { beginUnit, type HeldStates } from "./unit.ts";
+import { startTerminalStages } from "../stage.ts";
+import type { Unit } from "../unit.ts";
+import { cutoffLogic, takesArms, wants, type CutoffConfig, type CutoffEffect, type CutoffInput, type TerminalState } from "./step.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
 
 export interface CutoffStageOptions {
@@ -57,15 +56,13 @@ export function startCutoffProcessor(o: CutoffProcessorOptions): Promise<Running
 }
 
 /**
- * The NATS side of the cutoff step: restores checkpoints, follows arms, feeds readings and
- * ticks through `step`, runs the effects, and only then lets the consumer acknowledge.
+ * The NATS side of the cutoff step: reads the checkpoints, follows the arms, looks up a fresh
+ * arm's newest reading, and runs the effects. The states, their units of work and the silence
+ * tick are the host's (processors/stage.ts); which input may touch which terminal is the step's.
  */
 export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Promise<Stage> {
   const { subjects: s, buckets, log } = o;
   const js = jetstream(o.nc);
-  const serial = serialQueue();
-  const states = new Map<string, TerminalState>();
-  const stepOpts = { silenceMs: o.silenceMs };
   const cutoffs = shared(o.registry, "vend_cutoffs_total", () => new Counter({ name: "vend_cutoffs_total", help: "Cutoffs decided", labelNames: ["reason"], registers: [o.registry] }));
   const batchSeconds = shared(o.registry, "vend_cutoff_batch_seconds", () => new Histogram({
     name: "vend_cutoff_batch_seconds",
@@ -81,31 +78,14 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
   }));
 
   const durable = ctx.owner;
-  // Partitioned (a filter set): act only on terminals this instance owns, restored or read from.
-  const partitioned = ctx.partitioned;
-  const owned = new Set<string>();
-
-  const now = o.clock();
-  for (const [terminalId, r] of await loadAllMeters(buckets.meters)) {
-    if (partitioned && r.owner !== durable) continue;
-    // Partitions: the successor of a dead or departed owner restores its terminals' meters.
-    if (!ctx.owns(terminalId)) continue;
-    owned.add(terminalId);
-    states.set(terminalId, { ...emptyState(now), meter: r.meter, cutoff: r.cutoff });
-  }
-
-  const deadlines = new Deadlines();
-  for (const [terminalId, st] of states) deadlines.set(terminalId, dueAt(st, stepOpts));
-  const held: HeldStates = { states, owned, waitingArms: new Map(), deadlines };
-  // Every batch, set of waiting arm changes and tick is a unit: its changes are kept only after its effects are stored.
-  const begin = () => beginUnit(held, { partitioned, step: stepOpts });
+  const config = (terminalId: string): CutoffConfig => ({ terminal: ctx.terminal(terminalId), silenceMs: o.silenceMs, partitioned: ctx.partitioned, owner: durable });
 
   // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
   const publish = (subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID });
-  const run = async (effects: CutoffEffect[]): Promise<void> => {
+  const run = async (u: Unit<TerminalState, CutoffInput, CutoffEffect>): Promise<void> => {
     const saves = new Map<string, CutoffEffect & { kind: "save_meter" }>();
     const first: Promise<unknown>[] = [];
-    for (const e of effects) {
+    for (const { effect: e } of u.effects) {
       switch (e.kind) {
         case "cutoff":
           cutoffs.inc({ reason: e.cutoff.reason });
@@ -123,13 +103,15 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
           o.nc.publish(s.sessionUpdates(e.sessionId), JSON.stringify({ type: "progress", ...p }));
           break;
         }
+        case "read_newest":
+          break; // done by the unit that stepped the arm (armUnit), before its effects
       }
     }
     // The control service bills from meter messages, not from this private checkpoint: one when the
     // meter has crossed a tariff period boundary since the held state, one with the cutoff (its
     // last word). Stored with the cutoff, before the checkpoint that records them.
     for (const e of saves.values()) {
-      const m = meterMessageOf(states.get(e.terminalId), e);
+      const m = meterMessageOf(u.held(e.terminalId), e);
       if (m) first.push(publish(s.meter(m.sessionId), JSON.stringify(m), `meter:${m.sessionId}:${m.at}:${e.meter.lastTs}`));
     }
     // The checkpoint records the cutoff as asked: it is stored only once the cutoff is, or a
@@ -138,8 +120,22 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     await Promise.all([...saves.values()].map((e) => buckets.meters.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable }))));
   };
 
+  const checkpoints = await loadAllMeters(buckets.meters);
+  // Every batch, set of waiting arm changes and tick is a unit: its changes are kept only after its effects are stored.
+  const stages = startTerminalStages({ name: "cutoff", logic: cutoffLogic, config, run, clock: o.clock, caughtUp: () => ctx.pending() === 0, log, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}) });
+  try {
+    // The step restores what is this instance's (its partition's; in the static split, its durable's).
+    await stages.unit((u) => {
+      const now = o.clock();
+      for (const [terminalId, record] of checkpoints) u.apply(terminalId, { kind: "restore", record }, now);
+    });
+  } catch (e) {
+    await stages.stop();
+    throw e;
+  }
+
   // Arms: what is armed now, then every change. Re-applying an arm of the same session is a no-op.
-  const armEvent = (key: string, op: string, value: Uint8Array): CutoffEvent | null => {
+  const armInput = (key: string, op: string, value: Uint8Array): CutoffInput | null => {
     if (op !== "PUT" || value.length === 0) return { kind: "disarm" };
     let json: unknown;
     try {
@@ -155,10 +151,10 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     return { kind: "arm", arm: parsed.data };
   };
   const jsm = await jetstreamManager(o.nc);
-  /** A terminal's newest single reading in the stream, as a step event, if it is one a processor may trust. */
-  const newestReading = async (terminalId: string): Promise<CutoffEvent | null> => {
-    // The registered gateway, not the arm's word: only its readings count.
-    const gatewayId = ctx.directory.get(terminalId)?.gatewayId;
+  /** A terminal's newest single reading in the stream, as a step input (the step decides whether it counts). */
+  const newestReading = async (terminalId: string): Promise<CutoffInput | null> => {
+    // The registered gateway's subject, not the arm's word: only its readings count.
+    const gatewayId = ctx.terminal(terminalId).info?.gatewayId;
     if (!gatewayId) return null;
     const m = await jsm.streams.getMessage(s.streams.telemetry, { last_by_subj: s.tel(gatewayId, terminalId) }).catch(() => null);
     if (!m) return null;
@@ -170,8 +166,8 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       return null;
     }
     const r = readingSchema.safeParse(json);
-    if (!r.success || !ctx.trusts(gatewayId, terminalId, r.data.ts, m.time.getTime())) return null;
-    return { kind: "reading", reading: r.data, seenAt: m.time.getTime() };
+    if (!r.success) return null;
+    return { kind: "reading", reading: r.data, gatewayId, seenAt: m.time.getTime() };
   };
 
   /**
@@ -180,31 +176,23 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
    * second, one unit per change was 100 serial round trips to JetStream a second between the
    * batches of readings, and the cutoffs waited behind them (docs/scaling.md).
    */
-  const waitingChanges: { key: string; ev: CutoffEvent }[] = [];
+  const waitingChanges: { key: string; input: CutoffInput }[] = [];
   /** At most this many changes in one unit; a watch further ahead waits for the units (bounded memory). */
   const maxChanges = 2000;
   let armsDrained: Promise<void> | null = null;
   let stopping = false;
 
   /** One unit over the waiting changes (up to `maxChanges`), in order; kept only once its effects are stored. */
-  const armUnit = (taken: { key: string; ev: CutoffEvent }[]) =>
-    serial(async () => {
-      const u = begin();
-      const effects: CutoffEffect[] = [];
-      // Terminals whose session was armed afresh in this unit (and is still armed at its end).
+  const armUnit = (taken: { key: string; input: CutoffInput }[]) =>
+    stages.unit(async (u) => {
+      // Terminals whose session the step armed afresh in this unit.
       const fresh = new Set<string>();
-      for (const { key, ev } of taken) {
-        if (ev.kind === "arm" && u.state(key)?.meter?.sessionId !== ev.arm.sessionId) fresh.add(key);
-        else if (ev.kind === "disarm") fresh.delete(key);
-        effects.push(...u.apply(key, ev, o.clock()));
-      }
+      for (const { key, input } of taken) for (const e of u.apply(key, input, o.clock())) if (e.kind === "read_newest") fresh.add(key);
       // The arm can come after the reading that already reached the target (the control service
       // was busy): look at each fresh terminal's newest single reading at once rather than wait a
       // second. The look-ups go side by side: one round trip for the unit, not one per arm.
       const newest = await Promise.all([...fresh].map(async (id) => [id, await newestReading(id)] as const));
-      for (const [id, ev] of newest) if (ev) effects.push(...u.apply(id, ev, o.clock()));
-      await run(effects);
-      u.commit();
+      for (const [id, input] of newest) if (input) u.apply(id, input, o.clock());
     });
 
   // An arm change is not redelivered: a unit that failed is retried here until its effects are
@@ -235,84 +223,52 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     log,
     what: "arms",
     onEntry: async (e) => {
-      // Another partition's terminal is its owner's to cut (a state held here still takes its disarm).
-      if (!ctx.owns(e.key) && !states.has(e.key)) return;
-      const ev = armEvent(e.key, e.operation, e.value);
-      if (!ev) return;
-      waitingChanges.push({ key: e.key, ev });
+      // The step's own rule, asked before parsing: another partition's arms cost nothing here.
+      if (!takesArms(stages.states.get(e.key), config(e.key))) return;
+      const input = armInput(e.key, e.operation, e.value);
+      if (!input) return;
+      waitingChanges.push({ key: e.key, input });
       const drained = kickArms();
       // Bounded: a watch far ahead of the units waits for them to catch up.
       if (waitingChanges.length >= maxChanges) await drained;
     },
   });
 
-  const handle = (items: TelemetryItem[]) =>
-    serial(async () => {
+  const handle = async (items: TelemetryItem[]) => {
+    // Each cutoff's delay from its reading's storage, observed once its effects are done (a
+    // failed batch is decided again).
+    const delays: number[] = [];
+    const end = await stages.unit((u) => {
       const end = batchSeconds.startTimer();
-      const u = begin();
-      const effects: CutoffEffect[] = [];
-      // Each cutoff's delay from its reading's storage, observed once its effects are done (a
-      // failed batch is decided again).
-      const delays: number[] = [];
       for (const it of items) {
         try {
-          effects.push(...u.own(it.terminalId, o.clock()));
           // Most terminals have no session: nothing to step (a session's arm sets its own "seen").
-          if (u.state(it.terminalId)) {
-            const fx = u.apply(it.terminalId, { kind: "reading", reading: it.reading, seenAt: it.storedAt }, o.clock());
-            for (const e of fx) if (e.kind === "cutoff") delays.push(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
-            effects.push(...fx);
-          }
+          if (!wants(u.state(it.terminalId), ctx)) continue;
+          const fx = u.apply(it.terminalId, { kind: "reading", reading: it.reading, gatewayId: it.gatewayId, seenAt: it.storedAt }, o.clock());
+          for (const e of fx) if (e.kind === "cutoff") delays.push(Math.max(0, e.cutoff.decidedAt - it.storedAt) / 1000);
         } catch (err) {
           // The step is pure: a reading it cannot take changed nothing, and the others go on.
           ctx.skipped("cutoff", it, `step failed: ${(err as Error).message}`, err);
         }
       }
-      await run(effects);
-      u.commit();
-      for (const d of delays) decisionSeconds.observe(d);
-      end();
+      return end;
     });
-
-  // Each second, only the sessions whose silence deadline has come are ticked (a heap, not a sweep
-  // over every terminal). A tick whose effects fail changes nothing, and its terminals are due
-  // again at once; one that is not caught up decides nothing, and its deadline stays in the past.
-  const timer = setInterval(() => {
-    void serial(async () => {
-      const at = o.clock();
-      const due = deadlines.takeDue(at);
-      if (due.length === 0) return;
-      const u = begin();
-      const effects: CutoffEffect[] = [];
-      try {
-        for (const terminalId of due) {
-          if (u.state(terminalId)?.arm) effects.push(...u.apply(terminalId, { kind: "tick", caughtUp: ctx.pending() === 0 }, at));
-        }
-        await run(effects);
-        u.commit();
-      } finally {
-        // What the commit did not reschedule (nothing changed, or the unit failed) keeps its deadline.
-        for (const terminalId of due) {
-          const st = states.get(terminalId);
-          if (deadlines.get(terminalId) === undefined && st) deadlines.set(terminalId, dueAt(st, stepOpts));
-        }
-      }
-    }).catch((err) => log.error({ err }, "cutoff tick failed"));
-  }, o.tickMs ?? 1000);
+    for (const d of delays) decisionSeconds.observe(d);
+    end();
+  };
 
   return {
     name: "cutoff",
     // Readings of terminals with no session need no parsing at all: most of the fleet, most of
-    // the time (a terminal not yet owned is read once, to own it).
-    want: (id) => states.has(id) || held.waitingArms.has(id) || !owned.has(id),
+    // the time (in the static split, a terminal not yet owned is read once, to own it).
+    want: (id) => wants(stages.states.get(id), ctx),
     handle,
     async stop() {
-      clearInterval(timer);
       stopping = true;
       watch.stop();
       await watch.done;
       await armsDrained;
-      await serial(async () => {});
+      await stages.stop();
     },
   };
 }

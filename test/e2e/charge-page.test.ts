@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM, hasChromium, launchChromium, SHOTS } from "../helpers/browser.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // The user's charge page in a real headless Chromium (Debian's, driven by playwright-core),
 // against the real platform and the terminal simulator. Screenshots go to test-results/screenshots.
@@ -26,7 +26,7 @@ beforeAll(async () => {
   await seedFleet(tp, { terminals: ["T1", "T2", "REFUSE"] });
   gw = await simGateway(tp, { T1: {}, T2: {}, REFUSE: { handshake: "refuse" } }, { tickMs: 100 });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "e2e" });
-  await new Promise((r) => setTimeout(r, 500)); // the terminals are seen
+  await terminalsSeen(tp, gw);
   browser = await launchChromium();
 }, 90_000);
 

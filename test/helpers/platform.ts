@@ -161,6 +161,21 @@ export async function terminalsSeen(tp: TestPlatform, gw: Pick<Gateway, "termina
   for (const id of ids) await until(async () => (await tp.api("GET", `/v1/terminals/${id}`)).body?.state !== "offline", ms);
 }
 
+/**
+ * Waits until the telemetry stream's newest message on `subject` is the one `isIt` recognises (what
+ * was published last there is stored), then until the durable consumer `durable` has acknowledged
+ * everything up to it (its stages stepped it). What a fixed sleep after publishing used to hope for.
+ */
+export async function steppedUpTo(tp: TestPlatform, durable: string, subject: string, isIt: (data: any) => boolean, ms = 15_000): Promise<void> {
+  const jsm = await jetstreamManager(tp.p.nc);
+  const stream = tp.p.subjects.streams.telemetry;
+  const seq = await until(async () => {
+    const m = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+    return m && isIt(m.json()) ? m.seq : null;
+  }, ms);
+  await until(async () => (await jsm.consumers.info(stream, durable)).ack_floor.stream_seq >= seq, ms);
+}
+
 /** Polls until fn returns a truthy value (or throws after `ms`). */
 export async function until<T>(fn: () => Promise<T | undefined | null | false>, ms = 15_000, every = 50): Promise<T> {
   const end = Date.now() + ms;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Issue 13, admins: read and list the registry, retire, maintenance, the network's sessions and
 // faults, location and capacity, and the audit log of every change; all through the public API.
@@ -13,7 +13,7 @@ beforeAll(async () => {
   gw = await simGateway(tp, { T1: { limits: false }, T2: {}, T3: {}, MNT: {}, OLD: {} }, { tickMs: 200 });
   user = await tp.token("U1", "user");
   expect((await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1000, reference: "r1" })).status).toBe(201);
-  await new Promise((r) => setTimeout(r, 500));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

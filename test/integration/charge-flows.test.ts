@@ -154,8 +154,8 @@ describe("stopping", () => {
     const r = await charge("qr-STOP", { durationS: 600 });
     const id = r.body.sessionId;
     const t = await userToken();
-    await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, t)).body.state === "active");
-    await new Promise((res) => setTimeout(res, 800));
+    // Charging: some energy delivered and metered.
+    await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, t)).body.energyWh > 0);
     const other = await tp.token("U9", "user");
     expect((await tp.api("POST", `/v1/sessions/${id}/stop`, undefined, other)).status).toBe(403);
     expect((await tp.api("POST", `/v1/sessions/${id}/stop`, undefined, t)).status).toBe(202);
@@ -176,8 +176,8 @@ describe("stopping", () => {
     const r = await charge("qr-GONE", { durationS: 600 });
     const id = r.body.sessionId;
     const t = await userToken();
-    await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, t)).body.state === "active");
-    await new Promise((res) => setTimeout(res, 600));
+    // Charging: some energy delivered and metered.
+    await until(async () => (await tp.api("GET", `/v1/sessions/${id}`, undefined, t)).body.energyWh > 0);
     const term = gw.terminals.get("GONE")!;
     term.set({ online: false });
     const last = term.lastReading!;

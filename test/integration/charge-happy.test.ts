@@ -71,9 +71,11 @@ describe("a prepaid charge to an energy target", () => {
 
     // Once the session has settled (5 s), the control service rolls it into usage facts: the
     // user's report has it, its hours summing to the billed energy.
-    await new Promise((r) => setTimeout(r, 5200));
-    await tp.p.control!.rollUsage();
-    const usage = await tp.api("GET", `/v1/me/usage?from=${done.createdAt - 1000}&to=${Date.now()}`, undefined, user);
+    const usage = await until(async () => {
+      await tp.p.control!.rollUsage();
+      const u = await tp.api("GET", `/v1/me/usage?from=${done.createdAt - 1000}&to=${Date.now()}`, undefined, user);
+      return u.body.sessions === 1 ? u : null;
+    }, 20_000, 500);
     expect(usage.body).toMatchObject({ userId: "U1", sessions: 1, energyWh: done.energyWh, feeCents: 1 });
     expect(usage.body.hourly.reduce((a: number, b: number) => a + Math.round(b * 1000), 0)).toBe(Math.round(done.energyWh * 1000));
   });

@@ -1,6 +1,6 @@
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { NATS_URL } from "../helpers/env.ts";
 
 // The simulated terminal's clock runs in the past, 1.2 s before 08:00 in Shanghai on 2026-11-20,
@@ -34,7 +34,7 @@ beforeAll(async () => {
   gw = await simGateway(tp, { T1: {} }, { tickMs: 100, clock });
   // An energy target with a time price holds for the longest session: 300 c + 12 h × 36000 c/h.
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 1_000_000, reference: "seed" });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {

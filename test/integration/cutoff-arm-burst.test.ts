@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Arm, Cutoff } from "../../contracts/index.ts";
 import { decodeMeterRecord } from "../../processors/index.ts";
-import { testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { steppedUpTo, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Issue 17: the cutoff stage steps the arm changes that are waiting together, as one unit (one
 // round trip for their newest-reading look-ups and one for their effects, not one per change). A
@@ -41,7 +41,8 @@ describe("a burst of arm changes", () => {
     const now = Date.now();
     for (const t of ids) nc.publish(s.tel("G1", t), JSON.stringify({ ts: now - 1000, seq: 1, state: "on", currentA: 16, voltageV: 220, energyWh: 1002.5 }));
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 500));
+    // All stored (one connection's messages are stored in order) and stepped before the arms.
+    await steppedUpTo(tp, s.consumer("processors"), s.tel("G1", ids[N - 1]!), (r) => r.seq === 1);
 
     // Written all at once, so that the watch delivers them while units are running:
     //  - B0..B99: armed with a 2 Wh target (already reached): cut target_reached, from the stream;

@@ -2,7 +2,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Arm } from "../../contracts/index.ts";
 import { NATS_URL } from "../helpers/env.ts";
-import { testPlatform, type TestPlatform } from "../helpers/platform.ts";
+import { steppedUpTo, testPlatform, type TestPlatform } from "../helpers/platform.ts";
 
 // The control service can be slow to arm a session (a busy moment); the reading that reaches the
 // target may then be in the stream before the arm. The processor must cut at once, not a reading later.
@@ -25,7 +25,8 @@ describe("an arm that arrives after the target was reached", () => {
     for (const [i, wh] of [1000.5, 1001.5, 1002.5].entries())
       nc.publish(tp.p.subjects.tel("G1", "T1"), JSON.stringify({ ts: now - 3000 + i * 1000, seq: i, state: "on", currentA: 16, voltageV: 220, energyWh: wh }));
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 300));
+    // Stored and stepped before the arm: the arm is late.
+    await steppedUpTo(tp, tp.p.subjects.consumer("processors"), tp.p.subjects.tel("G1", "T1"), (r) => r.seq === 2);
     const arm: Arm = {
       sessionId: "S-late",
       terminalId: "T1",

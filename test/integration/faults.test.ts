@@ -2,7 +2,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NATS_URL } from "../helpers/env.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Two franchisees on one gateway: FR1 runs LEAK, HOT, SCAN and GONE; FR2 runs OTHER. Faults are
 // cleared after 2 s (profile) so that resolution fits in a test.
@@ -25,7 +25,7 @@ beforeAll(async () => {
   fr2 = await tp.token("FR2", "franchisee");
   user = await tp.token("U1", "user");
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 100_000, reference: "seed" });
-  await new Promise((r) => setTimeout(r, 500));
+  await terminalsSeen(tp, gw);
 });
 
 afterAll(async () => {
@@ -72,8 +72,14 @@ describe("a leak (relay off, current above 0.1 A)", () => {
     void (async () => {
       for await (const m of sub) onNats.push(m.subject);
     })();
-    const stream = sse(fr1, (evs) => evs.some((e) => e.event === "fault" && e.data.kind === "off_current_leak"));
-    await new Promise((r) => setTimeout(r, 300));
+    let subscribed!: () => void;
+    const snapshot = new Promise<void>((r) => (subscribed = r));
+    const stream = sse(fr1, (evs) => {
+      if (evs.some((e) => e.event === "snapshot")) subscribed();
+      return evs.some((e) => e.event === "fault" && e.data.kind === "off_current_leak");
+    });
+    // The stream answers with its snapshot once it follows the changes.
+    await snapshot;
     gw.terminals.get("LEAK")!.set({ leakA: 0.5 });
 
     const events = await stream;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ZodType } from "zod";
 import { routeTable, type RouteEntry } from "../../control/internal.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Every route of the API, from the route table itself (so routes added later are covered without
 // editing this file): each documents its answers (a response schema per status, an operationId, a
@@ -103,7 +103,7 @@ beforeAll(async () => {
   tokens.franchisee = await tp.token("FR1", "franchisee");
   Object.assign(ids, { terminalId: "T1", regionId: "R1", franchiseeId: "FR1", gatewayId: "G1", userId: "U1", provider: "sim", name: "pages.css", month: new Date().toISOString().slice(0, 7) });
   await tp.api("POST", "/v1/admin/users/U1/topups", { amountCents: 10_000, reference: "seed" });
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
   const s = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T1", target: { energyWh: 2 }, payment: "prepaid" }, tokens.user);
   ids.sessionId = s.body.sessionId;
   await until(async () => (await tp.api("GET", `/v1/sessions/${ids.sessionId}`, undefined, tokens.user)).body.state === "completed", 30_000);

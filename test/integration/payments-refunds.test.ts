@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerMismatches, listAudit, type SimPaymentProvider } from "../../control/internal.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Money through the public API: paying in through the simulated provider (signed notifications,
 // once per transaction, queries for lost notifications), paying off debt, withdrawals, refunds,
@@ -42,7 +42,7 @@ beforeAll(async () => {
   sim = tp.p.control!.simProvider!;
   u1 = await tp.token("U1", "user");
   fr1 = await tp.token("FR1", "franchisee");
-  await new Promise((r) => setTimeout(r, 300));
+  await terminalsSeen(tp, gw);
 }, 60_000);
 
 afterAll(async () => {

@@ -118,7 +118,7 @@ describe("the processor host", () => {
       // T3 moves to G2: its readings count from there, and no longer from G1.
       const moved = await tp.api("PUT", "/v1/admin/terminals/A3", { qr: "qr-A3", gatewayId: "G2", regionId: "R1", franchiseeId: "FR1" }, tp.admin);
       expect(moved.status).toBe(200);
-      await until(async () => ctx.directory.get("A3")?.gatewayId === "G2");
+      await until(async () => ctx.terminal("A3").info?.gatewayId === "G2");
       nc.publish(s.tel("G1", "A3"), reading(7));
       nc.publish(s.tel("G2", "A3"), reading(8));
       nc.publish(s.tel("G1", "A0"), reading(9));

@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
-import { decideCutoff, emptyState, step, type CutoffEffect, type TerminalState } from "../../processors/internal.ts";
-import { Rational, type Arm, type Meter, type Reading, type Tariff } from "../../contracts/index.ts";
+import { decideCutoff, emptyState, step, takesArms, wants, type CutoffConfig, type CutoffEffect, type TerminalState } from "../../processors/internal.ts";
+import { Rational, type Arm, type Meter, type Reading, type Tariff, type TerminalInfo } from "../../contracts/index.ts";
 
 const SH = "Asia/Shanghai";
 const MIN = 60_000;
@@ -31,6 +31,24 @@ const timed: Tariff = {
     { startMin: 480, endMin: 1440, energyCentsPerKwh: 120, timeCentsPerHour: 90 },
   ],
 };
+
+const T1: TerminalInfo = {
+  terminalId: "T1",
+  gatewayId: "G1",
+  franchiseeId: "F1",
+  regionId: "R1",
+  profile: { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10 },
+};
+
+/** T1, registered on G1, this consumer's; 30 s of silence cuts; not the static split. */
+function config(o: { info?: TerminalInfo | undefined; ours?: boolean; partitioned?: boolean; silenceMs?: number } = {}): CutoffConfig {
+  return {
+    terminal: { terminalId: "T1", info: "info" in o ? o.info : T1, ours: o.ours ?? true, maxAheadMs: 60_000 },
+    silenceMs: o.silenceMs ?? 30_000,
+    partitioned: o.partitioned ?? false,
+    owner: "vend_cutoff",
+  };
+}
 
 function anArm(override: Partial<Arm> = {}): Arm {
   return {
@@ -213,19 +231,19 @@ describe("decideCutoff", () => {
 });
 
 describe("step", () => {
-  const o = { silenceMs: 30_000 };
+  const o = config();
   const armedTariff: Tariff = tariff; // what step makes of anArm().tariff
 
   /** The state right after arming an empty terminal at `at`. */
   function armed(arm: Arm = anArm(), at = NOW): TerminalState {
-    return step("T1", emptyState(at), { kind: "arm", arm }, at, o).state;
+    return step(emptyState(at), { kind: "arm", arm }, at, o).state;
   }
 
   /** Feeds readings in order, each seen at `at`; returns the last state and the effects of each. */
   function feed(s: TerminalState, readings: Reading[], at = NOW): { state: TerminalState; effects: CutoffEffect[][] } {
     const effects: CutoffEffect[][] = [];
     for (const r of readings) {
-      const res = step("T1", s, { kind: "reading", reading: r, seenAt: at }, at, o);
+      const res = step(s, { kind: "reading", reading: r, gatewayId: "G1", seenAt: at }, at, o);
       s = res.state;
       effects.push(res.effects);
     }
@@ -235,10 +253,13 @@ describe("step", () => {
   describe("arm", () => {
     it("starts a meter at the arm's start point and saves it", () => {
       const arm = anArm();
-      const res = step("T1", emptyState(NOW - 5000), { kind: "arm", arm }, NOW, o);
+      const res = step(emptyState(NOW - 5000), { kind: "arm", arm }, NOW, o);
       const meter: Meter = { sessionId: "S-1", startTs: START, startMwh: 125_000_000n, lastTs: START, lastMwh: 125_000_000n, byPeriod: new Map() };
-      expect(res.state).toStrictEqual({ arm, tariff: armedTariff, meter, cutoff: null, lastSeenAt: NOW });
-      expect(res.effects).toStrictEqual([{ kind: "save_meter", terminalId: "T1", meter, cutoff: null }]);
+      expect(res.state).toStrictEqual({ arm, tariff: armedTariff, meter, cutoff: null, lastSeenAt: NOW, owned: false, waitingArm: null });
+      expect(res.effects).toStrictEqual([
+        { kind: "save_meter", terminalId: "T1", meter, cutoff: null },
+        { kind: "read_newest", terminalId: "T1" },
+      ]);
     });
 
     it("replaces another session's meter and its cutoff", () => {
@@ -247,12 +268,15 @@ describe("step", () => {
         meter: aMeter({ sessionId: "S-0", startTs: START - 3_600_000, byPeriod: [[0, 700_000n, 50 * MIN]] }),
         cutoff: "target_reached",
       };
-      const res = step("T1", old, { kind: "arm", arm: anArm({ startWh: 125_700.25 }) }, NOW, o);
+      const res = step(old, { kind: "arm", arm: anArm({ startWh: 125_700.25 }) }, NOW, o);
       const meter: Meter = { sessionId: "S-1", startTs: START, startMwh: 125_700_250n, lastTs: START, lastMwh: 125_700_250n, byPeriod: new Map() };
       expect(res.state.meter).toStrictEqual(meter);
       expect(res.state.cutoff).toBeNull();
       expect(res.state.lastSeenAt).toBe(NOW);
-      expect(res.effects).toStrictEqual([{ kind: "save_meter", terminalId: "T1", meter, cutoff: null }]);
+      expect(res.effects).toStrictEqual([
+        { kind: "save_meter", terminalId: "T1", meter, cutoff: null },
+        { kind: "read_newest", terminalId: "T1" },
+      ]);
     });
 
     it.each([
@@ -262,8 +286,8 @@ describe("step", () => {
       const restored = aMeter({ byPeriod: [[0, 300_000n, 20 * MIN]] });
       const s: TerminalState = { ...emptyState(NOW - 1000), meter: restored, cutoff };
       const arm = anArm({ startWh: 999 }); // a different start point does not reset the meter
-      const res = step("T1", s, { kind: "arm", arm }, NOW, o);
-      expect(res.state).toStrictEqual({ arm, tariff: armedTariff, meter: restored, cutoff, lastSeenAt: NOW - 1000 });
+      const res = step(s, { kind: "arm", arm }, NOW, o);
+      expect(res.state).toStrictEqual({ arm, tariff: armedTariff, meter: restored, cutoff, lastSeenAt: NOW - 1000, owned: false, waitingArm: null });
       expect(res.state.meter).toBe(restored);
       expect(res.effects).toStrictEqual([]);
     });
@@ -277,7 +301,7 @@ describe("step", () => {
       ["before the last reading", START + 5 * MIN, 125_250],
     ])("a reading %s", (_, ts, energyWh) => {
       const { state: s } = feed(armed(), [aReading({ ts: START + 10 * MIN, energyWh: 125_200 })]);
-      const res = step("T1", s, { kind: "reading", reading: aReading({ ts, energyWh }), seenAt: NOW + 7000 }, NOW + 7000, o);
+      const res = step(s, { kind: "reading", reading: aReading({ ts, energyWh }), gatewayId: "G1", seenAt: NOW + 7000 }, NOW + 7000, o);
       expect(res.effects).toStrictEqual([]);
       expect(res.state.meter).toBe(s.meter);
       expect(res.state.cutoff).toBeNull();
@@ -289,13 +313,13 @@ describe("step", () => {
       ["no arm, no meter", emptyState(NOW)],
       ["a restored meter but no arm yet", { ...emptyState(NOW), meter: aMeter() }],
     ])("a reading with %s only notes that the terminal was seen", (_, s) => {
-      const res = step("T1", s, { kind: "reading", reading: aReading({ ts: START + MIN, energyWh: 125_010 }), seenAt: NOW + 1 }, NOW + 1, o);
+      const res = step(s, { kind: "reading", reading: aReading({ ts: START + MIN, energyWh: 125_010 }), gatewayId: "G1", seenAt: NOW + 1 }, NOW + 1, o);
       expect(res.effects).toStrictEqual([]);
       expect(res.state).toStrictEqual({ ...s, lastSeenAt: NOW + 1 });
     });
 
     it("lastSeenAt never goes back for a reading seen earlier (a redelivery)", () => {
-      const res = step("T1", armed(), { kind: "reading", reading: aReading({ ts: START + MIN, energyWh: 125_010 }), seenAt: NOW - 9000 }, NOW, o);
+      const res = step(armed(), { kind: "reading", reading: aReading({ ts: START + MIN, energyWh: 125_010 }), gatewayId: "G1", seenAt: NOW - 9000 }, NOW, o);
       expect(res.state.lastSeenAt).toBe(NOW);
     });
   });
@@ -397,7 +421,7 @@ describe("step", () => {
 
     it("a reading past the target after the cut saves the meter but asks no second cutoff", () => {
       const s0 = feed(armed(), [aReading({ ts: START + MIN, energyWh: 127_000 })]).state;
-      const res = step("T1", s0, { kind: "reading", reading: aReading({ ts: START + 2 * MIN, energyWh: 127_250 }), seenAt: NOW + 1 }, NOW + 1, o);
+      const res = step(s0, { kind: "reading", reading: aReading({ ts: START + 2 * MIN, energyWh: 127_250 }), gatewayId: "G1", seenAt: NOW + 1 }, NOW + 1, o);
       expect(res.effects.map((e) => e.kind)).toStrictEqual(["save_meter", "progress"]);
       expect(res.effects[0]).toStrictEqual({ kind: "save_meter", terminalId: "T1", meter: res.state.meter, cutoff: "target_reached" });
       expect(res.state.meter?.lastMwh).toBe(127_250_000n);
@@ -408,13 +432,13 @@ describe("step", () => {
   describe("disarm", () => {
     it("drops the meter and forgets the session, keeping when it last heard the terminal", () => {
       const s = feed(armed(), [aReading({ ts: START + MIN, energyWh: 127_000 })], NOW + 40).state;
-      const res = step("T1", s, { kind: "disarm" }, NOW + 99_000, o);
-      expect(res.state).toStrictEqual({ arm: null, tariff: null, meter: null, cutoff: null, lastSeenAt: NOW + 40 });
+      const res = step(s, { kind: "disarm" }, NOW + 99_000, o);
+      expect(res.state).toStrictEqual({ arm: null, tariff: null, meter: null, cutoff: null, lastSeenAt: NOW + 40, owned: false, waitingArm: null });
       expect(res.effects).toStrictEqual([{ kind: "drop_meter", terminalId: "T1" }]);
     });
 
     it("with no meter there is nothing to drop", () => {
-      const res = step("T1", emptyState(NOW), { kind: "disarm" }, NOW + 5, o);
+      const res = step(emptyState(NOW), { kind: "disarm" }, NOW + 5, o);
       expect(res.state).toStrictEqual(emptyState(NOW));
       expect(res.effects).toStrictEqual([]);
     });
@@ -434,7 +458,7 @@ describe("step", () => {
       ["not silent at all", 0, true, false],
     ])("%s → cut %s", (_, silent, caughtUp, cut) => {
       const s = withMeter();
-      const res = step("T1", s, { kind: "tick", caughtUp }, L + silent, o);
+      const res = step(s, { kind: "tick", caughtUp }, L + silent, o);
       if (!cut) {
         expect(res.effects).toStrictEqual([]);
         expect(res.state).toBe(s);
@@ -449,37 +473,130 @@ describe("step", () => {
     });
 
     it("cuts once: the next tick asks nothing", () => {
-      const first = step("T1", withMeter(), { kind: "tick", caughtUp: true }, L + 30_000, o);
+      const first = step(withMeter(), { kind: "tick", caughtUp: true }, L + 30_000, o);
       expect(first.effects).toHaveLength(2);
-      const second = step("T1", first.state, { kind: "tick", caughtUp: true }, L + 31_000, o);
+      const second = step(first.state, { kind: "tick", caughtUp: true }, L + 31_000, o);
       expect(second.effects).toStrictEqual([]);
     });
 
     it("a session already cut for its target is not cut again for silence", () => {
       const s = feed(armed(anArm(), L), [aReading({ ts: START + MIN, energyWh: 127_000 })], L).state;
       expect(s.cutoff).toBe("target_reached");
-      expect(step("T1", s, { kind: "tick", caughtUp: true }, L + 60_000, o).effects).toStrictEqual([]);
+      expect(step(s, { kind: "tick", caughtUp: true }, L + 60_000, o).effects).toStrictEqual([]);
     });
 
     it("a fresh arm counts as hearing from the terminal", () => {
-      const s = step("T1", emptyState(L - 120_000), { kind: "arm", arm: anArm() }, L, o).state;
-      expect(step("T1", s, { kind: "tick", caughtUp: true }, L + 29_999, o).effects).toStrictEqual([]);
-      expect(step("T1", s, { kind: "tick", caughtUp: true }, L + 30_000, o).effects.map((e) => e.kind)).toStrictEqual(["cutoff", "save_meter"]);
+      const s = step(emptyState(L - 120_000), { kind: "arm", arm: anArm() }, L, o).state;
+      expect(step(s, { kind: "tick", caughtUp: true }, L + 29_999, o).effects).toStrictEqual([]);
+      expect(step(s, { kind: "tick", caughtUp: true }, L + 30_000, o).effects.map((e) => e.kind)).toStrictEqual(["cutoff", "save_meter"]);
     });
 
     it.each([
       ["nothing at all", emptyState(L)],
       ["a restored meter but no arm", { ...emptyState(L), meter: aMeter() }],
     ])("without an arm (%s) silence cuts nothing", (_, s) => {
-      const res = step("T1", s, { kind: "tick", caughtUp: true }, L + 3_600_000, o);
+      const res = step(s, { kind: "tick", caughtUp: true }, L + 3_600_000, o);
       expect(res.effects).toStrictEqual([]);
       expect(res.state).toBe(s);
     });
 
     it("silenceMs is the option, not a constant", () => {
       const s = withMeter();
-      expect(step("T1", s, { kind: "tick", caughtUp: true }, L + 4_999, { silenceMs: 5000 }).effects).toStrictEqual([]);
-      expect(step("T1", s, { kind: "tick", caughtUp: true }, L + 5_000, { silenceMs: 5000 }).effects).toHaveLength(2);
+      expect(step(s, { kind: "tick", caughtUp: true }, L + 4_999, { ...o, silenceMs: 5000 }).effects).toStrictEqual([]);
+      expect(step(s, { kind: "tick", caughtUp: true }, L + 5_000, { ...o, silenceMs: 5000 }).effects).toHaveLength(2);
+    });
+  });
+});
+
+describe("step: what an input may touch (ownership, gateway binding, late and repeated messages)", () => {
+  const reading = (ts: number, energyWh: number, gatewayId = "G1", seenAt = NOW) => ({ kind: "reading" as const, reading: aReading({ ts, energyWh }), gatewayId, seenAt });
+  const armedState = (c = config()) => step(emptyState(NOW), { kind: "arm", arm: anArm() }, NOW, c).state;
+  const restore = (owner?: string) => ({ kind: "restore" as const, record: { meter: aMeter(), cutoff: null, ...(owner ? { owner } : {}) } });
+
+  it.each([
+    ["from another gateway", reading(START + MIN, 126_000, "G2")],
+    ["dated more than a minute ahead of its arrival", reading(NOW + 60_001, 126_000)],
+  ])("a reading %s changes nothing, not even when the terminal was last heard", (_, input) => {
+    const s = armedState();
+    const res = step(s, input, NOW + 5000, config());
+    expect(res.effects).toStrictEqual([]);
+    expect(res.state).toBe(s);
+  });
+
+  it("a reading of a terminal no longer registered changes nothing", () => {
+    const s = armedState();
+    expect(step(s, reading(START + MIN, 126_000), NOW + 5000, config({ info: undefined })).state).toBe(s);
+  });
+
+  it("a reading exactly a minute ahead of its arrival still counts", () => {
+    const res = step(armedState(), reading(NOW + 60_000, 125_010), NOW + 1, config());
+    expect(res.state.meter?.lastTs).toBe(NOW + 60_000);
+  });
+
+  it("a repeated arm of the metered session keeps the meter and looks for nothing", () => {
+    const s = armedState();
+    const res = step(s, { kind: "arm", arm: anArm() }, NOW + 9000, config());
+    expect(res.effects).toStrictEqual([]);
+    expect(res.state.meter).toBe(s.meter);
+  });
+
+  describe("partitions by lease", () => {
+    it("restores a checkpoint of its own partition's terminal only", () => {
+      expect(step(emptyState(NOW), restore(), NOW, config()).state).toMatchObject({ meter: aMeter(), owned: false });
+      const s = emptyState(NOW);
+      expect(step(s, restore(), NOW, config({ ours: false })).state).toBe(s);
+    });
+
+    it("leaves another partition's arms alone, but a session it holds still takes its disarm", () => {
+      const other = config({ ours: false });
+      const s = emptyState(NOW);
+      expect(step(s, { kind: "arm", arm: anArm() }, NOW, other)).toStrictEqual({ state: s, effects: [] });
+      expect(takesArms(undefined, other)).toBe(false);
+      const held = armedState();
+      expect(takesArms(held, other)).toBe(true);
+      const res = step(held, { kind: "disarm" }, NOW, other);
+      expect(res.effects).toStrictEqual([{ kind: "drop_meter", terminalId: "T1" }]);
+      expect(res.state.meter).toBeNull();
+    });
+  });
+
+  describe("the older static split", () => {
+    const c = config({ partitioned: true });
+
+    it("restores only the checkpoints its own durable wrote, and owns their terminals", () => {
+      const s = emptyState(NOW);
+      expect(step(s, restore("vend_cutoff_other"), NOW, c).state).toBe(s);
+      expect(step(s, restore(), NOW, c).state).toBe(s);
+      expect(step(s, restore("vend_cutoff"), NOW, c).state).toMatchObject({ meter: aMeter(), owned: true });
+    });
+
+    it("keeps an arm waiting until the terminal's first reading makes it its own", () => {
+      const waiting = step(emptyState(NOW - 1000), { kind: "arm", arm: anArm() }, NOW, c);
+      expect(waiting.effects).toStrictEqual([]);
+      expect(waiting.state).toMatchObject({ arm: null, meter: null, owned: false, waitingArm: anArm() });
+      expect(wants(waiting.state, c)).toBe(true);
+      const res = step(waiting.state, reading(START + MIN, 125_010), NOW + 1000, c);
+      // The arm first (no look-up: this reading is the newest), then the reading on its meter.
+      expect(res.effects.map((e) => e.kind)).toStrictEqual(["save_meter", "save_meter", "progress"]);
+      expect(res.state).toMatchObject({ owned: true, waitingArm: null, arm: anArm() });
+      expect(res.state.meter?.lastTs).toBe(START + MIN);
+    });
+
+    it("a disarm before that reading leaves nothing waiting", () => {
+      const waiting = step(emptyState(NOW), { kind: "arm", arm: anArm() }, NOW, c).state;
+      const gone = step(waiting, { kind: "disarm" }, NOW, c).state;
+      expect(gone.waitingArm).toBeNull();
+      const res = step(gone, reading(START + MIN, 125_010), NOW + 1000, c);
+      expect(res.effects).toStrictEqual([]);
+      expect(res.state).toMatchObject({ owned: true, arm: null, meter: null });
+      // Owned and idle: its readings are not even parsed any more.
+      expect(wants(res.state, c)).toBe(false);
+    });
+
+    it("reads a terminal it does not know yet once, to own it; unpartitioned, only sessions are read", () => {
+      expect(wants(undefined, c)).toBe(true);
+      expect(wants(undefined, config())).toBe(false);
+      expect(wants(armedState(), config())).toBe(true);
     });
   });
 });

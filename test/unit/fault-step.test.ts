@@ -1,9 +1,11 @@
 import { describe, it, expect } from "vitest";
-import type { Reading } from "../../contracts/index.ts";
+import type { Reading, TerminalInfo } from "../../contracts/index.ts";
 import {
   type FaultProfile,
   emptyFaultState,
+  faultHolds,
   faultStep,
+  type FaultConfig,
   type FaultEffect,
   type FaultInput,
   type FaultState,
@@ -24,6 +26,13 @@ function aProfile(override: Partial<FaultProfile> = {}): FaultProfile {
   return { onCurrentA: [16, 18], offCurrentMaxA: 0.1, voltageV: [198, 242], faultDebounceS: 2, faultClearS: 10, ...override };
 }
 
+/** T1's config: registered on G1, in service, this consumer's. */
+function cfg(profile: FaultProfile = aProfile(), offlineMs = OFFLINE_MS, o: { info?: TerminalInfo | undefined; ours?: boolean } = {}): FaultConfig {
+  return { terminal: { terminalId: "T1", info: "info" in o ? o.info : { ...T1, profile }, ours: o.ours ?? true, maxAheadMs: 60_000 }, profile, offlineMs };
+}
+
+const T1: TerminalInfo = { terminalId: "T1", gatewayId: "G1", franchiseeId: "F1", regionId: "R1", profile: aProfile() };
+
 /** The reading of second i (ts = T0 + i·1000, seq and register counting up). */
 function readingAt(i: number, override: Partial<Reading> = {}): Reading {
   return aReading({ ts: sec(i), seq: i + 1, energyWh: 1000 + i, ...override });
@@ -42,8 +51,8 @@ function play(steps: Step[], opts: { profile?: FaultProfile; state?: FaultState 
   let state = opts.state ?? emptyFaultState(T0);
   const effects: FaultEffect[] = [];
   for (const s of steps) {
-    const input: FaultInput = { kind: "reading", reading: readingAt(s.i, s.r), seenAt: sec(s.i), session: s.session === undefined ? "S-1" : s.session };
-    const res = faultStep(state, input, sec(s.i), profile, OFFLINE_MS);
+    const input: FaultInput = { kind: "reading", gatewayId: "G1", reading: readingAt(s.i, s.r), seenAt: sec(s.i), session: s.session === undefined ? "S-1" : s.session };
+    const res = faultStep(state, input, sec(s.i), cfg(profile, OFFLINE_MS));
     state = res.state;
     effects.push(...res.effects);
   }
@@ -303,8 +312,8 @@ describe("faultStep: terminal_offline", () => {
     for (const op of ops) {
       const res =
         "tick" in op
-          ? faultStep(state, { kind: "tick", caughtUp: op.caughtUp ?? true }, T0 + op.tick, aProfile(), OFFLINE_MS)
-          : faultStep(state, { kind: "reading", reading: aReading({ ts: T0 + op.read }), seenAt: T0 + (op.seenAt ?? op.read), session: "S-1" }, T0 + (op.seenAt ?? op.read), aProfile(), OFFLINE_MS);
+          ? faultStep(state, { kind: "tick", caughtUp: op.caughtUp ?? true }, T0 + op.tick, cfg(aProfile(), OFFLINE_MS))
+          : faultStep(state, { kind: "reading", gatewayId: "G1", reading: aReading({ ts: T0 + op.read }), seenAt: T0 + (op.seenAt ?? op.read), session: "S-1" }, T0 + (op.seenAt ?? op.read), cfg(aProfile(), OFFLINE_MS));
       state = res.state;
       effects.push(...res.effects);
     }
@@ -344,8 +353,8 @@ describe("faultStep: terminal_offline", () => {
 
   it("the limit is the offlineMs argument", () => {
     const s0 = emptyFaultState(T0);
-    expect(faultStep(s0, { kind: "tick", caughtUp: true }, T0 + 59_999, aProfile(), 60_000).effects).toEqual([]);
-    expect(faultStep(s0, { kind: "tick", caughtUp: true }, T0 + 60_000, aProfile(), 60_000).effects).toEqual([
+    expect(faultStep(s0, { kind: "tick", caughtUp: true }, T0 + 59_999, cfg(aProfile(), 60_000)).effects).toEqual([]);
+    expect(faultStep(s0, { kind: "tick", caughtUp: true }, T0 + 60_000, cfg(aProfile(), 60_000)).effects).toEqual([
       { kind: "open", fault: "terminal_offline", at: T0 + 60_000, evidence: { silentForS: 60 } },
     ]);
   });
@@ -354,8 +363,8 @@ describe("faultStep: terminal_offline", () => {
     const effects = drive([{ tick: 30_000 }, { read: 35_000 }]);
     expect(effects.at(-1)).toEqual({ kind: "resolve", fault: "terminal_offline", at: T0 + 35_000 });
     let state = emptyFaultState(T0);
-    state = faultStep(state, { kind: "tick", caughtUp: true }, T0 + 30_000, aProfile(), OFFLINE_MS).state;
-    const res = faultStep(state, { kind: "reading", reading: aReading({ ts: T0 + 35_000, currentA: 19 }), seenAt: T0 + 35_000, session: "S-1" }, T0 + 35_000, aProfile(), OFFLINE_MS);
+    state = faultStep(state, { kind: "tick", caughtUp: true }, T0 + 30_000, cfg(aProfile(), OFFLINE_MS)).state;
+    const res = faultStep(state, { kind: "reading", gatewayId: "G1", reading: aReading({ ts: T0 + 35_000, currentA: 19 }), seenAt: T0 + 35_000, session: "S-1" }, T0 + 35_000, cfg(aProfile(), OFFLINE_MS));
     expect(res.effects).toEqual([
       { kind: "resolve", fault: "terminal_offline", at: T0 + 35_000 },
       { kind: "safety_stop", sessionId: "S-1", at: T0 + 35_000, evidence: { currentA: 19, maxA: 18 } },
@@ -390,11 +399,11 @@ describe("faultStep: purity", () => {
     // Every path: onset, open, hold, clear, repeat, resolve, backwards register, safety stop, offline open and resolve.
     const inputs: [FaultInput, number][] = [];
     const cur = [15, 15, 15, 15, 17, 15, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 19];
-    cur.forEach((currentA, i) => inputs.push([{ kind: "reading", reading: readingAt(i, { currentA }), seenAt: sec(i), session: "S-1" }, sec(i)]));
-    inputs.push([{ kind: "reading", reading: readingAt(18, { energyWh: 10 }), seenAt: sec(18), session: null }, sec(18)]);
+    cur.forEach((currentA, i) => inputs.push([{ kind: "reading", gatewayId: "G1", reading: readingAt(i, { currentA }), seenAt: sec(i), session: "S-1" }, sec(i)]));
+    inputs.push([{ kind: "reading", gatewayId: "G1", reading: readingAt(18, { energyWh: 10 }), seenAt: sec(18), session: null }, sec(18)]);
     inputs.push([{ kind: "tick", caughtUp: true }, sec(18) + 29_000]);
     inputs.push([{ kind: "tick", caughtUp: true }, sec(18) + 30_000]);
-    inputs.push([{ kind: "reading", reading: readingAt(60), seenAt: sec(60), session: "S-2" }, sec(60)]);
+    inputs.push([{ kind: "reading", gatewayId: "G1", reading: readingAt(60), seenAt: sec(60), session: "S-2" }, sec(60)]);
 
     let state = emptyFaultState(T0);
     const kinds = new Set<string>();
@@ -403,7 +412,7 @@ describe("faultStep: purity", () => {
       deepFreeze(input);
       const before = structuredClone(state);
       const inputBefore = structuredClone(input);
-      const res = faultStep(state, input, now, profile, OFFLINE_MS);
+      const res = faultStep(state, input, now, cfg(profile, OFFLINE_MS));
       expect(state).toEqual(before);
       expect(input).toEqual(inputBefore);
       expect(res.state).not.toBe(state);
@@ -416,14 +425,51 @@ describe("faultStep: purity", () => {
 
   it("the same input from the same state gives the same result", () => {
     const s = play(pattern("xx")).state;
-    const input: FaultInput = { kind: "reading", reading: readingAt(2, { currentA: 15 }), seenAt: sec(2), session: "S-1" };
-    const a = faultStep(s, input, sec(2), aProfile(), OFFLINE_MS);
-    const b = faultStep(s, input, sec(2), aProfile(), OFFLINE_MS);
+    const input: FaultInput = { kind: "reading", gatewayId: "G1", reading: readingAt(2, { currentA: 15 }), seenAt: sec(2), session: "S-1" };
+    const a = faultStep(s, input, sec(2), cfg(aProfile(), OFFLINE_MS));
+    const b = faultStep(s, input, sec(2), cfg(aProfile(), OFFLINE_MS));
     expect(a).toEqual(b);
     expect(a.effects.map(short)).toEqual(["open@2"]);
   });
 
   it("emptyFaultState starts with nothing open and last seen at the given time", () => {
     expect(emptyFaultState(T0)).toEqual({ tracks: {}, prev: null, lastSeenAt: T0, stoppedSession: null });
+  });
+});
+
+describe("faultStep: what an input may touch", () => {
+  const over = (gatewayId: string, seenAt = sec(0)): FaultInput => ({ kind: "reading", gatewayId, reading: readingAt(0, { currentA: 19 }), seenAt, session: "S-1" });
+
+  it.each([
+    ["from another gateway", over("G2"), cfg()],
+    ["dated more than a minute ahead of its arrival", over("G1", sec(0) - 60_001), cfg()],
+    ["of a terminal no longer registered", over("G1"), cfg(aProfile(), OFFLINE_MS, { info: undefined })],
+  ])("a reading %s changes nothing: no safety stop, no fault, not even seen", (_, input, c) => {
+    const s = emptyFaultState(T0);
+    const res = faultStep(s, input, sec(0), c);
+    expect(res).toStrictEqual({ state: s, effects: [] });
+    expect(faultHolds(res.state)).toBe(false);
+  });
+
+  it("restores the open faults of its own partition's terminals only", () => {
+    const input: FaultInput = { kind: "restore", open: ["terminal_offline", "off_current_leak"] };
+    const s = emptyFaultState(T0);
+    expect(faultStep(s, input, T0, cfg(aProfile(), OFFLINE_MS, { ours: false })).state).toBe(s);
+    const mine = faultStep(s, input, T0, cfg()).state;
+    expect(Object.keys(mine.tracks).sort()).toEqual(["off_current_leak", "terminal_offline"]);
+    expect(mine.tracks.off_current_leak).toEqual({ since: null, clearSince: null, open: true, holding: true });
+    expect(faultHolds(mine)).toBe(true);
+  });
+
+  it.each([
+    ["in maintenance", { ...T1, status: "maintenance" as const }],
+    ["retired", { ...T1, status: "retired" as const }],
+    ["no longer registered", undefined],
+  ])("a terminal %s is not declared offline however long it is silent", (_, info) => {
+    const s = faultStep(emptyFaultState(T0), { kind: "reading", gatewayId: "G1", reading: readingAt(0, { state: "off", currentA: 0 }), seenAt: T0, session: null }, T0, cfg()).state;
+    const res = faultStep(s, { kind: "tick", caughtUp: true }, T0 + 3_600_000, cfg(aProfile(), OFFLINE_MS, { info }));
+    expect(res).toStrictEqual({ state: s, effects: [] });
+    // Back in service, the same silence opens it.
+    expect(faultStep(s, { kind: "tick", caughtUp: true }, T0 + 3_600_000, cfg()).effects.map((e) => e.kind)).toEqual(["open"]);
   });
 });

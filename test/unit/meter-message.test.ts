@@ -45,7 +45,7 @@ describe("billing from meter messages", () => {
             readings.push({ ts, energyWh: mwh / 1000 });
           });
           // The processor: a checkpoint per reading, messages decided per batch against the held state.
-          let held: TerminalState = { arm: null, tariff, meter: startMeter("S-1", start, 1000), cutoff: null, lastSeenAt: start };
+          let held: TerminalState = { arm: null, tariff, meter: startMeter("S-1", start, 1000), cutoff: null, lastSeenAt: start, owned: false, waitingArm: null };
           let work: TerminalState = held;
           let newest: Meter | null = null;
           steps.forEach((s, i) => {
