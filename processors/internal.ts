@@ -7,7 +7,7 @@ export { step, emptyState, dueAt, wants, takesArms, cutoffLogic, type CutoffConf
 export { beginUnit, type Held, type StepLogic, type Tick, type Unit } from "./unit.ts";
 export { answersLive, refusal } from "./terminal.ts";
 export { Deadlines } from "./deadlines.ts";
-export { conditions, overCurrent, type Evidence } from "./faults/rules.ts";
+export { conditions, overCurrent, restorableKinds, type Evidence } from "./faults/rules.ts";
 export { faultDueAt, faultHolds, faultLogic, type FaultConfig, type FaultInput } from "./faults/step.ts";
 export { followBucket } from "./follow.ts";
 export { meterMessageOf } from "./cutoff/processor.ts";

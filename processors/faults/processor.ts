@@ -12,7 +12,7 @@ import { answerLiveQueries, liveWriter } from "../live.ts";
 import { startTerminalStages } from "../stage.ts";
 import { answersLive } from "../terminal.ts";
 import type { Unit } from "../unit.ts";
-import type { FaultKind, FaultProfile } from "./rules.ts";
+import { restorableKinds, type FaultProfile } from "./rules.ts";
 import { faultLogic, type FaultConfig, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
 
 export const defaultFaultProfile: FaultProfile = {
@@ -23,7 +23,8 @@ export const defaultFaultProfile: FaultProfile = {
   faultClearS: DEFAULT_TERMINAL_PROFILE.faultClearS,
 };
 
-const checkpointSchema = z.object({ open: z.array(z.string()) });
+const checkpointSchema = z.object({ open: z.array(z.string().max(64)).max(32) });
+
 
 export interface FaultStageOptions {
   nc: NatsConnection;
@@ -135,7 +136,10 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
       const e = await buckets.faultState.get(key);
       if (!e || e.operation !== "PUT" || e.length === 0) return null;
       const c = checkpointSchema.safeParse(e.json());
-      return c.success ? ([key, c.data.open as FaultKind[]] as const) : null;
+      if (!c.success) return null;
+      const { kinds, unknown } = restorableKinds(c.data.open);
+      if (unknown.length) log.warn({ terminalId: key, unknown }, "fault checkpoint names kinds this release does not know; dropped");
+      return [key, kinds] as const;
     }),
   );
   // Offline deadlines: each second only the terminals whose deadline has come are ticked.

@@ -12,6 +12,24 @@ export const readingFaultKinds = [
 export type ReadingFaultKind = (typeof readingFaultKinds)[number];
 export type FaultKind = ReadingFaultKind | "terminal_offline" | "scan_failure";
 
+const knownKinds: ReadonlySet<string> = new Set<FaultKind>([...readingFaultKinds, "terminal_offline", "scan_failure"]);
+
+/**
+ * The kinds of a checkpoint's open list that this release knows, once each. A checkpoint is read
+ * back from a KV bucket that outlives releases: a kind written by a newer release (or damaged) is
+ * dropped, and named so it can be logged, rather than restored as an open track that could never
+ * be resolved and would be written back forever.
+ */
+export function restorableKinds(open: readonly string[]): { kinds: FaultKind[]; unknown: string[] } {
+  const kinds = new Set<FaultKind>();
+  const unknown: string[] = [];
+  for (const k of open) {
+    if (knownKinds.has(k)) kinds.add(k as FaultKind);
+    else unknown.push(k);
+  }
+  return { kinds: [...kinds], unknown };
+}
+
 /** Thresholds, from the terminal's profile (protocol defaults where it sets none). */
 export interface FaultProfile {
   onCurrentA: [number, number];

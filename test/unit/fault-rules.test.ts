@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import type { Reading } from "../../contracts/index.ts";
-import { conditions, overCurrent, type Evidence, type FaultProfile } from "../../processors/internal.ts";
+import { conditions, overCurrent, restorableKinds, type Evidence, type FaultProfile } from "../../processors/internal.ts";
 
 const T0 = 1_764_000_000_000;
 
@@ -207,5 +207,16 @@ describe("overCurrent (relay on and current above the range's maximum)", () => {
     ["on", 20.01, aProfile({ onCurrentA: [16, 20] }), true],
   ])("relay %s with %s A (%j) → %s", (state, currentA, profile, expected) => {
     expect(overCurrent(profile, aReading({ state, currentA }))).toBe(expected);
+  });
+});
+
+describe("restorableKinds: a fault checkpoint's open list read back", () => {
+  it("keeps the kinds this release knows, once each, and names the rest", () => {
+    const r = restorableKinds(["off_current_leak", "kind_from_a_newer_release", "terminal_offline", "off_current_leak", ""]);
+    expect(r.kinds).toEqual(["off_current_leak", "terminal_offline"]);
+    expect(r.unknown).toEqual(["kind_from_a_newer_release", ""]);
+  });
+  it("an empty list restores nothing", () => {
+    expect(restorableKinds([])).toEqual({ kinds: [], unknown: [] });
   });
 });
