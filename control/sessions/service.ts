@@ -22,17 +22,17 @@ import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, pu
 import { inTx, whileDbRecovers, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
-import { terminalById, terminalByQr } from "../registry.ts";
-import { userRetired } from "../registry-views.ts";
-import { tariffInForce, tariffVersion } from "../tariffs.ts";
+import { terminalById } from "../registry.ts";
+import { tariffVersion } from "../tariffs.ts";
+import { chargeChecks } from "./charge-checks.ts";
 import { enqueue } from "../outbox.ts";
-import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
-import { ensureUser, lockWallet, post } from "../wallet.ts";
+import { resolve as resolveFault } from "../faults/store.ts";
+import { ensureAndLockWallet, lockWallet, post } from "../wallet.ts";
 import type { LiveReader } from "../live.ts";
-import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
+import { armOf, armTerminal, disarmTerminal, readArm } from "./arms.ts";
 import { finalBill } from "./bill.ts";
 import { meterMessages, sessionMeter } from "./meter.ts";
-import { transition, type SessionInput } from "./machine.ts";
+import { repeatOf, transition, type SessionInput } from "./machine.ts";
 import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
 export interface SessionServiceDeps {
@@ -203,25 +203,24 @@ export function sessionService(d: SessionServiceDeps) {
 
   async function requestChargeOnce(userId: string, body: ChargeRequestBody, sessionId: string): Promise<Session> {
     const now = clock();
-    const terminal = await terminalByQr(db, body.qr);
-    if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    // The terminal, the user's retirement, a safety fault and the tariff: one round trip, decided in this order.
+    const checks = await chargeChecks(db, body.qr, userId, now);
+    if (!checks) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    const { terminal, tariff: tv } = checks;
     // Decided by people, whatever the telemetry says: checked before it.
     if (terminal.retiredAt !== null) throw conflict("terminal_retired", `terminal ${terminal.terminalId} is retired`);
     if (terminal.maintenance)
       throw conflict("terminal_maintenance", `terminal ${terminal.terminalId} is out of service for maintenance: ${terminal.maintenance.reason}`);
-    if (await userRetired(db, userId)) throw new ApiError(403, "user_retired", `user ${userId} is retired`);
+    if (checks.userRetired) throw new ApiError(403, "user_retired", `user ${userId} is retired`);
     const live = await d.live.read(terminal.terminalId, terminal.gatewayId, now);
     if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
-    if (await hasSafetyFault(db, terminal.terminalId))
-      throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);
-    const tv = await tariffInForce(db, terminal.regionId, now);
+    if (checks.safetyFault) throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);
     if (!tv) throw conflict("no_tariff", `region ${terminal.regionId} has no tariff in force`);
     const maxCost = maxCostCents(body.target, tv.tariff, { maxSessionS: d.maxSessionS, maxPowerW: terminal.profile.maxPowerW });
 
     const { row, cmd } = await inTx<{ row: SessionRow; cmd: CommandRow | null }>(db, async (tx) => {
-      await ensureUser(tx, userId);
-      const w = await lockWallet(tx, userId);
+      const w = await ensureAndLockWallet(tx, userId);
       const busy = await liveSessionOfTerminal(tx, terminal.terminalId);
       if (busy) throw conflict("terminal_busy", `terminal ${terminal.terminalId} is in use`);
       let heldCents = 0;
@@ -317,6 +316,25 @@ export function sessionService(d: SessionServiceDeps) {
     return "amountCents" in row.target && bill.feeCents >= row.target.amountCents;
   }
 
+  /**
+   * Does what a repeated event needs when `row` (read without its lock) already shows it handled
+   * (machine.ts, repeatOf): closes the session's own commands again and removes its own arm again,
+   * or, for a re-arm, only looks that the arm is there. True when that is all; false when the event
+   * must go through the locked transition (a re-arm whose arm is missing, or no repeat).
+   */
+  async function repeatHandled(row: SessionRow, input: SessionInput): Promise<boolean> {
+    const actions = repeatOf(row, input);
+    if (!actions) return false;
+    const now = clock();
+    for (const a of actions) {
+      if (a.kind === "close_commands") await closeCommands(db, row.sessionId, a.types, a.status, now);
+      else if (a.kind === "disarm") await disarmTerminal(buckets.arms, row.terminalId, row.sessionId);
+      else if (a.kind === "arm" && (await readArm(buckets.arms, row.terminalId)).sessionId !== row.sessionId) return false;
+    }
+    metrics.repeatsHandled.inc({ event: input.kind });
+    return true;
+  }
+
   return {
     requestCharge,
     ownSession,
@@ -355,6 +373,8 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
+      // A repeat the committed state already shows handled: its idempotent effects, no transaction.
+      if (await repeatHandled(row, inputOf(ev, row, false))) return;
       // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
       // processor counted after it, with the relay open, are not (their time is no session's; seen
       // billed when control handled a power_off_ack late, after a crash).
@@ -366,22 +386,7 @@ export function sessionService(d: SessionServiceDeps) {
         (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
           ? await amountReached(row, checkpoint ?? null, ev)
           : false;
-      await apply(
-        ev.sessionId,
-        (cur): SessionInput => {
-          switch (ev.type) {
-            case "handshake_result":
-              return { kind: "handshake_result", match: ev.match, terminalCode: ev.terminalCode, expectedCode: cur.terminalId };
-            case "power_on_ack":
-              return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
-            case "power_off_ack":
-              return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
-            case "power_off":
-              return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
-          }
-        },
-        { checkpoint },
-      );
+      await apply(ev.sessionId, (cur) => inputOf(ev, cur, amountMet), { checkpoint });
     },
 
     async onCommandExpired(cmd: CommandRow, expire: (tx: Tx) => Promise<boolean>): Promise<void> {
@@ -423,6 +428,20 @@ async function powerOnLimits(tx: Tx, s: SessionRow, maxSessionS: number): Promis
   const terminal = await terminalById(tx, s.terminalId);
   const maxPowerW = terminal?.profile.maxPowerW ?? terminalProfileSchema.parse(undefined).maxPowerW;
   return terminalLimits(s.target, s.capCents, tv.tariff, { maxSessionS, maxPowerW });
+}
+
+/** The machine's input for a terminal event (boot excluded: it is not a session's). */
+function inputOf(ev: Exclude<TerminalEvent, { type: "boot" }>, cur: SessionRow, amountMet: boolean): SessionInput {
+  switch (ev.type) {
+    case "handshake_result":
+      return { kind: "handshake_result", match: ev.match, terminalCode: ev.terminalCode, expectedCode: cur.terminalId };
+    case "power_on_ack":
+      return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
+    case "power_off_ack":
+      return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
+    case "power_off":
+      return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
+  }
 }
 
 const meterKey = (row: SessionRow) => ({ sessionId: row.sessionId, terminalId: row.terminalId, startWh: (row.startMwh ?? 0) / 1000 });
