@@ -40,6 +40,9 @@ export const inForceSql = (region: string, atMs: string) =>
   `${select} WHERE tv.region_id = ${region} AND tv.effective_from <= vv_ms_to_ts(${atMs})
    ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1`;
 
+/** One version as SQL, over SQL expressions for the region and the version number (toVersion reads its row). */
+export const versionSql = (region: string, version: string) => `${select} WHERE tv.region_id = ${region} AND tv.version = ${version}`;
+
 export function toVersion(row: Record<string, unknown>): TariffVersion {
   const periods = row.periods as TariffPeriodInput[];
   return {
@@ -58,7 +61,7 @@ export async function tariffInForce(db: Q, regionId: string, at: number): Promis
 }
 
 export async function tariffVersion(db: Q, regionId: string, version: number): Promise<TariffVersion> {
-  const r = await db.query(`${select} WHERE tv.region_id = $1::text AND tv.version = $2::int`, [regionId, version]);
+  const r = await db.query(versionSql("$1::text", "$2::int"), [regionId, version]);
   if (!r.rows[0]) throw notFound("tariff", `${regionId} v${version}`);
   return toVersion(r.rows[0]);
 }
