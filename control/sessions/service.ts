@@ -68,7 +68,17 @@ export function sessionService(d: SessionServiceDeps) {
    * changes again, so the answers to its repeated power_off need no read (issue 17).
    */
   const endedRows = new Map<string, SessionRow>();
-  const rememberEnded = (row: SessionRow) => {
+  /**
+   * Sessions seen past their handshake (handshake confirmed, or no longer authorizing: a state
+   * never left again), by id and terminal: a handshake result can change nothing for them, so the
+   * answers to a repeated handshake need no read either. Bounded like endedRows.
+   */
+  const pastHandshake = new Map<string, string>();
+  const rememberSeen = (row: SessionRow) => {
+    if (row.handshakeOk || row.state !== "authorizing") {
+      pastHandshake.set(row.sessionId, `${row.gatewayId}/${row.terminalId}`);
+      if (pastHandshake.size > ENDED_KEPT * 4) pastHandshake.delete(pastHandshake.keys().next().value!);
+    }
     if (row.state !== "completed" && row.state !== "failed") return;
     endedRows.set(row.sessionId, row);
     if (endedRows.size > ENDED_KEPT) endedRows.delete(endedRows.keys().next().value!);
@@ -192,7 +202,7 @@ export function sessionService(d: SessionServiceDeps) {
       return next;
     }, { idempotent: true });
     if (!row) return null;
-    rememberEnded(row);
+    rememberSeen(row);
     for (const f of after) await f();
     if (row.state === "completed" || row.state === "failed") metrics.sessionsEnded.inc({ state: row.state, reason: row.stopReason ?? "" });
     if (row.state !== from) logState(row, from);
@@ -381,6 +391,11 @@ export function sessionService(d: SessionServiceDeps) {
 
     async onEvent(gatewayId: string, terminalId: string, ev: TerminalEvent): Promise<void> {
       if (ev.type === "boot") return; // registers restarting matter to ingest and faults, not to sessions
+      // A handshake result for a session already past it (of this terminal, on its gateway) changes nothing.
+      if (ev.type === "handshake_result" && pastHandshake.get(ev.sessionId) === `${gatewayId}/${terminalId}`) {
+        metrics.repeatsHandled.inc({ event: "handshake_result" });
+        return;
+      }
       const stop = ev.type === "power_off_ack" || ev.type === "power_off" ? ev : null;
       // A stop bills: the session is read with its tariff then (one round trip, not two).
       let row = endedRows.get(ev.sessionId) ?? null;
@@ -391,7 +406,7 @@ export function sessionService(d: SessionServiceDeps) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
-      rememberEnded(row);
+      rememberSeen(row);
       // A repeat the committed state already shows handled: its idempotent effects, no transaction.
       if (await repeatHandled(row, inputOf(ev, row, false))) return;
       // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
