@@ -43,7 +43,7 @@ export async function createCommand(
   return r.rows[0]!;
 }
 
-export async function closeCommands(tx: Tx, sessionId: string, types: CommandType[], status: "acked" | "cancelled", now: number): Promise<void> {
+export async function closeCommands(tx: Db | Tx, sessionId: string, types: CommandType[], status: "acked" | "cancelled", now: number): Promise<void> {
   await tx.query(
     `UPDATE commands SET status = $3::text, done_at = vv_ms_to_ts($4::bigint)
      WHERE session_id = $1::text AND type = ANY($2::text[]) AND status = 'pending'`,

@@ -27,11 +27,30 @@ async function inLanes<T>(items: T[], key: (t: T) => string, lanes: number, run:
   await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
 }
 
-interface EventItem {
+export interface EventItem {
   gatewayId: string;
   terminalId: string;
   event: TerminalEvent;
   msg: JsMsg;
+}
+
+/**
+ * The batch without events that repeat, field for field, the previous event of the same session
+ * (or terminal) in it: a terminal answers each repeat of a command with the same event again, and
+ * handling the copy right after the original would only re-issue the original's idempotent
+ * effects. Only back-to-back copies go: a copy after another event of the session is handled, as
+ * its order may matter (a power_on_ack after the session ended switches the terminal off).
+ * The copies are acknowledged with the batch.
+ */
+export function withoutRepeats(items: EventItem[]): EventItem[] {
+  const previous = new Map<string, string>();
+  return items.filter((it) => {
+    const key = "sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`;
+    const same = JSON.stringify([it.gatewayId, it.terminalId, it.event]);
+    if (previous.get(key) === same) return false;
+    previous.set(key, same);
+    return true;
+  });
 }
 
 /**
@@ -105,7 +124,7 @@ export async function startControlConsumers(o: {
       const refused: LateReject[] = [];
       // At most a few sessions at once: the database pool is shared with the cutoff path, whose
       // latency matters more.
-      await inLanes(items, (it) => ("sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`), EVENT_LANES, (it) =>
+      await inLanes(withoutRepeats(items), (it) => ("sessionId" in it.event ? it.event.sessionId : `boot:${it.terminalId}`), EVENT_LANES, (it) =>
         orRefuse(it.msg, refused, () => sessions.onEvent(it.gatewayId, it.terminalId, it.event)),
       );
       return refused;

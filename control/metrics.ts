@@ -18,6 +18,12 @@ export function createMetrics(registry: Registry) {
     sessionsStarted: new Counter({ name: "vend_sessions_started_total", help: "Charge requests accepted", labelNames: ["payment"], registers: r }),
     sessionsEnded: new Counter({ name: "vend_sessions_ended_total", help: "Sessions ended", labelNames: ["state", "reason"], registers: r }),
     commandsSent: new Counter({ name: "vend_commands_sent_total", help: "Commands published", labelNames: ["type", "repeat"], registers: r }),
+    repeatsHandled: new Counter({
+      name: "vend_event_repeats_total",
+      help: "Terminal events found already handled (answers to repeated commands), done without a transaction",
+      labelNames: ["event"],
+      registers: r,
+    }),
     commandsExpired: new Counter({ name: "vend_commands_expired_total", help: "Commands unanswered by their deadline", labelNames: ["type"], registers: r }),
     armsRepaired: new Counter({
       name: "vend_arms_repaired_total",

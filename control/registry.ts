@@ -93,10 +93,12 @@ export interface TerminalRecord {
   maintenance: { reason: string; since: number; expectedReturnAt: number | null } | null;
 }
 
-const terminalSelect = `SELECT t.terminal_id, t.qr, t.gateway_id, t.region_id, t.franchisee_id, t.profile, r.timezone,
+/** A terminal record's columns, over `terminals t JOIN regions r USING (region_id)` (toTerminal reads them). */
+export const TERMINAL_COLS = `t.terminal_id, t.qr, t.gateway_id, t.region_id, t.franchisee_id, t.profile, r.timezone,
     vv_ts_to_ms(t.retired_at) AS retired_at, t.maintenance_reason, vv_ts_to_ms(t.maintenance_since) AS maintenance_since,
-    vv_ts_to_ms(t.maintenance_until) AS maintenance_until
-  FROM terminals t JOIN regions r USING (region_id)`;
+    vv_ts_to_ms(t.maintenance_until) AS maintenance_until`;
+
+const terminalSelect = `SELECT ${TERMINAL_COLS} FROM terminals t JOIN regions r USING (region_id)`;
 
 /**
  * Rows are parsed too: a profile stored by an older version gets today's defaults, and so does
@@ -113,7 +115,7 @@ export function storedProfile(raw: unknown): TerminalProfile {
   return terminalProfileSchema.parse({});
 }
 
-function toTerminal(row: Record<string, unknown>): TerminalRecord {
+export function toTerminal(row: Record<string, unknown>): TerminalRecord {
   return {
     terminalId: row.terminal_id as string,
     qr: row.qr as string,

@@ -31,7 +31,19 @@ export async function addTariffVersion(db: Tx, regionId: string, effectiveFrom: 
 const select = `SELECT tv.region_id, tv.version, vv_ts_to_ms(tv.effective_from) AS effective_from, tv.periods, r.timezone
   FROM tariff_versions tv JOIN regions r USING (region_id)`;
 
-function toVersion(row: Record<string, unknown>): TariffVersion {
+/**
+ * The version in force at a time as SQL (one row, or none), over SQL expressions for the region
+ * and the time in ms: what tariffInForce runs, and what a statement that needs it beside other
+ * things embeds (toVersion reads its row).
+ */
+export const inForceSql = (region: string, atMs: string) =>
+  `${select} WHERE tv.region_id = ${region} AND tv.effective_from <= vv_ms_to_ts(${atMs})
+   ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1`;
+
+/** One version as SQL, over SQL expressions for the region and the version number (toVersion reads its row). */
+export const versionSql = (region: string, version: string) => `${select} WHERE tv.region_id = ${region} AND tv.version = ${version}`;
+
+export function toVersion(row: Record<string, unknown>): TariffVersion {
   const periods = row.periods as TariffPeriodInput[];
   return {
     regionId: row.region_id as string,
@@ -44,16 +56,12 @@ function toVersion(row: Record<string, unknown>): TariffVersion {
 
 /** The version in force at `at`: the latest effective_from not after it (latest version on ties). */
 export async function tariffInForce(db: Q, regionId: string, at: number): Promise<TariffVersion | null> {
-  const r = await db.query(
-    `${select} WHERE tv.region_id = $1::text AND tv.effective_from <= vv_ms_to_ts($2::bigint)
-     ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1`,
-    [regionId, at],
-  );
+  const r = await db.query(inForceSql("$1::text", "$2::bigint"), [regionId, at]);
   return r.rows[0] ? toVersion(r.rows[0]) : null;
 }
 
 export async function tariffVersion(db: Q, regionId: string, version: number): Promise<TariffVersion> {
-  const r = await db.query(`${select} WHERE tv.region_id = $1::text AND tv.version = $2::int`, [regionId, version]);
+  const r = await db.query(versionSql("$1::text", "$2::int"), [regionId, version]);
   if (!r.rows[0]) throw notFound("tariff", `${regionId} v${version}`);
   return toVersion(r.rows[0]);
 }

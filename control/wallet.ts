@@ -54,6 +54,22 @@ export async function wallet(db: Q, userId: string): Promise<Wallet | null> {
   return r.rows[0] ?? null;
 }
 
+/**
+ * ensureUser and lockWallet in one statement (the charge request's path): the user's wallet,
+ * created with no credit if the platform has not seen the user, locked for the rest of the
+ * transaction. A user created by another transaction after this statement's snapshot is neither
+ * inserted nor seen by it: then lockWallet, in a statement of its own, reads it.
+ */
+export async function ensureAndLockWallet(tx: Tx, userId: string): Promise<Wallet> {
+  const r = await tx.query<Wallet>(
+    `WITH created AS (INSERT INTO users (user_id) VALUES ($1::text) ON CONFLICT DO NOTHING RETURNING ${walletCols}),
+          found AS (SELECT ${walletCols} FROM users WHERE user_id = $1::text FOR UPDATE)
+     SELECT * FROM created UNION ALL SELECT * FROM found`,
+    [userId],
+  );
+  return r.rows[0] ?? lockWallet(tx, userId);
+}
+
 /** Locks the wallet for the rest of the transaction: every money decision reads it under this lock. */
 export async function lockWallet(tx: Tx, userId: string): Promise<Wallet> {
   const r = await tx.query<Wallet>(`SELECT ${walletCols} FROM users WHERE user_id = $1::text FOR UPDATE`, [userId]);

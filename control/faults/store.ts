@@ -195,17 +195,17 @@ export async function unresolvedOfTerminals(q: Q, terminalIds: string[]): Promis
 }
 
 /**
- * Whether the terminal has an open safety fault: a leak, or current above its range (current
- * below the range is a fault for the franchisee, not a danger).
+ * An open safety fault, as a condition on a `faults` row (columns unqualified): a leak, or current
+ * above its range (current below the range is a fault for the franchisee, not a danger). New
+ * sessions are refused on a terminal with one.
  */
-export async function hasSafetyFault(q: Q, terminalId: string): Promise<boolean> {
-  const r = await q.query(
-    `SELECT 1 FROM faults WHERE terminal_id = $1::text AND status <> 'resolved'
+export const SAFETY_FAULT = `status <> 'resolved'
        AND (kind = 'off_current_leak'
-            OR (kind = 'on_current_out_of_range' AND (evidence ->> 'currentA')::float8 > (evidence -> 'rangeA' ->> 1)::float8))
-     LIMIT 1`,
-    [terminalId],
-  );
+            OR (kind = 'on_current_out_of_range' AND (evidence ->> 'currentA')::float8 > (evidence -> 'rangeA' ->> 1)::float8))`;
+
+/** Whether the terminal has an open safety fault (SAFETY_FAULT). */
+export async function hasSafetyFault(q: Q, terminalId: string): Promise<boolean> {
+  const r = await q.query(`SELECT 1 FROM faults WHERE terminal_id = $1::text AND ${SAFETY_FAULT} LIMIT 1`, [terminalId]);
   return (r.rowCount ?? 0) > 0;
 }
 

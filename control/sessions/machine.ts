@@ -163,3 +163,36 @@ export function transition(s: SessionCore, input: SessionInput, now: number): Tr
 function toPowerOffReason(r: SessionStopReason | null): PowerOffReason {
   return r === null || r === "handshake_failed" || r === "handshake_timeout" || r === "limit" ? "admin" : r;
 }
+
+/** States a session never leaves. */
+const ended = (state: SessionState) => state === "completed" || state === "failed";
+
+/**
+ * Whether an input is a repeat that the session's committed state `s` (read without its row lock)
+ * already shows handled, and the idempotent effects that the locked transition would re-issue for
+ * it, none of which needs the lock; null when the input must go through the locked transition.
+ * Terminals answer every repeated command with its event again, so under load most events are
+ * such repeats (issue 17: two thirds of the control service's round trips in the scale benchmark).
+ *
+ * The answer is the locked transition's at the moment `s` was read, which is a state the session
+ * was in: either a state it never leaves (completed, failed: the locked transition computes the
+ * same), or a condition never entered again (a handshake result once the session is past waiting
+ * for one), or a re-arm of an active session, which the caller does only if the terminal's arm
+ * does not already name the session (the locked transition would find that entry and write
+ * nothing). Every effect returned is a close of the session's own commands or the removal of its
+ * own arm: compare-and-set, harmless to repeat.
+ */
+export function repeatOf(s: SessionCore, input: SessionInput): SessionAction[] | null {
+  const t = transition(s, input, 0);
+  if (ended(s.state)) {
+    if (!t) return [];
+    const onlyRepeats = Object.keys(t.patch).length === 0 && t.actions.every((a) => a.kind === "close_commands" || a.kind === "disarm");
+    return onlyRepeats ? t.actions : null;
+  }
+  // handshake_result acts only while authorizing with no handshake yet: once past it, never again.
+  if (input.kind === "handshake_result") return t ? null : [];
+  // A repeated power_on_ack of an active session re-arms from the session's own power-on point.
+  if (input.kind === "power_on_ack" && s.state === "active" && t && Object.keys(t.patch).length === 0 && t.actions.every((a) => a.kind === "arm"))
+    return t.actions;
+  return null;
+}

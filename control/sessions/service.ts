@@ -22,18 +22,18 @@ import { cancelOtherSessionsCommands, closeCommands, createCommand, newCmdId, pu
 import { inTx, whileDbRecovers, type Db, type Tx } from "../db.ts";
 import { ApiError, conflict, forbidden, notFound, paymentRequired } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
-import { terminalById, terminalByQr } from "../registry.ts";
-import { userRetired } from "../registry-views.ts";
-import { tariffInForce, tariffVersion } from "../tariffs.ts";
+import { terminalById } from "../registry.ts";
+import { tariffVersion, type TariffVersion } from "../tariffs.ts";
+import { chargeChecks } from "./charge-checks.ts";
 import { enqueue } from "../outbox.ts";
-import { hasSafetyFault, resolve as resolveFault } from "../faults/store.ts";
-import { ensureUser, lockWallet, post } from "../wallet.ts";
+import { resolve as resolveFault } from "../faults/store.ts";
+import { ensureAndLockWallet, lockWallet, post } from "../wallet.ts";
 import type { LiveReader } from "../live.ts";
-import { armOf, armTerminal, disarmTerminal } from "./arms.ts";
+import { armOf, armTerminal, disarmTerminal, readArm } from "./arms.ts";
 import { finalBill } from "./bill.ts";
 import { meterMessages, sessionMeter } from "./meter.ts";
-import { transition, type SessionInput } from "./machine.ts";
-import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
+import { repeatOf, transition, type SessionInput } from "./machine.ts";
+import { insertSession, liveSessionOfTerminal, reservedCredit, sessionById, sessionWithTariff, stopActive, toApi, updateSession, type SessionPatch, type SessionRow } from "./store.ts";
 
 export interface SessionServiceDeps {
   db: Db;
@@ -54,12 +54,35 @@ export interface SessionServiceDeps {
 
 type After = () => Promise<void> | void;
 
+/** Ended sessions kept in memory for their repeated events (about 1 KiB each). */
+const ENDED_KEPT = 5000;
+
 export type SessionService = ReturnType<typeof sessionService>;
 
 /** The session use cases: each a transaction over the state machine, then its effects on NATS. */
 export function sessionService(d: SessionServiceDeps) {
   const { db, nc, subjects: s, buckets, clock, log, metrics } = d;
   const meterOf = meterMessages(nc, s);
+  /**
+   * Sessions seen ended, by id (the oldest forgotten past ENDED_KEPT): an ended session's row never
+   * changes again, so the answers to its repeated power_off need no read (issue 17).
+   */
+  const endedRows = new Map<string, SessionRow>();
+  /**
+   * Sessions seen past their handshake (handshake confirmed, or no longer authorizing: a state
+   * never left again), by id and terminal: a handshake result can change nothing for them, so the
+   * answers to a repeated handshake need no read either. Bounded like endedRows.
+   */
+  const pastHandshake = new Map<string, string>();
+  const rememberSeen = (row: SessionRow) => {
+    if (row.handshakeOk || row.state !== "authorizing") {
+      pastHandshake.set(row.sessionId, `${row.gatewayId}/${row.terminalId}`);
+      if (pastHandshake.size > ENDED_KEPT * 4) pastHandshake.delete(pastHandshake.keys().next().value!);
+    }
+    if (row.state !== "completed" && row.state !== "failed") return;
+    endedRows.set(row.sessionId, row);
+    if (endedRows.size > ENDED_KEPT) endedRows.delete(endedRows.keys().next().value!);
+  };
 
   const publishUpdate = (row: SessionRow) =>
     nc.publish(s.sessionUpdates(row.sessionId), JSON.stringify({ type: "session", session: toApi(row) }));
@@ -92,8 +115,10 @@ export function sessionService(d: SessionServiceDeps) {
     const row = await inTx(db, async (tx) => {
       after.length = 0;
       if (o.guard && !(await o.guard(tx))) return null;
-      const cur = await sessionById(tx, sessionId, true);
-      if (!cur) return null;
+      // The session and its tariff version in one round trip: the arm, the bill and the power-on limits use it.
+      const locked = await sessionWithTariff(tx, sessionId, true);
+      if (!locked) return null;
+      const { row: cur, tariff: tv } = locked;
       from = cur.state;
       const input = makeInput(cur);
       if (!input) return null;
@@ -113,7 +138,7 @@ export function sessionService(d: SessionServiceDeps) {
             }
             const payload: Command =
               a.kind === "send_power_on"
-                ? { type: "power_on", cmdId: newCmdId(), sessionId, ...(await powerOnLimits(tx, cur, d.maxSessionS)) }
+                ? { type: "power_on", cmdId: newCmdId(), sessionId, ...(await powerOnLimits(tx, cur, tv, d.maxSessionS)) }
                 : { type: "power_off", cmdId: newCmdId(), sessionId, reason: a.reason };
             // Power on hands the terminal to this session: repeats of an ended session's commands
             // (a power_off sent to be safe) would switch this one off.
@@ -130,7 +155,6 @@ export function sessionService(d: SessionServiceDeps) {
               await post(tx, cur.userId, "release", { held: -cur.heldCents }, { sessionId });
             break;
           case "settle": {
-            const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
             const bill = finalBill(
               { sessionId, startedAt: cur.startedAt ?? now, startWh: (cur.startMwh ?? 0) / 1000, capCents: cur.capCents },
               tv.tariff,
@@ -149,7 +173,6 @@ export function sessionService(d: SessionServiceDeps) {
           case "arm": {
             // Armed before the state that says "active" commits: a session is never active unarmed
             // (a failed arm rolls the transition back, and the event comes again).
-            const tv = await tariffVersion(tx, cur.regionId, cur.tariffVersion);
             await armTerminal(buckets.arms, armOf(cur, tv, { ts: a.ts, energyWh: a.energyWh }));
             // A charge started after a scan: the code scans again, so reports of it are resolved.
             // (Published by the outbox relay: no one waits on this one.)
@@ -179,6 +202,7 @@ export function sessionService(d: SessionServiceDeps) {
       return next;
     }, { idempotent: true });
     if (!row) return null;
+    rememberSeen(row);
     for (const f of after) await f();
     if (row.state === "completed" || row.state === "failed") metrics.sessionsEnded.inc({ state: row.state, reason: row.stopReason ?? "" });
     if (row.state !== from) logState(row, from);
@@ -203,25 +227,24 @@ export function sessionService(d: SessionServiceDeps) {
 
   async function requestChargeOnce(userId: string, body: ChargeRequestBody, sessionId: string): Promise<Session> {
     const now = clock();
-    const terminal = await terminalByQr(db, body.qr);
-    if (!terminal) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    // The terminal, the user's retirement, a safety fault and the tariff: one round trip, decided in this order.
+    const checks = await chargeChecks(db, body.qr, userId, now);
+    if (!checks) throw new ApiError(404, "terminal_not_found", "no terminal carries this QR code");
+    const { terminal, tariff: tv } = checks;
     // Decided by people, whatever the telemetry says: checked before it.
     if (terminal.retiredAt !== null) throw conflict("terminal_retired", `terminal ${terminal.terminalId} is retired`);
     if (terminal.maintenance)
       throw conflict("terminal_maintenance", `terminal ${terminal.terminalId} is out of service for maintenance: ${terminal.maintenance.reason}`);
-    if (await userRetired(db, userId)) throw new ApiError(403, "user_retired", `user ${userId} is retired`);
+    if (checks.userRetired) throw new ApiError(403, "user_retired", `user ${userId} is retired`);
     const live = await d.live.read(terminal.terminalId, terminal.gatewayId, now);
     if (!isOnline(live, now, d.offlineMs))
       throw conflict("terminal_offline", `terminal ${terminal.terminalId} has sent no telemetry for ${d.offlineMs / 1000} s`);
-    if (await hasSafetyFault(db, terminal.terminalId))
-      throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);
-    const tv = await tariffInForce(db, terminal.regionId, now);
+    if (checks.safetyFault) throw conflict("terminal_faulted", `terminal ${terminal.terminalId} has an open safety fault (leak or over-current)`);
     if (!tv) throw conflict("no_tariff", `region ${terminal.regionId} has no tariff in force`);
     const maxCost = maxCostCents(body.target, tv.tariff, { maxSessionS: d.maxSessionS, maxPowerW: terminal.profile.maxPowerW });
 
     const { row, cmd } = await inTx<{ row: SessionRow; cmd: CommandRow | null }>(db, async (tx) => {
-      await ensureUser(tx, userId);
-      const w = await lockWallet(tx, userId);
+      const w = await ensureAndLockWallet(tx, userId);
       const busy = await liveSessionOfTerminal(tx, terminal.terminalId);
       if (busy) throw conflict("terminal_busy", `terminal ${terminal.terminalId} is in use`);
       let heldCents = 0;
@@ -306,8 +329,7 @@ export function sessionService(d: SessionServiceDeps) {
   }
 
   /** Whether the fee up to a terminal's own power-off reached the amount target. */
-  async function amountReached(row: SessionRow, checkpoint: Meter | null, end: { ts: number; energyWh: number }): Promise<boolean> {
-    const tv = await tariffVersion(db, row.regionId, row.tariffVersion);
+  function amountReached(row: SessionRow, tv: TariffVersion, checkpoint: Meter | null, end: { ts: number; energyWh: number }): boolean {
     const bill = finalBill(
       { sessionId: row.sessionId, startedAt: row.startedAt!, startWh: (row.startMwh ?? 0) / 1000, capCents: row.capCents },
       tv.tariff,
@@ -315,6 +337,25 @@ export function sessionService(d: SessionServiceDeps) {
       end,
     );
     return "amountCents" in row.target && bill.feeCents >= row.target.amountCents;
+  }
+
+  /**
+   * Does what a repeated event needs when `row` (read without its lock) already shows it handled
+   * (machine.ts, repeatOf): closes the session's own commands again and removes its own arm again,
+   * or, for a re-arm, only looks that the arm is there. True when that is all; false when the event
+   * must go through the locked transition (a re-arm whose arm is missing, or no repeat).
+   */
+  async function repeatHandled(row: SessionRow, input: SessionInput): Promise<boolean> {
+    const actions = repeatOf(row, input);
+    if (!actions) return false;
+    const now = clock();
+    for (const a of actions) {
+      if (a.kind === "close_commands") await closeCommands(db, row.sessionId, a.types, a.status, now);
+      else if (a.kind === "disarm") await disarmTerminal(buckets.arms, row.terminalId, row.sessionId);
+      else if (a.kind === "arm" && (await readArm(buckets.arms, row.terminalId)).sessionId !== row.sessionId) return false;
+    }
+    metrics.repeatsHandled.inc({ event: input.kind });
+    return true;
   }
 
   return {
@@ -350,47 +391,40 @@ export function sessionService(d: SessionServiceDeps) {
 
     async onEvent(gatewayId: string, terminalId: string, ev: TerminalEvent): Promise<void> {
       if (ev.type === "boot") return; // registers restarting matter to ingest and faults, not to sessions
-      const row = await sessionById(db, ev.sessionId);
+      // A handshake result for a session already past it (of this terminal, on its gateway) changes nothing.
+      if (ev.type === "handshake_result" && pastHandshake.get(ev.sessionId) === `${gatewayId}/${terminalId}`) {
+        metrics.repeatsHandled.inc({ event: "handshake_result" });
+        return;
+      }
+      const stop = ev.type === "power_off_ack" || ev.type === "power_off" ? ev : null;
+      // A stop bills: the session is read with its tariff then (one round trip, not two).
+      let row = endedRows.get(ev.sessionId) ?? null;
+      let tv: TariffVersion | null = null;
+      if (!row && stop) ({ row, tariff: tv } = (await sessionWithTariff(db, ev.sessionId)) ?? { row: null, tariff: null });
+      else if (!row) row = await sessionById(db, ev.sessionId);
       if (!row || row.terminalId !== terminalId || row.gatewayId !== gatewayId) {
         log.warn({ gatewayId, terminalId, event: ev }, "event for a session that is not this terminal's; ignored");
         return;
       }
+      rememberSeen(row);
+      // A repeat the committed state already shows handled: its idempotent effects, no transaction.
+      if (await repeatHandled(row, inputOf(ev, row, false))) return;
       // The terminal's stop (its own, or its answer to power_off) is the session's end: readings the
       // processor counted after it, with the relay open, are not (their time is no session's; seen
       // billed when control handled a power_off_ack late, after a crash).
-      const checkpoint =
-        (ev.type === "power_off_ack" || ev.type === "power_off") && row.startedAt !== null
-          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, ev)
-          : undefined;
-      const amountMet =
-        (ev.type === "power_off_ack" || ev.type === "power_off") && "amountCents" in row.target && row.startedAt !== null
-          ? await amountReached(row, checkpoint ?? null, ev)
-          : false;
-      await apply(
-        ev.sessionId,
-        (cur): SessionInput => {
-          switch (ev.type) {
-            case "handshake_result":
-              return { kind: "handshake_result", match: ev.match, terminalCode: ev.terminalCode, expectedCode: cur.terminalId };
-            case "power_on_ack":
-              return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
-            case "power_off_ack":
-              return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
-            case "power_off":
-              return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
-          }
-        },
-        { checkpoint },
-      );
+      if (stop && row.startedAt !== null) tv ??= await tariffVersion(db, row.regionId, row.tariffVersion);
+      const checkpoint = stop && tv && row.startedAt !== null ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, tv.tariff, stop) : undefined;
+      const amountMet = stop && tv && "amountCents" in row.target && row.startedAt !== null ? amountReached(row, tv, checkpoint ?? null, stop) : false;
+      await apply(ev.sessionId, (cur) => inputOf(ev, cur, amountMet), { checkpoint });
     },
 
     async onCommandExpired(cmd: CommandRow, expire: (tx: Tx) => Promise<boolean>): Promise<void> {
       metrics.commandsExpired.inc({ type: cmd.type });
       // No end register from the terminal: the bill stops at the newest one the writer stored.
-      const row = cmd.type === "power_off" ? await sessionById(db, cmd.sessionId) : null;
+      const read = cmd.type === "power_off" ? await sessionWithTariff(db, cmd.sessionId) : null;
       const checkpoint =
-        row && row.startedAt !== null
-          ? await sessionMeter(db, meterOf, { ...meterKey(row), startedAt: row.startedAt }, (await tariffVersion(db, row.regionId, row.tariffVersion)).tariff, null)
+        read && read.row.startedAt !== null
+          ? await sessionMeter(db, meterOf, { ...meterKey(read.row), startedAt: read.row.startedAt }, read.tariff.tariff, null)
           : undefined;
       await apply(cmd.sessionId, () => ({ kind: "command_expired", type: cmd.type }), { checkpoint, guard: expire });
     },
@@ -418,11 +452,24 @@ function sessionRecord(row: SessionRow) {
  * The terminal's own safety net, for when the cloud cannot reach it: never past the target, the
  * longest session, or what the session's money cap pays for (contracts/billing/limits.ts).
  */
-async function powerOnLimits(tx: Tx, s: SessionRow, maxSessionS: number): Promise<TerminalLimits> {
-  const tv = await tariffVersion(tx, s.regionId, s.tariffVersion);
+async function powerOnLimits(tx: Tx, s: SessionRow, tv: TariffVersion, maxSessionS: number): Promise<TerminalLimits> {
   const terminal = await terminalById(tx, s.terminalId);
   const maxPowerW = terminal?.profile.maxPowerW ?? terminalProfileSchema.parse(undefined).maxPowerW;
   return terminalLimits(s.target, s.capCents, tv.tariff, { maxSessionS, maxPowerW });
+}
+
+/** The machine's input for a terminal event (boot excluded: it is not a session's). */
+function inputOf(ev: Exclude<TerminalEvent, { type: "boot" }>, cur: SessionRow, amountMet: boolean): SessionInput {
+  switch (ev.type) {
+    case "handshake_result":
+      return { kind: "handshake_result", match: ev.match, terminalCode: ev.terminalCode, expectedCode: cur.terminalId };
+    case "power_on_ack":
+      return { kind: "power_on_ack", ts: ev.ts, energyWh: ev.energyWh };
+    case "power_off_ack":
+      return { kind: "power_off_ack", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
+    case "power_off":
+      return { kind: "terminal_limit", ts: ev.ts, energyWh: ev.energyWh, targetMet: amountMet || targetMet(cur, ev.ts, ev.energyWh) };
+  }
 }
 
 const meterKey = (row: SessionRow) => ({ sessionId: row.sessionId, terminalId: row.terminalId, startWh: (row.startMwh ?? 0) / 1000 });

@@ -1,5 +1,7 @@
 import type { Session, SessionState, SessionStopReason, Target } from "../../contracts/index.ts";
 import type { Db, Tx } from "../db.ts";
+import { notFound } from "../errors.ts";
+import { toVersion, versionSql, type TariffVersion } from "../tariffs.ts";
 
 type Q = Db | Tx;
 
@@ -55,6 +57,23 @@ export async function insertSession(
 export async function sessionById(db: Q, sessionId: string, lock = false): Promise<SessionRow | null> {
   const r = await db.query<SessionRow>(`SELECT ${cols} FROM sessions WHERE session_id = $1::text${lock ? " FOR UPDATE" : ""}`, [sessionId]);
   return r.rows[0] ?? null;
+}
+
+/**
+ * The session with its tariff version in one round trip (locked: the session's row only), for the
+ * transitions that bill, arm or limit a session by its tariff; null when there is no such session.
+ */
+export async function sessionWithTariff(db: Q, sessionId: string, lock = false): Promise<{ row: SessionRow; tariff: TariffVersion } | null> {
+  const r = await db.query<SessionRow & { tariff: Record<string, unknown> | null }>(
+    `SELECT ${cols}, (SELECT to_jsonb(v) FROM (${versionSql("sessions.region_id", "sessions.tariff_version")}) v) AS tariff
+     FROM sessions WHERE session_id = $1::text${lock ? " FOR UPDATE" : ""}`,
+    [sessionId],
+  );
+  const found = r.rows[0];
+  if (!found) return null;
+  const { tariff, ...row } = found;
+  if (!tariff) throw notFound("tariff", `${row.regionId} v${row.tariffVersion}`);
+  return { row, tariff: toVersion(tariff) };
 }
 
 export async function liveSessionOfTerminal(db: Q, terminalId: string): Promise<SessionRow | null> {
