@@ -103,6 +103,21 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
   }
 }
 
+/**
+ * How long each pull request waits at the server, and the idle heartbeat asked for while it waits.
+ * nats.js pulls again only when a pull expires or after two missed heartbeats; nothing else tells
+ * it that its pulls are gone. On a cluster they go with the consumer's leader: a nats-server killed
+ * while this client stays connected to another (measured: the consume loop silent 30-45 s with
+ * nats.js's default 30 s pulls, sessions cut that late), or a consumer just made whose first
+ * pull is lost. With these, a lost pull is found in 1-1.5 s and pulled again from the new leader
+ * once it is elected (test/integration/consume-leader-loss.test.ts). The cost: an idle consumer
+ * sends a pull every 2 s and gets a heartbeat every half second.
+ */
+export const PULL_EXPIRES_MS = 2000;
+const PULL_HEARTBEAT_MS = 500;
+/** Its JetStream requests (the consumer's info before pulling again) are not waited on longer. */
+const CONSUME_API_TIMEOUT_MS = 1000;
+
 export interface RunningConsumer {
   /** Stops pulling, finishes the batch in hand, and resolves when nothing is in flight. */
   stop(): Promise<void>;
@@ -117,7 +132,7 @@ export interface RunningConsumer {
  */
 export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsumer> {
   await ensureConsumer(o.nc, o);
-  const js = jetstream(o.nc);
+  const js = jetstream(o.nc, { timeout: CONSUME_API_TIMEOUT_MS });
   const maxBatch = o.maxBatch ?? 500;
   const highWater = o.maxAckPending ?? 2000;
 
@@ -139,8 +154,9 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
     while (!stopping) {
       try {
         const consumer = await js.consumers.get(o.stream, o.durable);
-        current = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
+        current = await consumer.consume({ max_messages: Math.min(highWater, 1000), expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
         subscribing.succeeded();
+        logNotifications(o, current);
         for await (const m of current) {
           buf.push(m);
           sig.wake?.();
@@ -188,6 +204,17 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       await done;
     },
   };
+}
+
+/** What nats.js notices about a pull subscription that an operator may want to see (not its routine pulls and heartbeats). */
+function logNotifications(o: ConsumerSpec & { log: Logger }, messages: ConsumerMessages): void {
+  void (async () => {
+    for await (const n of messages.status()) {
+      // Once per silence: two heartbeats missed, pulling again.
+      if (n.type === "heartbeats_missed" && n.count === 2) o.log.info({ stream: o.stream, durable: o.durable }, "pull subscription silent; pulling again");
+      else if (n.type === "consumer_not_found" || n.type === "consumer_deleted" || n.type === "stream_not_found") o.log.warn({ stream: o.stream, durable: o.durable, notification: n.type }, "pull subscription: consumer missing");
+    }
+  })().catch(() => {});
 }
 
 async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean, backoff: RetryBackoff): Promise<void> {

@@ -158,13 +158,14 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
       o.log.error({ err, stage, reason, terminalId: it.terminalId, gatewayId: it.gatewayId, seq: it.reading.seq, ts: it.reading.ts }, "reading skipped by a stage");
     },
   };
-  const stages: Stage[] = [];
-  try {
-    for (const make of o.stages) stages.push(await make(ctx));
-  } catch (e) {
+  // Made side by side: each restores its checkpoints and starts its watches (a takeover waits for all).
+  const made = await Promise.allSettled(o.stages.map((make) => make(ctx)));
+  const stages = made.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
     await Promise.all(stages.map((st) => st.stop()));
     if (ownDirectory) directory.stop();
-    throw e;
+    throw failed.reason;
   }
   const filters = stages.map((st) => st.want);
   const stageWants = filters.every((f) => f !== undefined) ? (id: string) => filters.some((f) => f!(id)) : () => true;

@@ -12,6 +12,7 @@ import { answerLiveQueries, liveWriter } from "../live.ts";
 import { serialQueue } from "../serial.ts";
 import type { FaultKind, FaultProfile } from "./rules.ts";
 import { Deadlines } from "../deadlines.ts";
+import { firstOf } from "../first-of.ts";
 import { emptyFaultState, faultDueAt, faultStep, type FaultEffect, type FaultInput, type FaultState } from "./step.ts";
 
 export const defaultFaultProfile: FaultProfile = {
@@ -88,7 +89,9 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
   }));
 
   const now0 = o.clock();
-  for await (const key of await buckets.faultState.keys()) {
+  // The listing's consumer may be placed on a server that just died (processors/first-of.ts).
+  const fkeys = await firstOf(() => buckets.faultState.keys(), { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+  for await (const key of fkeys) {
     // Partitions: the successor of a dead or departed owner restores its terminals' open faults.
     if (!ctx.owns(key)) continue;
     const e = await buckets.faultState.get(key);
