@@ -70,6 +70,8 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
    * redelivery of the same message (up to 8 times this). @default 1000
    */
   retryDelayMs?: number;
+  /** The longest wait between tries of a failed batch. @default 5000, or retryDelayMs if longer */
+  maxRetryDelayMs?: number;
   /**
    * Batches in flight at once (decoded in order, handled overlapping): lets a writer keep the
    * database busy while it decodes the next batch. @default 1
@@ -145,7 +147,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   const subscribing = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "subscribing", { baseMs: 500 });
   const batches = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "batch", {
     baseMs: o.retryDelayMs ?? 1000,
-    maxMs: Math.max(o.retryDelayMs ?? 1000, 5000),
+    maxMs: o.maxRetryDelayMs ?? Math.max(o.retryDelayMs ?? 1000, 5000),
   });
 
   // The pull subscription can end under us (a server restart it could not ride out, the consumer

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { shared } from "./metrics.ts";
 import { Counter, Registry } from "prom-client";
 import { subjectTokens, type Subjects } from "../contracts/index.ts";
-import { runConsumer, validReadings, type TelemetryItem } from "../ingest/index.ts";
+import { runConsumer, unavailableDependency, validReadings, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
 import { partitionOf } from "./partitions.ts";
 
@@ -84,7 +84,8 @@ export interface HostOptions {
   maxAheadMs?: number;
   /**
    * Tries of a failed batch before it is tried terminal by terminal, and then of a terminal's
-   * readings before they are skipped (only while NATS answers: an outage is waited out). @default 3
+   * readings before they are skipped (only while NATS answers, and never for a failure that says
+   * NATS or a stream is unavailable: an outage or an election is waited out). @default 3
    */
   attempts?: number;
   /** Delay between tries. @default 1000 */
@@ -192,6 +193,10 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
         await st.handle(items);
         return true;
       } catch (e) {
+        // JetStream not serving the stage's effects now (a stream's leader being elected after a
+        // server died: seen for up to 30 s on 2.9; NATS away): waited out in place, the whole
+        // batch, neither split nor skipped. Only a failure of the readings themselves is.
+        if (unavailableDependency(e) !== null) throw e;
         if (++p.tries < attempts) throw e;
         // Whose reading is it? Each terminal's share on its own (stream order kept within each).
         const byTerminal = new Map<string, TelemetryItem[]>();
@@ -216,6 +221,8 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     }
     p.shares = failing;
     if (failing.length === 0) return true;
+    const outage = errors.find((e) => unavailableDependency(e) !== null);
+    if (outage) throw outage;
     if (++p.tries >= attempts && (await natsAnswers())) {
       failing.forEach((share, i) => {
         const reason = String((errors[i] as Error)?.message ?? errors[i]).slice(0, 200);
@@ -236,6 +243,9 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     // Small batches: a decision waits behind at most this many readings of other terminals.
     maxBatch: o.maxBatch ?? 500,
     ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}),
+    // A batch waiting for JetStream (an election) is tried every second: a cutoff is not decided
+    // seconds after the stream is back.
+    maxRetryDelayMs: Math.max(o.retryDelayMs ?? 1000, 1000),
     decode: (m) => {
       lastPending = m.info.pending;
       // Another partition's gateway: not even parsed (a batch of 50 readings costs one look at its subject).

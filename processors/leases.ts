@@ -41,9 +41,10 @@ export interface PartitionLeaseOptions {
   connected?(): boolean;
   /**
    * Starts partition k's processors; called only while this instance holds its lease. `previous`:
-   * what the lease said when taken over (its owner's `describe`), for the successor.
+   * what the lease said when taken over (its owner's `describe`), for the successor; `revision`:
+   * the lease's revision as taken (it only grows, in one bucket: a generation number without clocks).
    */
-  start(index: number, how: Acquired, previous?: Record<string, unknown>): Promise<RunningProcessor>;
+  start(index: number, how: Acquired, previous: Record<string, unknown> | undefined, revision: number): Promise<RunningProcessor>;
   /** What the owner writes into partition k's lease with each renewal (for a successor). @default nothing */
   describe?(index: number): Record<string, unknown>;
 }
@@ -182,7 +183,7 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     }
     o.log.info({ partition: k, how, previous: s?.owner ?? null }, "partition acquired");
     const slot: Slot = { revision, renewedAt: at, releasing: false, stopped: false, running: Promise.resolve(null) };
-    slot.running = o.start(k, how, previous).catch((err) => {
+    slot.running = o.start(k, how, previous, revision).catch((err) => {
       // Released at the next round (nothing runs), and taken again by whoever should own it.
       o.log.error({ err, partition: k }, "partition processors did not start; releasing it");
       slot.releasing = true;

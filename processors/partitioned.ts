@@ -6,7 +6,7 @@ import { RequestError } from "@nats-io/nats-core";
 import { followDirectory } from "./directory.ts";
 import { startProcessorHost, type HostOptions, type RunningProcessor } from "./host.ts";
 import { runPartitionLeases, type Acquired } from "./leases.ts";
-import { ackFloorOf, preparePartitionConsumer } from "./partition-consumer.ts";
+import { ackFloorOf, isGeneration, preparePartitionConsumer } from "./partition-consumer.ts";
 import { partitionDurable } from "./partitions.ts";
 
 export interface PartitionedOptions extends Omit<HostOptions, "durable" | "partition" | "directory" | "filterSubject"> {
@@ -50,6 +50,8 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
    * not answer (docs/scaling.md, "Takeover: the bound, the checkpoints, one cut").
    */
   const floors = new Map<number, number>();
+  /** Each running partition's consumer (its generation), also written into its lease. */
+  const consumers = new Map<number, string>();
   const renewMs = Math.max(100, Math.floor(o.leaseMs / 5));
   // Each instance answers on a subject of its own while its connection lives: a killed one has no
   // responder at once, so the others need not wait out its leases (processors/leases.ts).
@@ -79,13 +81,25 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
         (err: unknown) => (err instanceof RequestError && err.isNoResponders() ? false : null),
       ),
     renewMs,
-    describe: (index) => (floors.has(index) ? { floor: floors.get(index) } : {}),
-    start: async (index, how, previous) => {
-      const durable = partitionDurable(o.durable, index, o.count);
+    describe: (index) => ({ ...(floors.has(index) ? { floor: floors.get(index) } : {}), ...(consumers.has(index) ? { consumer: consumers.get(index) } : {}) }),
+    start: async (index, how, previous, revision) => {
+      const name = partitionDurable(o.durable, index, o.count);
       const stream = o.subjects.streams.telemetry;
       const recordedFloor = typeof previous?.floor === "number" && Number.isSafeInteger(previous.floor) && previous.floor >= 0 ? previous.floor : undefined;
-      const floor = await preparePartitionConsumer(quickJsm, { stream, durable, base: o.durable, how, maxAckPending, log, ...(recordedFloor !== undefined ? { recordedFloor } : {}) });
+      const recordedConsumer = typeof previous?.consumer === "string" && isGeneration(name, previous.consumer) ? previous.consumer : undefined;
+      const { durable, floor } = await preparePartitionConsumer(quickJsm, {
+        stream,
+        name,
+        base: o.durable,
+        how,
+        generation: revision,
+        maxAckPending,
+        log,
+        ...(recordedFloor !== undefined ? { recordedFloor } : {}),
+        ...(recordedConsumer !== undefined ? { recordedConsumer } : {}),
+      });
       if (floor !== null) floors.set(index, floor);
+      consumers.set(index, durable);
       const host = await startProcessorHost({ ...o, log: log.child({ partition: index }), durable, partition: { index, count: o.count }, directory, maxAckPending });
       let reading = false;
       const poll = setInterval(() => {
@@ -102,6 +116,7 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
           clearInterval(poll);
           await host.stop();
           floors.delete(index);
+          consumers.delete(index);
         },
       };
     },
