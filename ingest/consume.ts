@@ -124,6 +124,11 @@ export interface RunningConsumer {
   /** Stops pulling, finishes the batch in hand, and resolves when nothing is in flight. */
   stop(): Promise<void>;
   readonly done: Promise<void>;
+  /**
+   * Milliseconds since the server last spoke on this subscription (a message taken, a heartbeat,
+   * a pull's end); Infinity before it first did. A message's `pending` is only as fresh as this.
+   */
+  quietMs(): number;
 }
 
 /**
@@ -144,6 +149,8 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   let pulling = true;
   let stopping = false;
   let current: ConsumerMessages | null = null;
+  let heardAt = Number.NEGATIVE_INFINITY;
+  const heard = () => void (heardAt = performance.now());
   const subscribing = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "subscribing", { baseMs: 500 });
   const batches = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "batch", {
     baseMs: o.retryDelayMs ?? 1000,
@@ -158,8 +165,9 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
         const consumer = await js.consumers.get(o.stream, o.durable);
         current = await consumer.consume({ max_messages: Math.min(highWater, 1000), expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
         subscribing.succeeded();
-        logNotifications(o, current);
+        followNotifications(o, current, heard);
         for await (const m of current) {
+          heard();
           buf.push(m);
           sig.wake?.();
           if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
@@ -197,6 +205,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   const done = Promise.all([reader, worker]).then(() => undefined);
   return {
     done,
+    quietMs: () => performance.now() - heardAt,
     async stop() {
       stopping = true;
       await current?.close();
@@ -208,10 +217,14 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   };
 }
 
-/** What nats.js notices about a pull subscription that an operator may want to see (not its routine pulls and heartbeats). */
-function logNotifications(o: ConsumerSpec & { log: Logger }, messages: ConsumerMessages): void {
+/**
+ * What nats.js notices about a pull subscription: the server's heartbeats and pull ends (408) as
+ * signs of life, and what an operator may want to see (not the routine pulls and heartbeats).
+ */
+function followNotifications(o: ConsumerSpec & { log: Logger }, messages: ConsumerMessages, heard: () => void): void {
   void (async () => {
     for await (const n of messages.status()) {
+      if (n.type === "heartbeat" || (n.type === "debug" && n.code === 408)) heard();
       // Once per silence: two heartbeats missed, pulling again.
       if (n.type === "heartbeats_missed" && n.count === 2) o.log.info({ stream: o.stream, durable: o.durable }, "pull subscription silent; pulling again");
       else if (n.type === "consumer_not_found" || n.type === "consumer_deleted" || n.type === "stream_not_found") o.log.warn({ stream: o.stream, durable: o.durable, notification: n.type }, "pull subscription: consumer missing");

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { shared } from "./metrics.ts";
 import { Counter, Registry } from "prom-client";
 import { subjectTokens, type Subjects } from "../contracts/index.ts";
-import { runConsumer, unavailableDependency, validReadings, type TelemetryItem } from "../ingest/index.ts";
+import { runConsumer, unavailableDependency, validReadings, type RunningConsumer, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
 import { partitionOf } from "./partitions.ts";
 
@@ -113,6 +113,9 @@ interface Progress {
  * stage that keeps failing on a batch is tried terminal by terminal, so one terminal's reading
  * that it cannot handle is skipped and the others are stepped, rather than stall them all.
  */
+/** Longer without a message or heartbeat from the server (heartbeats come every 0.5 s) is not caught up. */
+const QUIET_MS = 3000;
+
 export async function startProcessorHost(o: HostOptions): Promise<RunningProcessor> {
   const registry = o.registry ?? new Registry();
   const ignored = shared(registry, "vend_processor_readings_ignored_total", () => new Counter({
@@ -136,6 +139,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
   const ownsGateway = (gatewayId: string) => part === null || partitionOf(gatewayId, part.count) === part.index;
 
   let lastPending = 0;
+  let consumer: RunningConsumer | undefined;
   const trusted = (gatewayId: string, terminalId: string, ts: number, seenAt: number): string | null => {
     const t = directory.get(terminalId);
     if (!t) return "unknown_terminal";
@@ -151,7 +155,10 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
       const t = directory.get(terminalId);
       return t !== undefined && ownsGateway(t.gatewayId);
     },
-    pending: () => lastPending,
+    // Not caught up while the server has not been heard from lately: a subscription silent after a
+    // server's death, or not pulling yet, would keep saying 0 from its last message, and a silence
+    // tick would cut sessions whose readings wait in the stream (docs/scaling.md, the cluster findings).
+    pending: () => (consumer !== undefined && consumer.quietMs() <= QUIET_MS ? lastPending : Number.POSITIVE_INFINITY),
     directory,
     trusts: (gw, id, ts, seenAt) => trusted(gw, id, ts, seenAt) === null,
     skipped(stage, it, reason, err) {
@@ -233,7 +240,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     throw errors[0];
   };
 
-  const consumer = await runConsumer<TelemetryItem>({
+  consumer = await runConsumer<TelemetryItem>({
     nc: o.nc,
     log: o.log,
     stream: o.subjects.streams.telemetry,
