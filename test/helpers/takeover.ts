@@ -194,8 +194,14 @@ function diagnostics(f: Takeover): string {
 }
 
 /** The fault changes of each terminal in the CONTROL stream, as published. */
-export async function faultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]>> {
-  const js = jetstream(f.nc);
+export function faultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]>> {
+  // Read again whole until one read is complete: on a cluster, the ordered consumer may be placed on
+  // a server killed moments ago, and its creation then times out (processors/first-of.ts).
+  return until(() => readFaultChanges(f).catch(() => null), 60_000, 200);
+}
+
+async function readFaultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]> | null> {
+  const js = jetstream(f.nc, { timeout: 2000 });
   const s = f.tp.p.subjects;
   const c = await js.consumers.get(s.streams.control, { filter_subjects: s.wild.faultChange });
   const out = new Map<string, { kind: string; change: string }[]>();
@@ -204,7 +210,7 @@ export async function faultChanges(f: Takeover): Promise<Map<string, { kind: str
   let left = Object.values(total).reduce((a, b) => a + b, 0);
   while (left > 0) {
     const m = await c.next({ expires: 5000 });
-    if (!m) break;
+    if (!m) return null;
     left--;
     const v = m.json<{ terminalId: string; kind: string; change: string }>();
     out.set(v.terminalId, [...(out.get(v.terminalId) ?? []), { kind: v.kind, change: v.change }]);
