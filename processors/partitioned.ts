@@ -44,6 +44,7 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
   await directory.ready;
   // Short: a consumer that does not answer (its leader being elected) is asked again, not waited for.
   const quickJsm = await jetstreamManager(o.nc, { timeout: 2000 });
+  const listJsm = await jetstreamManager(o.nc, { checkAPI: false });
   /**
    * Each running partition's acknowledged floor, as its consumer last said (read every renewal
    * period) and written into its lease: a successor starts after it even when the consumer does
@@ -95,12 +96,17 @@ export async function startPartitionedProcessors(o: PartitionedOptions): Promise
         generation: revision,
         maxAckPending,
         log,
+        listJsm,
         ...(recordedFloor !== undefined ? { recordedFloor } : {}),
         ...(recordedConsumer !== undefined ? { recordedConsumer } : {}),
       });
       if (floor !== null) floors.set(index, floor);
       consumers.set(index, durable);
-      const host = await startProcessorHost({ ...o, log: log.child({ partition: index }), durable, partition: { index, count: o.count }, directory, maxAckPending });
+      const host = await startProcessorHost({ ...o, log: log.child({ partition: index }), durable, partition: { index, count: o.count }, directory, maxAckPending }).catch((e: unknown) => {
+        floors.delete(index);
+        consumers.delete(index);
+        throw e;
+      });
       let reading = false;
       const poll = setInterval(() => {
         if (reading) return;
