@@ -111,12 +111,14 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
  * it that its pulls are gone. On a cluster they go with the consumer's leader: a nats-server killed
  * while this client stays connected to another (measured: the consume loop silent 30-45 s with
  * nats.js's default 30 s pulls, sessions cut that late), or a consumer just made whose first
- * pull is lost. With these, a lost pull is found in 1-1.5 s and pulled again from the new leader
+ * pull is lost. With these, a lost pull is found in 2-3 s and pulled again from the new leader
  * once it is elected (test/integration/consume-leader-loss.test.ts). The cost: an idle consumer
- * sends a pull every 2 s and gets a heartbeat every half second.
+ * sends a pull every 2 s and gets a heartbeat every second. (Heartbeats every 0.5 s found it
+ * sooner, but on a loaded machine an event loop a second late took a live pull for lost every
+ * few seconds: a consumer info and a pull each time.)
  */
 export const PULL_EXPIRES_MS = 2000;
-const PULL_HEARTBEAT_MS = 500;
+const PULL_HEARTBEAT_MS = 1000;
 /** Its JetStream requests (the consumer's info before pulling again) are not waited on longer. */
 const CONSUME_API_TIMEOUT_MS = 1000;
 

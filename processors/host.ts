@@ -113,7 +113,7 @@ interface Progress {
  * stage that keeps failing on a batch is tried terminal by terminal, so one terminal's reading
  * that it cannot handle is skipped and the others are stepped, rather than stall them all.
  */
-/** Longer without a message or heartbeat from the server (heartbeats come every 0.5 s) is not caught up. */
+/** Longer without a message or heartbeat from the server (heartbeats come every second) is not caught up. */
 const QUIET_MS = 3000;
 
 export async function startProcessorHost(o: HostOptions): Promise<RunningProcessor> {

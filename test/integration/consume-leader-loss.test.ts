@@ -61,8 +61,9 @@ describe("the consume loop on a cluster", () => {
       }
       const resumedMs = got.length >= 2 ? got[1]!.at - killedAt : Infinity;
       console.log(`consume loop: first message after kill -9 of its consumer leader's server: ${resumedMs} ms (pull expiry ${PULL_EXPIRES_MS} ms)`);
-      // The new leader's election (4-9 s on nats-server 2.9) plus a pull lost and made again (1-3 s).
-      expect(resumedMs, "no message for 40 s after the kill").toBeLessThan(12_000);
+      // The new leader's election (4-9 s on nats-server 2.9), then a lost pull found (two missed 1 s
+      // heartbeats) and the consumer asked again until it answers (every 2-3 s): 6-10 s measured.
+      expect(resumedMs, "no message for 40 s after the kill").toBeLessThan(15_000);
       expect(got[0]!.n).toBe(0);
     } finally {
       await consumer.stop();
