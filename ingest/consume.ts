@@ -70,6 +70,8 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
    * redelivery of the same message (up to 8 times this). @default 1000
    */
   retryDelayMs?: number;
+  /** The longest wait between tries of a failed batch. @default 5000, or retryDelayMs if longer */
+  maxRetryDelayMs?: number;
   /**
    * Batches in flight at once (decoded in order, handled overlapping): lets a writer keep the
    * database busy while it decodes the next batch. @default 1
@@ -103,10 +105,32 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
   }
 }
 
+/**
+ * How long each pull request waits at the server, and the idle heartbeat asked for while it waits.
+ * nats.js pulls again only when a pull expires or after two missed heartbeats; nothing else tells
+ * it that its pulls are gone. On a cluster they go with the consumer's leader: a nats-server killed
+ * while this client stays connected to another (measured: the consume loop silent 30-45 s with
+ * nats.js's default 30 s pulls, sessions cut that late), or a consumer just made whose first
+ * pull is lost. With these, a lost pull is found in 2-3 s and pulled again from the new leader
+ * once it is elected (test/integration/consume-leader-loss.test.ts). The cost: an idle consumer
+ * sends a pull every 2 s and gets a heartbeat every second. (Heartbeats every 0.5 s found it
+ * sooner, but on a loaded machine an event loop a second late took a live pull for lost every
+ * few seconds: a consumer info and a pull each time.)
+ */
+export const PULL_EXPIRES_MS = 2000;
+const PULL_HEARTBEAT_MS = 1000;
+/** Its JetStream requests (the consumer's info before pulling again) are not waited on longer. */
+const CONSUME_API_TIMEOUT_MS = 1000;
+
 export interface RunningConsumer {
   /** Stops pulling, finishes the batch in hand, and resolves when nothing is in flight. */
   stop(): Promise<void>;
   readonly done: Promise<void>;
+  /**
+   * Milliseconds since the server last spoke on this subscription (a message taken, a heartbeat,
+   * a pull's end); Infinity before it first did. A message's `pending` is only as fresh as this.
+   */
+  quietMs(): number;
 }
 
 /**
@@ -117,7 +141,7 @@ export interface RunningConsumer {
  */
 export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsumer> {
   await ensureConsumer(o.nc, o);
-  const js = jetstream(o.nc);
+  const js = jetstream(o.nc, { timeout: CONSUME_API_TIMEOUT_MS });
   const maxBatch = o.maxBatch ?? 500;
   const highWater = o.maxAckPending ?? 2000;
 
@@ -127,10 +151,12 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   let pulling = true;
   let stopping = false;
   let current: ConsumerMessages | null = null;
+  let heardAt = Number.NEGATIVE_INFINITY;
+  const heard = () => void (heardAt = performance.now());
   const subscribing = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "subscribing", { baseMs: 500 });
   const batches = new RetryBackoff(o.log.child({ stream: o.stream, durable: o.durable }), "batch", {
     baseMs: o.retryDelayMs ?? 1000,
-    maxMs: Math.max(o.retryDelayMs ?? 1000, 5000),
+    maxMs: o.maxRetryDelayMs ?? Math.max(o.retryDelayMs ?? 1000, 5000),
   });
 
   // The pull subscription can end under us (a server restart it could not ride out, the consumer
@@ -139,9 +165,11 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
     while (!stopping) {
       try {
         const consumer = await js.consumers.get(o.stream, o.durable);
-        current = await consumer.consume({ max_messages: Math.min(highWater, 1000) });
+        current = await consumer.consume({ max_messages: Math.min(highWater, 1000), expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
         subscribing.succeeded();
+        followNotifications(o, current, heard);
         for await (const m of current) {
+          heard();
           buf.push(m);
           sig.wake?.();
           if (buf.length >= highWater) await new Promise<void>((r) => (sig.drained = r));
@@ -179,6 +207,7 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
   const done = Promise.all([reader, worker]).then(() => undefined);
   return {
     done,
+    quietMs: () => performance.now() - heardAt,
     async stop() {
       stopping = true;
       await current?.close();
@@ -188,6 +217,21 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       await done;
     },
   };
+}
+
+/**
+ * What nats.js notices about a pull subscription: the server's heartbeats and pull ends (408) as
+ * signs of life, and what an operator may want to see (not the routine pulls and heartbeats).
+ */
+function followNotifications(o: ConsumerSpec & { log: Logger }, messages: ConsumerMessages, heard: () => void): void {
+  void (async () => {
+    for await (const n of messages.status()) {
+      if (n.type === "heartbeat" || (n.type === "debug" && n.code === 408)) heard();
+      // Once per silence: two heartbeats missed, pulling again.
+      if (n.type === "heartbeats_missed" && n.count === 2) o.log.info({ stream: o.stream, durable: o.durable }, "pull subscription silent; pulling again");
+      else if (n.type === "consumer_not_found" || n.type === "consumer_deleted" || n.type === "stream_not_found") o.log.warn({ stream: o.stream, durable: o.durable, notification: n.type }, "pull subscription: consumer missing");
+    }
+  })().catch(() => {});
 }
 
 async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean, backoff: RetryBackoff): Promise<void> {

@@ -1,5 +1,6 @@
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
+import { firstOf } from "./first-of.ts";
 
 export interface Following {
   stop(): void;
@@ -20,7 +21,9 @@ export async function followBucket(
 ): Promise<Following> {
   let stopped = false;
   let last = 0;
-  let w = await kv.watch();
+  // A watch's consumer may be placed on a server that just died (processors/first-of.ts).
+  const watchFrom = (opts: Parameters<KV["watch"]>[0]) => firstOf(() => kv.watch(opts), { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+  let w = await watchFrom({});
   const first = o.retryMs ?? 500;
   const done = (async () => {
     for (;;) {
@@ -38,7 +41,7 @@ export async function followBucket(
         await new Promise((r) => setTimeout(r, delay));
         if (stopped) return;
         try {
-          w = await kv.watch(last > 0 ? { resumeFromRevision: last + 1 } : {});
+          w = await watchFrom(last > 0 ? { resumeFromRevision: last + 1 } : {});
           break;
         } catch (err) {
           o.log.warn({ err, bucket: o.what }, "watch could not be made again; retrying");

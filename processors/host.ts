@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { shared } from "./metrics.ts";
 import { Counter, Registry } from "prom-client";
 import { subjectTokens, type Subjects } from "../contracts/index.ts";
-import { runConsumer, validReadings, type TelemetryItem } from "../ingest/index.ts";
+import { runConsumer, unavailableDependency, validReadings, type RunningConsumer, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
 import { partitionOf } from "./partitions.ts";
 import { refusal, type TerminalView } from "./terminal.ts";
@@ -77,7 +77,8 @@ export interface HostOptions {
   maxAheadMs?: number;
   /**
    * Tries of a failed batch before it is tried terminal by terminal, and then of a terminal's
-   * readings before they are skipped (only while NATS answers: an outage is waited out). @default 3
+   * readings before they are skipped (only while NATS answers, and never for a failure that says
+   * NATS or a stream is unavailable: an outage or an election is waited out). @default 3
    */
   attempts?: number;
   /** Delay between tries. @default 1000 */
@@ -105,6 +106,9 @@ interface Progress {
  * stage that keeps failing on a batch is tried terminal by terminal, so one terminal's reading
  * that it cannot handle is skipped and the others are stepped, rather than stall them all.
  */
+/** Longer without a message or heartbeat from the server (heartbeats come every second) is not caught up. */
+const QUIET_MS = 3000;
+
 export async function startProcessorHost(o: HostOptions): Promise<RunningProcessor> {
   const registry = o.registry ?? new Registry();
   const ignored = shared(registry, "vend_processor_readings_ignored_total", () => new Counter({
@@ -128,6 +132,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
   const ownsGateway = (gatewayId: string) => part === null || partitionOf(gatewayId, part.count) === part.index;
 
   let lastPending = 0;
+  let consumer: RunningConsumer | undefined;
   const terminal = (terminalId: string): TerminalView => {
     const info = directory.get(terminalId);
     return { terminalId, info, ours: part === null || (info !== undefined && ownsGateway(info.gatewayId)), maxAheadMs };
@@ -136,19 +141,23 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     owner: o.durable,
     partitioned: o.filterSubject !== undefined,
     terminal,
-    pending: () => lastPending,
+    // Not caught up while the server has not been heard from lately: a subscription silent after a
+    // server's death, or not pulling yet, would keep saying 0 from its last message, and a silence
+    // tick would cut sessions whose readings wait in the stream (docs/scaling.md, the cluster findings).
+    pending: () => (consumer !== undefined && consumer.quietMs() <= QUIET_MS ? lastPending : Number.POSITIVE_INFINITY),
     skipped(stage, it, reason, err) {
       skippedCount.inc({ stage, reason });
       o.log.error({ err, stage, reason, terminalId: it.terminalId, gatewayId: it.gatewayId, seq: it.reading.seq, ts: it.reading.ts }, "reading skipped by a stage");
     },
   };
-  const stages: Stage[] = [];
-  try {
-    for (const make of o.stages) stages.push(await make(ctx));
-  } catch (e) {
+  // Made side by side: each restores its checkpoints and starts its watches (a takeover waits for all).
+  const made = await Promise.allSettled(o.stages.map((make) => make(ctx)));
+  const stages = made.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
     await Promise.all(stages.map((st) => st.stop()));
     if (ownDirectory) directory.stop();
-    throw e;
+    throw failed.reason;
   }
   const filters = stages.map((st) => st.want);
   const stageWants = filters.every((f) => f !== undefined) ? (id: string) => filters.some((f) => f!(id)) : () => true;
@@ -175,6 +184,10 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
         await st.handle(items);
         return true;
       } catch (e) {
+        // JetStream not serving the stage's effects now (a stream's leader being elected after a
+        // server died: seen for up to 30 s on 2.9; NATS away): waited out in place, the whole
+        // batch, neither split nor skipped. Only a failure of the readings themselves is.
+        if (unavailableDependency(e) !== null) throw e;
         if (++p.tries < attempts) throw e;
         // Whose reading is it? Each terminal's share on its own (stream order kept within each).
         const byTerminal = new Map<string, TelemetryItem[]>();
@@ -199,6 +212,8 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     }
     p.shares = failing;
     if (failing.length === 0) return true;
+    const outage = errors.find((e) => unavailableDependency(e) !== null);
+    if (outage) throw outage;
     if (++p.tries >= attempts && (await natsAnswers())) {
       failing.forEach((share, i) => {
         const reason = String((errors[i] as Error)?.message ?? errors[i]).slice(0, 200);
@@ -209,7 +224,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     throw errors[0];
   };
 
-  const consumer = await runConsumer<TelemetryItem>({
+  consumer = await runConsumer<TelemetryItem>({
     nc: o.nc,
     log: o.log,
     stream: o.subjects.streams.telemetry,
@@ -219,6 +234,9 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     // Small batches: a decision waits behind at most this many readings of other terminals.
     maxBatch: o.maxBatch ?? 500,
     ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}),
+    // A batch waiting for JetStream (an election) is tried every second: a cutoff is not decided
+    // seconds after the stream is back.
+    maxRetryDelayMs: Math.max(o.retryDelayMs ?? 1000, 1000),
     decode: (m) => {
       lastPending = m.info.pending;
       // Another partition's gateway: not even parsed (a batch of 50 readings costs one look at its subject).

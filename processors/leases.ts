@@ -31,8 +31,22 @@ export interface PartitionLeaseOptions {
    * without waiting out the lease; true or null (no answer in time) when it may. @default null
    */
   alive?(instanceId: string): Promise<boolean | null>;
-  /** Starts partition k's processors; called only while this instance holds its lease. */
-  start(index: number, how: Acquired): Promise<RunningProcessor>;
+  /**
+   * Whether this instance's NATS connection is up now, so that it answers the others' `alive` asks
+   * (and they take none of its partitions). An owner whose renewals fail while it is connected
+   * keeps its partitions: JetStream is electing a leader (a server died) and nobody can write the
+   * bucket meanwhile, so nobody can take them either. @default never (renewals failing for 0.6 of
+   * the lease stop the partitions, connected or not)
+   */
+  connected?(): boolean;
+  /**
+   * Starts partition k's processors; called only while this instance holds its lease. `previous`:
+   * what the lease said when taken over (its owner's `describe`), for the successor; `revision`:
+   * the lease's revision as taken (it only grows, in one bucket: a generation number without clocks).
+   */
+  start(index: number, how: Acquired, previous: Record<string, unknown> | undefined, revision: number): Promise<RunningProcessor>;
+  /** What the owner writes into partition k's lease with each renewal (for a successor). @default nothing */
+  describe?(index: number): Record<string, unknown>;
 }
 
 export interface PartitionLeases {
@@ -87,7 +101,9 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   const slots = new Map<number, Slot>();
   /** Members that missed a heartbeat and whose connection is gone. */
   const gone = new Set<string>();
-  const value = () => JSON.stringify({ owner: o.instanceId });
+  /** When each member that missed a heartbeat last answered `alive` (it runs, its heartbeats did not get through). */
+  const answered = new Map<string, number>();
+  const value = (k: number) => JSON.stringify({ ...o.describe?.(k), owner: o.instanceId });
 
   let loaded!: () => void;
   const ready = new Promise<void>((r) => (loaded = r));
@@ -105,6 +121,13 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
   await Promise.race([ready, new Promise((r) => setTimeout(r, o.leaseMs))]);
 
   const alive = (s: Seen | undefined, at: number) => s !== undefined && at - s.seenAt <= o.leaseMs;
+  /**
+   * A member (and its leases) is live when its heartbeat (renewal) is recent, or when it answered
+   * `alive` within the lease although they did not arrive: a JetStream election after a server's
+   * death stops every write to the bucket (and the watch that reports them) for seconds, and no
+   * one is to be taken for dead then.
+   */
+  const answeredWithin = (id: string | null, at: number) => id !== null && at - (answered.get(id) ?? -Infinity) <= o.leaseMs;
 
   // Stops in flight, so that stop() waits for those of partitions already given up too.
   const stops = new Set<Promise<void>>();
@@ -135,19 +158,22 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     let how: Acquired;
     let revision: number;
     let s: Seen | undefined;
+    let previous: Record<string, unknown> | undefined;
     try {
       // The lease as it is now, not as the watch last told (a watch can lag behind a server's
       // death): a revision newer than the one seen is a renewal, so its owner is alive.
       const cur = await o.kv.get(key);
       if (!cur || cur.operation !== "PUT" || cur.length === 0) {
-        revision = await o.kv.create(key, value());
+        revision = await o.kv.create(key, value(k));
         how = "clean";
       } else {
         const before = seen.get(key);
         s = before && before.revision === cur.revision ? before : { owner: ownerOf(cur), revision: cur.revision, seenAt: before ? at : Math.min(at, cur.created.getTime()) };
         seen.set(key, s);
-        if (s.owner !== o.instanceId && alive(s, at) && !gone.has(s.owner ?? "")) return; // its owner hands it over when it sees us
-        revision = await o.kv.update(key, value(), cur.revision);
+        // A live owner hands it over when it sees us.
+        if (s.owner !== o.instanceId && !gone.has(s.owner ?? "") && (alive(s, at) || answeredWithin(s.owner, at))) return;
+        previous = leaseValue(cur);
+        revision = await o.kv.update(key, value(k), cur.revision);
         how = "takeover";
       }
     } catch (err) {
@@ -157,7 +183,7 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     }
     o.log.info({ partition: k, how, previous: s?.owner ?? null }, "partition acquired");
     const slot: Slot = { revision, renewedAt: at, releasing: false, stopped: false, running: Promise.resolve(null) };
-    slot.running = o.start(k, how).catch((err) => {
+    slot.running = o.start(k, how, previous, revision).catch((err) => {
       // Released at the next round (nothing runs), and taken again by whoever should own it.
       o.log.error({ err, partition: k }, "partition processors did not start; releasing it");
       slot.releasing = true;
@@ -176,20 +202,25 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
     await Promise.all(
       [...seen].map(async ([key, s]) => {
         const id = key.slice("member.".length);
-        if (!key.startsWith("member.") || id === o.instanceId || gone.has(id) || !alive(s, at) || at - s.seenAt < renewMs * 1.5) return;
-        if ((await o.alive?.(id)) === false) {
+        if (!key.startsWith("member.") || id === o.instanceId || gone.has(id) || at - s.seenAt < renewMs * 1.5) return;
+        const answer = await o.alive?.(id);
+        if (answer === true) answered.set(id, at);
+        if (answer === false) {
           o.log.warn({ member: id }, "processor instance gone (its connection closed); taking its partitions without waiting out the lease");
           gone.add(id);
+          answered.delete(id);
         }
       }),
     );
-    const members = [o.instanceId, ...[...seen].filter(([key, s]) => key.startsWith("member.") && alive(s, at) && !gone.has(key.slice("member.".length))).map(([key]) => key.slice("member.".length))];
+    const memberIds = [...seen].filter(([key]) => key.startsWith("member.")).map(([key, s]) => [key.slice("member.".length), s] as const);
+    const members = [o.instanceId, ...memberIds.filter(([id, s]) => !gone.has(id) && (alive(s, at) || answeredWithin(id, at))).map(([id]) => id)];
     const desired = new Set(assignPartitions(members, o.count).get(o.instanceId) ?? []);
     // Members that left without a word (killed) leave a key each: forgotten after ten lease times.
     for (const [key, s] of seen) {
       if (key.startsWith("member.") && at - s.seenAt > o.leaseMs * 10) {
         seen.delete(key);
         gone.delete(key.slice("member.".length));
+        answered.delete(key.slice("member.".length));
         await o.kv.delete(key, { previousSeq: s.revision }).catch(() => {});
       }
     }
@@ -202,13 +233,16 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
           return;
         }
         try {
-          slot.revision = await o.kv.update(partitionKey(k), value(), slot.revision);
+          slot.revision = await o.kv.update(partitionKey(k), value(k), slot.revision);
           slot.renewedAt = at;
         } catch (err) {
           if (isCasRefusal(err)) return lose(k, slot, "taken by another instance");
-          // Fenced before the others may take it: they wait leaseMs from our last renewal.
-          if (at - slot.renewedAt > o.leaseMs * 0.6) return lose(k, slot, "not renewed in time");
-          o.log.warn({ err, partition: k }, "partition lease not renewed; retrying");
+          // Fenced before the others may take it (they wait leaseMs from our last renewal), unless we
+          // answer their asks: then they take nothing of ours, and a bucket we cannot write (a
+          // leader being elected) they cannot write either. Stopping then would only move the
+          // partition to another instance once the bucket is back, its consumer made again.
+          if (at - slot.renewedAt > o.leaseMs * 0.6 && !o.connected?.()) return lose(k, slot, "not renewed in time");
+          o.log.warn({ err, partition: k, sinceRenewalMs: Math.round(at - slot.renewedAt) }, "partition lease not renewed; retrying");
         }
         if (!slot.releasing && !desired.has(k)) {
           o.log.info({ partition: k }, "handing partition over");
@@ -262,11 +296,17 @@ export async function runPartitionLeases(o: PartitionLeaseOptions): Promise<Part
 }
 
 function ownerOf(e: { json<T>(): T }): string | null {
+  const v = leaseValue(e);
+  return typeof v?.owner === "string" ? v.owner : null;
+}
+
+/** A lease's value as an object, or undefined when it is not one (never an error). */
+function leaseValue(e: { json<T>(): T }): Record<string, unknown> | undefined {
   try {
-    const v = e.json<{ owner?: unknown }>();
-    return typeof v?.owner === "string" ? v.owner : null;
+    const v = e.json<unknown>();
+    return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
-    return null;
+    return undefined;
   }
 }
 

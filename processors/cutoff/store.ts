@@ -1,4 +1,5 @@
 import type { KV } from "@nats-io/kv";
+import { firstOf } from "../first-of.ts";
 import { z } from "zod";
 import { cutoffReasonSchema, meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
 
@@ -37,7 +38,9 @@ export async function readMeter(kv: KV, terminalId: string): Promise<MeterRecord
 export async function loadAllMeters(kv: KV): Promise<Map<string, MeterRecord>> {
   const out = new Map<string, MeterRecord>();
   const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
+  // The listing's consumer may be placed on a server that just died (processors/first-of.ts).
+  const listing = await firstOf(() => kv.keys(), { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+  for await (const k of listing) keys.push(k);
   await Promise.all(
     keys.map(async (k) => {
       const r = await readMeter(kv, k);

@@ -186,7 +186,9 @@ async function oneCluster(o: { jetstream?: string; extra?: string }): Promise<Te
     async stop() {
       await Promise.all([0, 1, 2].map(kill));
       process.removeListener("exit", onExit);
-      rmSync(dir, { recursive: true, force: true });
+      // VT_KEEP_CLUSTER=1 keeps the servers' logs and stores for a look after a failure.
+      if (process.env.VT_KEEP_CLUSTER) process.stderr.write(`natsCluster: ${dir} kept (VT_KEEP_CLUSTER)\n`);
+      else rmSync(dir, { recursive: true, force: true });
       releasePortBlock(base);
     },
     [Symbol.asyncDispose]() {
