@@ -1,8 +1,8 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { headers } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGateway, type Gateway } from "../../cli/index.ts";
+import { ackedLoad, storedOnce } from "../helpers/acked-load.ts";
 import { natsCluster, type TestNatsCluster } from "../helpers/nats-cluster.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
@@ -41,50 +41,6 @@ const ended = (id: string, ms = 60_000) =>
     const r = await tp.api("GET", `/v1/sessions/${id}`, undefined, user);
     return r.status === 200 && (r.body.state === "completed" || r.body.state === "failed") ? r.body : null;
   }, ms, 100);
-
-/**
- * Readings published through JetStream one at a time per terminal (a register that goes up, so no
- * reordering makes one look backwards), each retried with its own Nats-Msg-Id until acknowledged.
- * `acked` is every (terminal, ts) the cluster acknowledged.
- */
-function ackedLoad(nc: NatsConnection, prefix: string) {
-  const js = jetstream(nc, { timeout: 2000 });
-  const acked: { t: string; ts: number; at: number }[] = [];
-  let stopping = false;
-  let failures = 0;
-  const one = async (t: string) => {
-    let ts = 0;
-    let wh = 0;
-    while (!stopping) {
-      ts = Math.max(ts + 1, Date.now());
-      wh += 0.1;
-      const body = JSON.stringify({ ts, seq: acked.length, state: "off", currentA: 0, voltageV: 230, energyWh: Number(wh.toFixed(1)) });
-      const h = headers();
-      h.set("Nats-Msg-Id", `${t}:${ts}`);
-      for (;;) {
-        try {
-          await js.publish(`${prefix}.tel.G2.${t}`, body, { headers: h });
-          acked.push({ t, ts, at: Date.now() });
-          break;
-        } catch {
-          failures++;
-          if (stopping) break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const running = Promise.all(LOADED.map(one));
-  return {
-    acked,
-    failures: () => failures,
-    async stop() {
-      stopping = true;
-      await running;
-    },
-  };
-}
 
 beforeAll(async () => {
   cluster = await natsCluster();
@@ -130,7 +86,7 @@ describe("the platform on a three-server NATS cluster, replicas 3", () => {
 
   it("kill -9 of the platform's server and telemetry leader under load: no acknowledged reading lost or stored twice, sessions cut at their targets and billed once; it catches up", async () => {
     const loadNc = await clientOf(cluster);
-    const load = ackedLoad(loadNc, tp.prefix);
+    const load = ackedLoad(loadNc, tp.prefix, "G2", LOADED);
     const sessions: string[] = [];
     try {
       await until(async () => load.acked.length >= 200, 30_000, 100);
@@ -182,20 +138,7 @@ describe("the platform on a three-server NATS cluster, replicas 3", () => {
       for (const r of money.rows) expect(r, r.session_id).toMatchObject({ holds: 1, captures: 1, releases: 0 });
 
       // Every acknowledged reading is stored, once.
-      const key = (t: string, ts: number) => `${t}/${ts}`;
-      const want = new Set(load.acked.map((a) => key(a.t, a.ts)));
-      const rows = await until(async () => {
-        const r = await tp.p.db.query(
-          "SELECT terminal_id, (extract(epoch FROM ts) * 1000)::bigint AS ms, count(*)::int AS n FROM readings WHERE terminal_id = ANY($1::text[]) GROUP BY 1, 2",
-          [LOADED],
-        );
-        const have = new Set(r.rows.map((x) => key(x.terminal_id, Number(x.ms))));
-        return [...want].every((k) => have.has(k)) ? r.rows : null;
-      }, 60_000, 500).catch(async (e) => {
-        const r = await tp.p.db.query("SELECT count(*)::int AS n FROM readings WHERE terminal_id = ANY($1::text[])", [LOADED]);
-        throw new Error(`${(e as Error).message}: ${want.size} acknowledged, ${r.rows[0].n} stored`);
-      });
-      expect(rows.filter((r) => r.n !== 1)).toEqual([]);
+      expect(await storedOnce(tp.p.db, load, LOADED)).toEqual([]);
       console.log(
         `no acknowledged write for ${gapMs} ms after the kill; cluster kill -9 of ${platformServer} (the platform's server and the telemetry leader), platform now on ${tp.p.nc.info?.server_name}: ${load.acked.length} readings acknowledged (${beforeKill} before the kill, ${load.failures()} publish attempts failed and were retried), all stored once; ${sessions.length} sessions ended at their targets`,
       );
