@@ -44,3 +44,12 @@ export function firstOf<T>(make: () => Promise<T>, o: { patienceMs: number; trie
     next();
   });
 }
+
+/**
+ * A KV listing or watch (an ordered consumer underneath) made with firstOf's retry: a second try
+ * after 0.5 s beside a hung one, five at most, the late ones stopped. The one policy for every
+ * KV read the processors start with.
+ */
+export function kvFirstOf<T extends { stop(): unknown }>(make: () => Promise<T>): Promise<T> {
+  return firstOf(make, { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+}

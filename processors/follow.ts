@@ -1,6 +1,6 @@
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { firstOf } from "./first-of.ts";
+import { kvFirstOf } from "./first-of.ts";
 
 export interface Following {
   stop(): void;
@@ -22,7 +22,7 @@ export async function followBucket(
   let stopped = false;
   let last = 0;
   // A watch's consumer may be placed on a server that just died (processors/first-of.ts).
-  const watchFrom = (opts: Parameters<KV["watch"]>[0]) => firstOf(() => kv.watch(opts), { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+  const watchFrom = (opts: Parameters<KV["watch"]>[0]) => kvFirstOf(() => kv.watch(opts));
   let w = await watchFrom({});
   const first = o.retryMs ?? 500;
   const done = (async () => {

@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { firstOf } from "../first-of.ts";
+import { kvFirstOf } from "../first-of.ts";
 import { z } from "zod";
 import { cutoffReasonSchema, meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
 
@@ -39,7 +39,7 @@ export async function loadAllMeters(kv: KV): Promise<Map<string, MeterRecord>> {
   const out = new Map<string, MeterRecord>();
   const keys: string[] = [];
   // The listing's consumer may be placed on a server that just died (processors/first-of.ts).
-  const listing = await firstOf(() => kv.keys(), { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
+  const listing = await kvFirstOf(() => kv.keys());
   for await (const k of listing) keys.push(k);
   await Promise.all(
     keys.map(async (k) => {
