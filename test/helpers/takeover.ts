@@ -200,6 +200,19 @@ export function faultChanges(f: Takeover): Promise<Map<string, { kind: string; c
   return until(() => readFaultChanges(f).catch(() => null), 60_000, 200);
 }
 
+/**
+ * Every idle terminal's leak is open in the database, and its `open` change was published exactly
+ * once, whichever instance decided it (the message id dedupes a repeat).
+ */
+export async function checkLeaksOpenedOnce(f: Takeover, idle: string[]): Promise<void> {
+  await until(async () => {
+    const { rows } = await f.tp.p.db.query("SELECT count(*)::int AS n FROM faults WHERE kind = 'off_current_leak' AND status = 'open'");
+    return rows[0].n === idle.length;
+  }, 30_000, 250);
+  const changes = await faultChanges(f);
+  for (const t of idle) expect({ t, opens: (changes.get(t) ?? []).filter((c) => c.kind === "off_current_leak" && c.change === "open").length }).toEqual({ t, opens: 1 });
+}
+
 async function readFaultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]> | null> {
   const js = jetstream(f.nc, { timeout: 2000 });
   const s = f.tp.p.subjects;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ackedLoad, storedOnce, type AckedLoad } from "../helpers/acked-load.ts";
 import { natsCluster, type TestNatsCluster } from "../helpers/nats-cluster.ts";
 import { until } from "../helpers/platform.ts";
-import { checkSessions, faultChanges, killHard, LEASE_S, ownerProcess, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
+import { checkLeaksOpenedOnce, checkSessions, killHard, LEASE_S, ownerProcess, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
 
 // Issue 12, point 3, on three real nats-servers at replicas 3: two platform instances (writer,
 // cutoff, faults; the control service and a third writer in the test's process) share the
@@ -85,12 +85,7 @@ describe("platform instances sharing partitions on a three-server cluster", () =
 
     await checkSessions(f, ids, TARGET_WH);
     // Every leak opened once, whichever instance decided it (the message id dedupes a repeat).
-    await until(async () => {
-      const { rows } = await f.tp.p.db.query("SELECT count(*)::int AS n FROM faults WHERE kind = 'off_current_leak' AND status = 'open'");
-      return rows[0].n === idle.length;
-    }, 30_000, 250);
-    const changes = await faultChanges(f);
-    for (const t of idle) expect({ t, opens: (changes.get(t) ?? []).filter((c) => c.kind === "off_current_leak" && c.change === "open").length }).toEqual({ t, opens: 1 });
+    await checkLeaksOpenedOnce(f, idle);
     // Every acknowledged reading stored, once, whichever writer had it (one was killed with its instance).
     await load.stop();
     expect(load.acked.length).toBeGreaterThan(ackedBefore + 20);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NATS_URL } from "../helpers/env.ts";
 import { until } from "../helpers/platform.ts";
-import { checkSessions, faultChanges, killHard, ownerProcess, LEASE_S, PARTITIONS, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
+import { checkLeaksOpenedOnce, checkSessions, killHard, ownerProcess, LEASE_S, PARTITIONS, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
 
 // Issue 12, point 3, for the processors: two instances share the partitions; one is killed -9 with
 // sessions running and leaks beginning on its terminals; the other takes its partitions over within
@@ -49,12 +49,7 @@ describe("processor instances sharing partitions (one NATS server)", () => {
     await checkSessions(f, ids);
     // Every leak opened once, whichever instance decided it (the message id dedupes a repeat).
     const idle = [...f.byPartition.values()].flat().map((gw) => `I${gw}`);
-    await until(async () => {
-      const { rows } = await f.tp.p.db.query("SELECT count(*)::int AS n FROM faults WHERE kind = 'off_current_leak' AND status = 'open'");
-      return rows[0].n === idle.length;
-    }, 30_000, 250);
-    const changes = await faultChanges(f);
-    for (const t of idle) expect({ t, opens: (changes.get(t) ?? []).filter((c) => c.kind === "off_current_leak" && c.change === "open").length }).toEqual({ t, opens: 1 });
+    await checkLeaksOpenedOnce(f, idle);
     const { rows } = await f.tp.p.db.query("SELECT terminal_id, count(*)::int AS n FROM faults WHERE kind = 'off_current_leak' GROUP BY terminal_id");
     for (const r of rows) expect(r.n).toBe(1);
   }, 180_000);
