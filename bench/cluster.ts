@@ -2,13 +2,12 @@ import { execFileSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import { configSchema, natsServers } from "../contracts/index.ts";
-import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
 import { natsCluster, natsServer, type TestNatsCluster } from "../test/index.ts";
 import { benchCutoff } from "./cutoff.ts";
 import { benchPlatformIngest } from "./ingest.ts";
 import { benchScalePoint } from "./scale.ts";
-import { SECRET, noteTargetReached, rssMiB, startPlatformProcess } from "./harness.ts";
+import { noteTargetReached, rssMiB, seedChargingNetwork, startPlatformProcess } from "./harness.ts";
 
 /**
  * `npm run bench -- cluster` (issue 12): the platform on three nats-servers clustered on this
@@ -142,14 +141,7 @@ export async function benchFailover(o: { env: Record<string, string>; quick: boo
   const gateways: Gateway[] = [];
   const timers: NodeJS.Timeout[] = [];
   try {
-    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
-    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
-    await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
-    const users: string[] = [];
-    for (let u = 0; u < 50; u++) {
-      users.push(await signToken(SECRET, `BU${u}`, "user", 86_400));
-      await p.call("POST", `/v1/admin/users/BU${u}/topups`, { amountCents: 1_000_000, reference: "bench" });
-    }
+    const users = await seedChargingNetwork(p, { users: 50, amountCents: 1_000_000 });
     // Partitions are by gateway: 16 gateways of 10 terminals spread over both instances.
     const ids: string[] = [];
     for (let g = 0; g < 16; g++) {

@@ -1,8 +1,7 @@
 import { connect } from "@nats-io/transport-node";
-import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
 import { natsServers } from "../contracts/index.ts";
-import { NATS_URL, SECRET, noteTargetReached, percentile, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, noteTargetReached, percentile, seedChargingNetwork, startPlatformProcess } from "./harness.ts";
 
 /**
  * Cutoff latency: from the publish of the reading that reaches a session's energy target to the
@@ -13,15 +12,7 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
   // env: the platform's (a cluster's NATS_URL and STREAM_REPLICAS, bench/cluster.ts).
   const p = await startPlatformProcess("cutoff", o.port, o.env ?? {}, o.split);
   try {
-    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
-    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
-    await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
-    // Many users, as in the field: one wallet for every session would serialise them all on its lock.
-    const users: string[] = [];
-    for (let u = 0; u < 200; u++) {
-      users.push(await signToken(SECRET, `BU${u}`, "user", 86_400));
-      await p.call("POST", `/v1/admin/users/BU${u}/topups`, { amountCents: 1_000_000, reference: "bench" });
-    }
+    const users = await seedChargingNetwork(p, { users: 200, amountCents: 1_000_000 });
     let nextUser = 0;
 
     const nc = await connect({ servers: natsServers(o.env?.NATS_URL ?? NATS_URL), noAsyncTraces: true });

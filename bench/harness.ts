@@ -26,6 +26,26 @@ export interface PlatformProcess {
 }
 
 /** The platform in a process of its own (as `npm start` runs it), so the load generator does not share its event loop. */
+/**
+ * The charging benchmarks' registry: region R1 (one flat tariff of 100 cents/kWh), franchisee F1,
+ * and `users` users BU0... with `amountCents` each; returns their tokens, in order. Many users, as
+ * in the field: one wallet for every session would serialise them all on its lock.
+ */
+export async function seedChargingNetwork(p: PlatformProcess, o: { users: number; amountCents: number }): Promise<string[]> {
+  await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
+  await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
+  await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
+  const users: string[] = [];
+  for (let u = 0; u < o.users; u += 50)
+    await Promise.all(
+      Array.from({ length: Math.min(50, o.users - u) }, async (_, j) => {
+        users[u + j] = await signToken(SECRET, `BU${u + j}`, "user", 86_400);
+        await p.call("POST", `/v1/admin/users/BU${u + j}/topups`, { amountCents: o.amountCents, reference: "bench" });
+      }),
+    );
+  return users;
+}
+
 export async function startPlatformProcess(
   name: string,
   port: number,

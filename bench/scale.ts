@@ -4,10 +4,9 @@ import { connect } from "@nats-io/transport-node";
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
-import { signToken } from "../control/index.ts";
 import { createGateway, type Gateway } from "../cli/index.ts";
 import { natsServers } from "../contracts/index.ts";
-import { NATS_URL, PG_BASE, SECRET, cpuMs, runQueueWaitMs, noteTargetReached, percentile, rssMiB, startPlatformProcess } from "./harness.ts";
+import { NATS_URL, PG_BASE, cpuMs, runQueueWaitMs, noteTargetReached, percentile, rssMiB, seedChargingNetwork, startPlatformProcess } from "./harness.ts";
 
 export interface ScalePoint {
   terminals: number;
@@ -51,18 +50,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
   // are not the error).
   let stopTicks = () => {};
   try {
-    await p.call("PUT", "/v1/admin/regions/R1", { name: "Bench", timezone: "Asia/Shanghai" });
-    await p.call("PUT", "/v1/admin/franchisees/F1", { name: "Bench" });
-    await p.call("PUT", "/v1/admin/regions/R1/tariff", { effectiveFrom: 0, periods: [{ start: "00:00", end: "24:00", energyCentsPerKwh: 100 }] });
-    const users: string[] = [];
-    const nUsers = Math.max(200, o.concurrent);
-    for (let u = 0; u < nUsers; u += 50)
-      await Promise.all(
-        Array.from({ length: Math.min(50, nUsers - u) }, async (_, j) => {
-          users[u + j] = await signToken(SECRET, `BU${u + j}`, "user", 86_400);
-          await p.call("POST", `/v1/admin/users/BU${u + j}/topups`, { amountCents: 10_000_000, reference: "bench" });
-        }),
-      );
+    const users = await seedChargingNetwork(p, { users: Math.max(200, o.concurrent), amountCents: 10_000_000 });
     let nextUser = 0;
 
     const perGateway = 50;
