@@ -15,14 +15,15 @@ export interface PlatformProcess extends AsyncDisposable {
 
 
 /**
- * `npm start` as a process of its own (tsx cli/main.ts), so that a test can see whether it stays
+ * `npm start` as a process of its own (node --import tsx cli/main.ts, one process: tsx's own
+ * launcher would SIGKILL the platform when it is too busy to confirm a signal within 60 ms), so that a test can see whether it stays
  * alive: an unhandled error ends this process where, inside the test's worker, it would only be
  * reported. `env` is its whole configuration (with PORT and HOST chosen here).
  */
 export async function platformProcess(env: Record<string, string>, o: { parts?: string } = {}): Promise<PlatformProcess> {
   const port = await freePort();
   const root = resolve(import.meta.dirname, "../..");
-  const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", ...(o.parts ? ["--parts", o.parts] : [])], {
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", ...(o.parts ? ["--parts", o.parts] : [])], {
     cwd: root,
     // Without the control part, its ops port (/healthz, /metrics) is the one to watch.
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, PORT: String(port), HOST: "127.0.0.1", ...(o.parts && !o.parts.includes("control") ? { METRICS_PORT: String(port) } : {}) },

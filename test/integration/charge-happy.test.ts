@@ -24,6 +24,8 @@ afterAll(async () => {
   await tp?.[Symbol.asyncDispose]();
 });
 
+const t1Events = () => gw.terminals.get("T1")!.events;
+
 describe("a prepaid charge to an energy target", () => {
   it("handshakes, powers on, cuts off at the target and bills the register difference", async () => {
     const created = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T1", target: { energyWh: 5 }, payment: "prepaid" }, user);
@@ -39,8 +41,20 @@ describe("a prepaid charge to an energy target", () => {
     });
     expect(done.stopReason).toBe("target_reached");
     expect(done.energyWh).toBeGreaterThanOrEqual(5);
-    // Cut within about one reading of the target (a reading is ~0.1 s of 3.7 kW ≈ 0.1 Wh, plus the off-ack stretch).
-    expect(done.energyWh).toBeLessThan(5.6);
+    // How soon the power went off depends on the machine's load (measured in the cutoff benchmark);
+    // what must hold everywhere is that the cut was decided on the first reading at the target.
+    const on = t1Events().find((e) => e.type === "power_on_ack") as { energyWh: number };
+    const cutoff = (await streamMessages<{ sessionId: string; ts: number }>(tp.p.nc, tp.p.subjects.streams.control)).find(
+      (m) => m.subject === tp.p.subjects.cutoff("T1") && m.data.sessionId === id,
+    )!;
+    expect(cutoff).toBeDefined();
+    const readings = (await streamMessages<{ ts: number; energyWh: number }>(tp.p.nc, tp.p.subjects.streams.telemetry))
+      .filter((m) => m.subject.endsWith(".T1"))
+      .map((m) => m.data);
+    const deciding = readings.findIndex((r) => r.ts === cutoff.data.ts);
+    expect(deciding).toBeGreaterThan(0);
+    expect(readings[deciding]!.energyWh - on.energyWh).toBeGreaterThanOrEqual(5 - 1e-9);
+    expect(readings[deciding - 1]!.energyWh - on.energyWh).toBeLessThan(5);
 
     const t1 = gw.terminals.get("T1")!;
     const types = t1.commands.map((c) => c.type);
@@ -48,7 +62,6 @@ describe("a prepaid charge to an energy target", () => {
     expect(types.indexOf("power_on")).toBeLessThan(types.indexOf("power_off"));
     const off = t1.commands.find((c) => c.type === "power_off")!;
     expect(off).toMatchObject({ reason: "target_reached", sessionId: id });
-    const on = t1.events.find((e) => e.type === "power_on_ack")!;
     const offAck = t1.events.find((e) => e.type === "power_off_ack")!;
     // Energy is exactly the register difference between the power-on and power-off acknowledgements.
     expect(done.energyWh).toBeCloseTo((offAck as { energyWh: number }).energyWh - (on as { energyWh: number }).energyWh, 3);

@@ -39,7 +39,8 @@ describe.skipIf(!SCRIPT)("npm start -- --demo in a terminal", () => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once("exit", r));
+    // "close", not "exit": the exit can come before the last of the output has been read.
+    const exited = new Promise<number | null>((r) => child.once("close", r));
     try {
       const summary = "\r\x1b[Kterminals ";
       await until(async () => out.split(summary).length > 3, 90_000, 200);
@@ -83,7 +84,7 @@ describe.skipIf(!SCRIPT)("npm start -- --demo in a terminal", () => {
     const prefix = testPrefix();
     const dir = mkdtempSync(join(tmpdir(), "vv-demo-"));
     const port = await freePort();
-    const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", "--demo", "--terminals", "2", "--log", join(dir, "demo.log")], {
+    const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "--demo", "--terminals", "2", "--log", join(dir, "demo.log")], {
       cwd: root,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NATS_URL, DATABASE_URL: db.url, VEND_PREFIX: prefix, PORT: String(port), HOST: "127.0.0.1", STREAM_MAX_BYTES: String(64 * 2 ** 20) },
       stdio: ["ignore", "pipe", "pipe"],
@@ -91,7 +92,8 @@ describe.skipIf(!SCRIPT)("npm start -- --demo in a terminal", () => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once("exit", r));
+    // "close", not "exit": the exit can come before the last of the output has been read.
+    const exited = new Promise<number | null>((r) => child.once("close", r));
     try {
       // A summary line every 5 s: two of them.
       await until(async () => out.split("\nterminals ").length > 2, 90_000, 200);

@@ -32,7 +32,7 @@ describe("stream storage", () => {
   it("npm start against such a server exits with that one line, no stack trace", async () => {
     await using nats = await natsServer({ jetstream: "max_file_store: 64MB" });
     await using db = await testDatabase();
-    const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts"], {
+    const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts"], {
       cwd: root,
       env: {
         PATH: process.env.PATH ?? "",

@@ -191,7 +191,8 @@ describe("the writer under hostile numbers", () => {
     );
     expect(counts.rows).toBeGreaterThan(100);
     expect(counts.letters.length).toBeGreaterThan(100);
-    for (const l of counts.letters) expect(l.data.reason).toMatch(/\w+: |is below the previous|refused/);
+    // The register check runs both ways: singles and batches reach the writer in either order.
+    for (const l of counts.letters) expect(l.data.reason).toMatch(/\w+: |is below the previous|is above the next stored|refused/);
   }, 90_000);
 });
 
