@@ -39,6 +39,18 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
     const bySession = new Map<string, string>();
     const latencies: number[] = [];
     let late = 0;
+    // Where the time goes: the cutoff decision seen on the wire splits each latency in two (the
+    // processors' part, reading to cutoff; control's part, cutoff to power_off).
+    const decidedSeen = new Map<string, number>();
+    const toCutoff: number[] = [];
+    const cutoffToCommand: number[] = [];
+    const cutSub = nc.subscribe(`${p.prefix}.ctl.cutoff.>`);
+    void (async () => {
+      for await (const m of cutSub) {
+        const id = m.json<{ sessionId: string }>().sessionId;
+        if (!decidedSeen.has(id)) decidedSeen.set(id, performance.now());
+      }
+    })();
     const cmdSub = nc.subscribe(`${p.prefix}.cmd.>`);
     void (async () => {
       for await (const m of cmdSub) {
@@ -51,6 +63,11 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
         s.cut = true;
         if (s.reachedAt !== undefined) latencies.push(now - s.reachedAt);
         else late++;
+        const decided = decidedSeen.get(cmd.sessionId);
+        if (decided !== undefined && s.reachedAt !== undefined) {
+          toCutoff.push(decided - s.reachedAt);
+          cutoffToCommand.push(now - decided);
+        }
       }
     })();
 
@@ -97,8 +114,12 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
       await gw.stop();
     }
     cmdSub.unsubscribe();
+    cutSub.unsubscribe();
     await nc.close();
     latencies.sort((a, b) => a - b);
+    toCutoff.sort((a, b) => a - b);
+    cutoffToCommand.sort((a, b) => a - b);
+    const spread = (xs: number[]) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99) });
     return {
       name: "cutoff_latency",
       processes: o.split ?? ["control,cutoff,faults,writer"],
@@ -110,6 +131,8 @@ export async function benchCutoff(o: { terminals: number; seconds: number; concu
       // power_off for a session whose target-reaching reading the generator did not see leave.
       cutoffsWithoutReading: late,
       ms: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
+      // The same cutoffs split at the cutoff message (absent for those decided on a silence tick).
+      split: { readingToCutoffMs: spread(toCutoff), cutoffToPowerOffMs: spread(cutoffToCommand) },
       goal: "p99 < 50 ms",
     };
   } finally {
