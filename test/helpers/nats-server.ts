@@ -32,6 +32,10 @@ export interface TestNatsServer extends AsyncDisposable {
   halt(): Promise<void>;
   /** Starts a halted server again on the same port and store. */
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP): its clients stay connected and hear nothing, as behind a hung peer. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -64,6 +68,7 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: 
   };
   const halt = async () => {
     if (child.exitCode !== null) return;
+    child.kill("SIGCONT"); // a paused server could not stop
     const exited = new Promise((r) => child.once("exit", r));
     child.kill("SIGTERM");
     await exited;
@@ -76,6 +81,8 @@ export async function natsServer(o: { mqtt?: boolean; extra?: string; include?: 
     mqttPort,
     halt,
     start,
+    pause: () => void child.kill("SIGSTOP"),
+    resume: () => void child.kill("SIGCONT"),
     async restart(downMs = 500) {
       await halt();
       await new Promise((r) => setTimeout(r, downMs));
