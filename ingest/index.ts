@@ -13,3 +13,4 @@ export { restoreStreams, StreamRestoreError, type StreamRestoreOptions } from ".
 export { unavailableDependency, type Dependency } from "./outage.ts";
 export { guardClient, withClient } from "./pg.ts";
 export { RetryBackoff, type RetryOptions } from "./retry.ts";
+export { firstOf, kvFirstOf } from "./first-of.ts";

@@ -1,6 +1,6 @@
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { kvFirstOf } from "./first-of.ts";
+import { kvFirstOf } from "../ingest/index.ts";
 
 export interface Following {
   stop(): void;
@@ -21,7 +21,7 @@ export async function followBucket(
 ): Promise<Following> {
   let stopped = false;
   let last = 0;
-  // A watch's consumer may be placed on a server that just died (processors/first-of.ts).
+  // A watch's consumer may be placed on a server that just died (ingest/first-of.ts).
   const watchFrom = (opts: Parameters<KV["watch"]>[0]) => kvFirstOf(() => kv.watch(opts));
   let w = await watchFrom({});
   const first = o.retryMs ?? 500;

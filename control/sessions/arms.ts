@@ -1,5 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import { kvFirstOf } from "../../ingest/index.ts";
 import { periodInputs, type Arm } from "../../contracts/index.ts";
 import type { TariffVersion } from "../tariffs.ts";
 import type { SessionRow } from "./store.ts";
@@ -38,7 +39,8 @@ export async function readArm(kv: KV, terminalId: string): Promise<ArmEntry> {
 /** Every terminal with an arm entry (deleted ones are not listed). */
 export async function readAllArms(kv: KV): Promise<Map<string, ArmEntry>> {
   const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
+  // The listing's consumer may be placed on a server that just died (ingest/first-of.ts).
+  for await (const k of await kvFirstOf(() => kv.keys())) keys.push(k);
   const out = new Map<string, ArmEntry>();
   await Promise.all(keys.map(async (k) => out.set(k, await readArm(kv, k))));
   return out;

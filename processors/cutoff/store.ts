@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { kvFirstOf } from "../first-of.ts";
+import { kvFirstOf } from "../../ingest/index.ts";
 import { z } from "zod";
 import { cutoffReasonSchema, meterFromJson, meterJsonSchema, meterToJson, type Cutoff, type Meter } from "../../contracts/index.ts";
 
@@ -38,7 +38,7 @@ export async function readMeter(kv: KV, terminalId: string): Promise<MeterRecord
 export async function loadAllMeters(kv: KV): Promise<Map<string, MeterRecord>> {
   const out = new Map<string, MeterRecord>();
   const keys: string[] = [];
-  // The listing's consumer may be placed on a server that just died (processors/first-of.ts).
+  // The listing's consumer may be placed on a server that just died (ingest/first-of.ts).
   const listing = await kvFirstOf(() => kv.keys());
   for await (const k of listing) keys.push(k);
   await Promise.all(

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { armSchema, DEFAULT_TERMINAL_PROFILE, type Cutoff, type FaultChange, type Subjects } from "../../contracts/index.ts";
 import type { Buckets, TelemetryItem } from "../../ingest/index.ts";
 import { startProcessorHost, type RunningProcessor, type Stage, type StageContext } from "../host.ts";
-import { kvFirstOf } from "../first-of.ts";
+import { kvFirstOf } from "../../ingest/index.ts";
 import { followBucket } from "../follow.ts";
 import { answerLiveQueries, liveWriter } from "../live.ts";
 import { startTerminalStages } from "../stage.ts";
@@ -131,7 +131,7 @@ export async function faultStage(o: FaultStageOptions, ctx: StageContext): Promi
 
   // The open faults checkpointed per terminal; the step restores its partition's.
   const keys: string[] = [];
-  // The listing's consumer may be placed on a server that just died (processors/first-of.ts).
+  // The listing's consumer may be placed on a server that just died (ingest/first-of.ts).
   const fkeys = await kvFirstOf(() => buckets.faultState.keys());
   for await (const key of fkeys) keys.push(key);
   const checkpoints = await Promise.all(

@@ -196,7 +196,7 @@ function diagnostics(f: Takeover): string {
 /** The fault changes of each terminal in the CONTROL stream, as published. */
 export function faultChanges(f: Takeover): Promise<Map<string, { kind: string; change: string }[]>> {
   // Read again whole until one read is complete: on a cluster, the ordered consumer may be placed on
-  // a server killed moments ago, and its creation then times out (processors/first-of.ts).
+  // a server killed moments ago, and its creation then times out (ingest/first-of.ts).
   return until(() => readFaultChanges(f).catch(() => null), 60_000, 200);
 }
 

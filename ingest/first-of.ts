@@ -48,7 +48,7 @@ export function firstOf<T>(make: () => Promise<T>, o: { patienceMs: number; trie
 /**
  * A KV listing or watch (an ordered consumer underneath) made with firstOf's retry: a second try
  * after 0.5 s beside a hung one, five at most, the late ones stopped. The one policy for every
- * KV read the processors start with.
+ * KV listing or watch the processors and control make.
  */
 export function kvFirstOf<T extends { stop(): unknown }>(make: () => Promise<T>): Promise<T> {
   return firstOf(make, { patienceMs: 500, tries: 5, discard: (late) => late.stop() });
