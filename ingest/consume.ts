@@ -32,6 +32,19 @@ export interface LateReject {
   reject: Reject;
 }
 
+/**
+ * What a handle may answer instead: the batch's work is done in order, but what must be stored
+ * before its acknowledgement is still on its way; the next batch is handled meanwhile, and this
+ * one is acknowledged once `ackAfter` resolves (negatively acknowledged, for redelivery, if it rejects).
+ */
+export interface AckLater {
+  ackAfter: Promise<void>;
+}
+
+export function isAckLater(v: unknown): v is AckLater {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && (v as AckLater).ackAfter instanceof Promise;
+}
+
 export interface Decoded<T> {
   items: T[];
   rejects: Reject[];
@@ -59,7 +72,7 @@ export interface ConsumeOptions<T> extends ConsumerSpec {
    * Runs the effects of a batch; the batch is acknowledged only after this resolves. It may
    * return items it rejected (validation that needs state), which are dead-lettered before the ack.
    */
-  handle(items: T[], msgs: JsMsg[]): Promise<void | LateReject[]>;
+  handle(items: T[], msgs: JsMsg[]): Promise<void | LateReject[] | AckLater>;
   /** Publishes a dead letter; awaited before the message is acknowledged or terminated. */
   deadLetter(m: JsMsg, reject: Reject): Promise<void>;
   /** Largest batch handed to handle(). @default 500 */
@@ -187,6 +200,12 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
 
   const concurrency = o.concurrency ?? 1;
   const inflight = new Set<Promise<void>>();
+  /** Acknowledgements waiting for what their batch's handle still stores (AckLater). */
+  const acks = new Set<Promise<void>>();
+  const later = (p: Promise<void>) => {
+    acks.add(p);
+    void p.finally(() => acks.delete(p));
+  };
   const worker = (async () => {
     for (;;) {
       if (buf.length === 0) {
@@ -198,11 +217,13 @@ export async function runConsumer<T>(o: ConsumeOptions<T>): Promise<RunningConsu
       const batch = buf.splice(0, maxBatch);
       sig.drained?.();
       sig.drained = undefined;
-      const p = processBatch(o, batch, () => stopping, batches).finally(() => inflight.delete(p));
+      const p = processBatch(o, batch, () => stopping, batches, later).finally(() => inflight.delete(p));
       inflight.add(p);
       if (inflight.size >= concurrency) await Promise.race(inflight);
     }
-  })().then(() => Promise.all(inflight));
+  })()
+    .then(() => Promise.all(inflight))
+    .then(() => Promise.all(acks));
 
   const done = Promise.all([reader, worker]).then(() => undefined);
   return {
@@ -234,7 +255,7 @@ function followNotifications(o: ConsumerSpec & { log: Logger }, messages: Consum
   })().catch(() => {});
 }
 
-async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean, backoff: RetryBackoff): Promise<void> {
+async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping: () => boolean, backoff: RetryBackoff, later: (ack: Promise<void>) => void): Promise<void> {
   const items: T[] = [];
   const good: JsMsg[] = [];
   const poison = new Set<JsMsg>();
@@ -284,12 +305,28 @@ async function processBatch<T>(o: ConsumeOptions<T>, batch: JsMsg[], isStopping:
       // A short ack wait brings a crashed instance's messages back soon; a slow handle (a
       // database that is slow for a moment) must not be taken for one, so it says it is working.
       const heartbeat = setInterval(() => good.forEach((m) => m.working()), ((o.ackWaitS ?? 30) * 1000) / 3);
-      let late: LateReject[] | void;
+      let late: LateReject[] | AckLater | void;
       try {
         late = await o.handle(items, good);
-      } finally {
+      } catch (e) {
         clearInterval(heartbeat);
+        throw e;
       }
+      if (isAckLater(late)) {
+        // Still working until what the handle stores is stored; the next batch goes on meanwhile.
+        later(
+          late.ackAfter.then(
+            () => good.forEach((m) => m.ack()),
+            (err: unknown) => {
+              o.log.warn({ err, n: good.length }, "batch not acknowledged: what it records was not stored; redelivering");
+              good.forEach((m) => m.nak(redeliveryDelay(o.retryDelayMs ?? 1000, m.info.deliveryCount)));
+            },
+          ).finally(() => clearInterval(heartbeat)),
+        );
+        backoff.succeeded();
+        return;
+      }
+      clearInterval(heartbeat);
       if (late && late.length) await Promise.all(late.map((l) => o.deadLetter(l.msg, l.reject)));
       for (const m of good) m.ack();
       backoff.succeeded();

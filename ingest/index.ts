@@ -1,6 +1,6 @@
 /** Ingest: the stream topology, the one consume loop, telemetry decoding and dead letters. */
 export { ensureTopology, reservedBytes, openBuckets, streamConfigs, isNotFound, type Buckets, type StreamLimits } from "./streams.ts";
-export { runConsumer, ensureConsumer, PULL_EXPIRES_MS, redeliveryDelay, PoisonMessageError, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
+export { runConsumer, ensureConsumer, isAckLater, PULL_EXPIRES_MS, redeliveryDelay, PoisonMessageError, type AckLater, type RunningConsumer, type Decoded, type Reject, type LateReject } from "./consume.ts";
 export { decodeTelemetry, validReadings, type TelemetryItem } from "./telemetry.ts";
 export { deadLetterer } from "./deadletter.ts";
 export { isDataError, isPermanent, permanentReason, writeIsolating, type Refused } from "./isolate.ts";

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { shared } from "./metrics.ts";
 import { Counter, Registry } from "prom-client";
 import { subjectTokens, type Subjects } from "../contracts/index.ts";
-import { runConsumer, unavailableDependency, validReadings, type RunningConsumer, type TelemetryItem } from "../ingest/index.ts";
+import { isAckLater, runConsumer, unavailableDependency, validReadings, type AckLater, type RunningConsumer, type TelemetryItem } from "../ingest/index.ts";
 import { followDirectory, type TerminalDirectory } from "./directory.ts";
 import { partitionOf } from "./partitions.ts";
 import { refusal, type TerminalView } from "./terminal.ts";
@@ -36,9 +36,11 @@ export interface Stage {
   want?(terminalId: string): boolean;
   /**
    * Steps the readings, in stream order, and resolves when their effects are done. A stage that
-   * throws changed nothing: it is called again with the same readings (or a terminal's share).
+   * throws changed nothing: it is called again with the same readings (or a terminal's share). It
+   * may resolve to an AckLater: its steps are kept and the next batch may come, but the readings
+   * are acknowledged only once what records them is stored (the cutoff stage's checkpoints).
    */
-  handle(items: TelemetryItem[]): Promise<void>;
+  handle(items: TelemetryItem[]): Promise<void | AckLater>;
   stop(): Promise<void>;
 }
 
@@ -171,6 +173,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
   };
   // Stages already done with a batch that is being retried (keyed by the batch's item array).
   const done = new WeakMap<TelemetryItem[], Map<Stage, Progress | "done">>();
+  const laterOf = new WeakMap<TelemetryItem[], Promise<void>[]>();
   const jsm = await jetstreamManager(o.nc);
   const natsAnswers = () =>
     jsm.getAccountInfo().then(
@@ -178,10 +181,18 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
       () => false,
     );
 
-  const attempt = async (st: Stage, items: TelemetryItem[], p: Progress): Promise<boolean> => {
+  const attempt = async (st: Stage, items: TelemetryItem[], p: Progress, later: Promise<void>[]): Promise<boolean> => {
+    const run = async (xs: TelemetryItem[]) => {
+      const r = await st.handle(xs);
+      if (isAckLater(r)) {
+        // Handled here too: the batch may yet fail in another stage and never wait for it.
+        r.ackAfter.catch(() => {});
+        later.push(r.ackAfter);
+      }
+    };
     if (!p.shares) {
       try {
-        await st.handle(items);
+        await run(items);
         return true;
       } catch (e) {
         // JetStream not serving the stage's effects now (a stream's leader being elected after a
@@ -204,7 +215,7 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     const failing: TelemetryItem[][] = [];
     for (const share of p.shares) {
       try {
-        await st.handle(share);
+        await run(share);
       } catch (e) {
         failing.push(share);
         errors.push(e);
@@ -256,16 +267,20 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     handle: async (items) => {
       const progress = done.get(items) ?? new Map<Stage, Progress | "done">();
       done.set(items, progress);
+      // What the stages still store for this batch (kept across its tries: a stage done is not run again).
+      const later = laterOf.get(items) ?? [];
+      laterOf.set(items, later);
       const results = await Promise.allSettled(
         stages.map(async (st) => {
           const p = progress.get(st) ?? { tries: 0, shares: null };
           if (p === "done") return;
           progress.set(st, p);
-          if (await attempt(st, items, p)) progress.set(st, "done");
+          if (await attempt(st, items, p, later)) progress.set(st, "done");
         }),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) throw failed.reason;
+      return later.length > 0 ? { ackAfter: Promise.all(later).then(() => undefined) } : undefined;
     },
   });
 

@@ -11,3 +11,4 @@ export { conditions, overCurrent, restorableKinds, type Evidence } from "./fault
 export { faultDueAt, faultHolds, faultLogic, type FaultConfig, type FaultInput } from "./faults/step.ts";
 export { followBucket } from "./follow.ts";
 export { meterMessageOf } from "./cutoff/processor.ts";
+export { checkpointWriter, type CheckpointWriter } from "./cutoff/checkpoints.ts";

@@ -11,6 +11,7 @@ import { startTerminalStages } from "../stage.ts";
 import type { Unit } from "../unit.ts";
 import { cutoffLogic, takesArms, wants, type CutoffConfig, type CutoffEffect, type CutoffInput, type TerminalState } from "./step.ts";
 import { encodeMeterRecord, loadAllMeters } from "./store.ts";
+import { checkpointWriter } from "./checkpoints.ts";
 
 export interface CutoffStageOptions {
   nc: NatsConnection;
@@ -82,6 +83,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
 
   // The message id makes a repeat (a retried unit, a restart) one cutoff in the stream.
   const publish = (subject: string, data: string, msgID: string) => js.publish(subject, data, { msgID });
+  const checkpoints = checkpointWriter(buckets.meters, log);
   const run = async (u: Unit<TerminalState, CutoffInput, CutoffEffect>): Promise<void> => {
     const saves = new Map<string, CutoffEffect & { kind: "save_meter" }>();
     const first: Promise<unknown>[] = [];
@@ -96,7 +98,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
           break;
         case "drop_meter":
           saves.delete(e.terminalId);
-          first.push(buckets.meters.delete(e.terminalId));
+          checkpoints.delete(e.terminalId);
           break;
         case "progress": {
           const { kind: _k, ...p } = e;
@@ -114,23 +116,26 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       const m = meterMessageOf(u.held(e.terminalId), e);
       if (m) first.push(publish(s.meter(m.sessionId), JSON.stringify(m), `meter:${m.sessionId}:${m.at}:${e.meter.lastTs}`));
     }
-    // The checkpoint records the cutoff as asked: it is stored only once the cutoff is, or a
-    // restart would restore a session as cut whose cutoff never reached the stream.
+    // The checkpoint records the cutoff as asked: it is given to the writer only once the cutoff
+    // is stored, or a restart would restore a session as cut whose cutoff never reached the
+    // stream. The unit's states are kept then; the readings are acknowledged once the writer has
+    // stored the checkpoints (handle's AckLater), so the next batch need not wait for them.
     await Promise.all(first);
-    await Promise.all([...saves.values()].map((e) => buckets.meters.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable }))));
+    for (const e of saves.values()) checkpoints.put(e.terminalId, encodeMeterRecord({ ...e, owner: durable }));
   };
 
-  const checkpoints = await loadAllMeters(buckets.meters);
+  const restored = await loadAllMeters(buckets.meters);
   // Every batch, set of waiting arm changes and tick is a unit: its changes are kept only after its effects are stored.
   const stages = startTerminalStages({ name: "cutoff", logic: cutoffLogic, config, run, clock: o.clock, caughtUp: () => ctx.pending() === 0, log, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}) });
   try {
     // The step restores what is this instance's (its partition's; in the static split, its durable's).
     await stages.unit((u) => {
       const now = o.clock();
-      for (const [terminalId, record] of checkpoints) u.apply(terminalId, { kind: "restore", record }, now);
+      for (const [terminalId, record] of restored) u.apply(terminalId, { kind: "restore", record }, now);
     });
   } catch (e) {
     await stages.stop();
+    await checkpoints.stop();
     throw e;
   }
 
@@ -255,6 +260,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
     });
     for (const d of delays) decisionSeconds.observe(d);
     end();
+    return { ackAfter: checkpoints.stored() };
   };
 
   return {
@@ -269,6 +275,7 @@ export async function cutoffStage(o: CutoffStageOptions, ctx: StageContext): Pro
       await watch.done;
       await armsDrained;
       await stages.stop();
+      await checkpoints.stop();
     },
   };
 }

@@ -170,7 +170,14 @@ describe("acknowledgement and tenancy", () => {
     const hot = one.find((t) => t.terminalId === "HOT");
     expect(hot.live).toMatchObject({ online: true, relay: "off" });
     expect(typeof hot.live.lastReadingAt).toBe("number");
-    expect(hot.openFaults.map((f: any) => f.kind)).toContain("on_current_out_of_range");
+    // Open faults come with the list: a user's report stays open until a charge there succeeds
+    // (HOT's over-current fault clears 2 s after its safety stop, too soon to count on here).
+    const report = (await tp.api("POST", "/v1/scan-failures", { qr: "qr-SCAN", reason: "list" }, user)).body.faultId as string;
+    const listed = await until(async () => {
+      const t = (await tp.api("GET", "/v1/franchisee/terminals", undefined, fr1)).body.terminals as any[];
+      return t.find((x) => x.terminalId === "SCAN")?.openFaults?.find((f: any) => f.faultId === report);
+    });
+    expect(listed).toMatchObject({ kind: "scan_failure" });
   });
 
   it("a franchisee that reconnects with Last-Event-ID gets the changes it missed", async () => {
