@@ -41,8 +41,15 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
     { start: "18:00", end: "22:00", energyCentsPerKwh: 120, timeCentsPerHour: 0 },
     { start: "22:00", end: "24:00", energyCentsPerKwh: 60, timeCentsPerHour: 0 },
   ];
-  for (const [r, tz] of [["SH", "Asia/Shanghai"], ["UR", "Asia/Urumqi"]] as const) {
-    await call("PUT", `/v1/admin/regions/${r}`, { name: `Region ${r}`, timezone: tz });
+  // Each region's site capacity (the insights set peak load against it) and where its terminals
+  // stand: a row of posts along a street of the city, about 100 m apart.
+  const sites = {
+    SH: { timezone: "Asia/Shanghai", capacityKw: 40, latitude: 31.2304, longitude: 121.4737, street: "上海市黄浦区人民大道" },
+    UR: { timezone: "Asia/Urumqi", capacityKw: 30, latitude: 43.8256, longitude: 87.6168, street: "乌鲁木齐市天山区解放北路" },
+  } as const;
+  for (const [r, site] of Object.entries(sites)) {
+    const tz = site.timezone;
+    await call("PUT", `/v1/admin/regions/${r}`, { name: `Region ${r}`, timezone: tz, capacityKw: site.capacityKw });
     await call("PUT", `/v1/admin/regions/${r}/tariff`, { effectiveFrom: 0, periods: tou });
   }
   sc.status("[3/3] fleet: regions and tariffs");
@@ -54,12 +61,14 @@ export async function startDemo(p: Platform, o: { terminals: number; screen: Scr
   for (let g = 0; g < 2; g++) {
     const gatewayId = `GW-${g + 1}`;
     const region = g === 0 ? "SH" : "UR";
+    const site = sites[region];
     await call("PUT", `/v1/admin/gateways/${gatewayId}`, { regionId: region });
     const gw = createGateway({ nc, prefix: p.subjects.prefix, gatewayId, tickMs: 1000, onError: () => {} });
     for (let i = 0; i < Math.ceil(o.terminals / 2); i++) {
       const terminalId = `T-${g + 1}-${String(i + 1).padStart(3, "0")}`;
       const qr = `${p.url}/t/${terminalId}`;
-      await call("PUT", `/v1/admin/terminals/${terminalId}`, { qr, gatewayId, regionId: region, franchiseeId: g === 0 ? "FR-A" : "FR-B" });
+      const location = { latitude: Number((site.latitude + i * 0.0009).toFixed(6)), longitude: site.longitude, address: `${site.street} ${i + 1}号桩` };
+      await call("PUT", `/v1/admin/terminals/${terminalId}`, { qr, gatewayId, regionId: region, franchiseeId: g === 0 ? "FR-A" : "FR-B", location });
       // One terminal refuses handshakes, one leaks current while off: the demo shows both paths.
       sc.status(`[3/3] fleet: terminal ${qrs.length + 1} of ${2 * Math.ceil(o.terminals / 2)}`);
       gw.addTerminal(terminalId, i === 3 ? { handshake: "refuse" } : i === 5 ? { leakA: 0.4 } : { currentA: 16 + Math.random() * 2 });

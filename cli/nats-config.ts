@@ -37,7 +37,7 @@ function credentialsCsv(credentials: NatsCredential[]): string {
 }
 
 /**
- * Reads the franchisees and gateways of the registry and writes the nats-server authorization
+ * Reads the franchisees and gateways of the registry (those not retired) and writes the nats-server authorization
  * include file `out` and its credentials `<out>.credentials.csv` (both mode 0600: they hold
  * passwords). Returns what it wrote.
  */
@@ -48,8 +48,9 @@ export async function writeNatsConfig(db: pg.Pool | string, o: NatsConfigOptions
   let franchisees: string[];
   let gateways: string[];
   try {
-    franchisees = (await pool.query<{ franchisee_id: string }>("SELECT franchisee_id FROM franchisees ORDER BY franchisee_id COLLATE \"C\"")).rows.map((r) => r.franchisee_id);
-    gateways = (await pool.query<{ gateway_id: string }>("SELECT gateway_id FROM gateways ORDER BY gateway_id COLLATE \"C\"")).rows.map((r) => r.gateway_id);
+    // A retired franchisee or gateway has ended: it gets no NATS user (its history stays in the registry).
+    franchisees = (await pool.query<{ franchisee_id: string }>("SELECT franchisee_id FROM franchisees WHERE retired_at IS NULL ORDER BY franchisee_id COLLATE \"C\"")).rows.map((r) => r.franchisee_id);
+    gateways = (await pool.query<{ gateway_id: string }>("SELECT gateway_id FROM gateways WHERE retired_at IS NULL ORDER BY gateway_id COLLATE \"C\"")).rows.map((r) => r.gateway_id);
   } finally {
     if (typeof db === "string") await pool.end();
   }

@@ -14,7 +14,12 @@ export const maintenanceBodySchema = z.object({
   /** When the terminal is expected back in service (epoch ms); omitted when not known. */
   expectedReturnAt: tsSchema.nullable().optional(),
 });
-export const retireBodySchema = z.object({ reason: textSchema(1, 500).optional() }).optional();
+/**
+ * A body a client may leave out (`curl -X POST` with no data): Fastify reads a request without a
+ * body as null, which `.optional()` or `.default()` alone refuse (400); read as `{}` instead.
+ */
+export const omittableBody = <T extends z.ZodObject>(body: T) => body.nullish().transform((v): z.output<T> => v ?? body.parse({}));
+export const retireBodySchema = omittableBody(z.object({ reason: textSchema(1, 500).optional() }));
 
 /** A listing's page size and cursor (opaque, from the previous page's `next`). */
 export const pageQuerySchema = z.object({

@@ -8,7 +8,7 @@ import { inTx, type Db } from "../db.ts";
 import { ApiError, forbidden, notFound } from "../errors.ts";
 import { allTerminalIds, terminalById, terminalByQr, type TerminalRecord } from "../registry.ts";
 import { audit } from "../audit.ts";
-import { acknowledge, applyChange, closeByHand, faultById, reportScanFailure, toEvent, type Out } from "./store.ts";
+import { acknowledge, applyChange, closeByHand, faultById, lockedSafetyFault, reportScanFailure, toEvent, type Out } from "./store.ts";
 
 export function terminalInfo(t: TerminalRecord): TerminalInfo {
   const p = t.profile;
@@ -86,6 +86,7 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
     /**
      * The franchisee closes an unresolved fault by hand with a note (a scan-failure report that was
      * a user's mistake): resolved, published as any resolution is, and audited, in one transaction.
+     * A safety fault is refused (409 `safety_fault`): it gates charging, and only readings clear it.
      */
     async closeByHand(franchiseeId: string, faultId: string, note: string): Promise<ReturnType<typeof toEvent>> {
       const f = await faultById(db, faultId);
@@ -96,6 +97,11 @@ export function faultService(d: { db: Db; nc: NatsConnection; subjects: Subjects
       const at = d.clock();
       const r = await inTx(db, async (tx) => {
         out.length = 0;
+        // A leak or over-current stays until the fault processor sees the current back in range:
+        // it keeps the fault open in its own state and raises no new one while the condition holds
+        // without a break, so a hand-closed leak would let charges start on a leaking terminal.
+        if (await lockedSafetyFault(tx, faultId))
+          throw new ApiError(409, "safety_fault", `fault ${faultId} is a safety fault (a leak or over-current): it resolves when the current is back in range, not by hand`);
         const closed = await closeByHand(tx, s, { faultId, franchiseeId, note, at }, out);
         if (closed)
           await audit(tx, {

@@ -164,6 +164,15 @@ export async function acknowledge(tx: Tx, s: Subjects, o: { faultId: string; fra
  * when there is no such unresolved fault of theirs. If the condition is still there, the fault
  * processor opens a new fault for it (a person's word does not change a reading).
  */
+/**
+ * Whether an unresolved fault is a safety fault, its row locked until the transaction ends (a
+ * repeat, which could make an over-current's evidence a safety one, waits for it).
+ */
+export async function lockedSafetyFault(tx: Tx, faultId: string): Promise<boolean> {
+  const r = await tx.query<{ safety: boolean }>(`SELECT (${SAFETY_FAULT}) AS safety FROM faults WHERE fault_id = $1::text FOR UPDATE`, [faultId]);
+  return r.rows[0]?.safety === true;
+}
+
 export async function closeByHand(tx: Tx, s: Subjects, o: { faultId: string; franchiseeId: string; note: string; at: number }, out: Out): Promise<FaultRow | null> {
   return changeAnnounced(
     tx,

@@ -463,7 +463,7 @@ export function adminRoutes(app: App, o: AdminDeps) {
       },
       async (req) => {
         const id = (req.params as Record<string, string>)[key]!;
-        await change(req, { action: `${kind}.retire`, objectType: kind, objectId: id, reason: req.body?.reason }, (tx) => views[kind](tx, id), (tx) => retire(tx, kind, id, o.clock()), (tx) => views[kind](tx, id));
+        await change(req, { action: `${kind}.retire`, objectType: kind, objectId: id, reason: req.body.reason }, (tx) => views[kind](tx, id), (tx) => retire(tx, kind, id, o.clock()), (tx) => views[kind](tx, id));
         if (kind === "terminal") await o.onTerminal(id);
         return read(id);
       },

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idSchema, sessionParamsSchema, textSchema } from "../../contracts/index.ts";
+import { idSchema, omittableBody, sessionParamsSchema, textSchema } from "../../contracts/index.ts";
 import { inTx, type Db } from "../db.ts";
 import type { PaymentService } from "../payments/service.ts";
 import { refusedNotifications } from "../payments/store.ts";
@@ -105,7 +105,7 @@ export function moneyRoutes(
         tags,
         operationId: "reconcilePayments",
         summary: "Ask the providers about orders and payouts pending longer than olderThanS (notifications that never came)",
-        body: z.object({ olderThanS: z.number().int().nonnegative().max(30 * 86_400).default(60) }).default({ olderThanS: 60 }),
+        body: omittableBody(z.object({ olderThanS: z.number().int().nonnegative().max(30 * 86_400).default(60) })),
         response: responses({ 200: z.object({ ordersChecked: z.number().int(), ordersPaid: z.number().int(), ordersClosed: z.number().int(), payoutsChecked: z.number().int() }) }),
       },
     },

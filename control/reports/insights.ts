@@ -36,9 +36,13 @@ const round = (x: number, places = 4) => Math.round(x * 10 ** places) / 10 ** pl
  * hour (session_usage.busy_ms, from power on to power off), against the installed terminals.
  */
 export async function regionInsights(db: Db, regionId: string, from: number, to: number): Promise<RegionInsights> {
+  // Installed: the region's terminals not retired before the range began (a retired terminal
+  // keeps its row and its history, but after its retirement it is no capacity to use).
   const region = await db.query<{ timezone: string; installed: number }>(
-    "SELECT r.timezone, (SELECT count(*)::int FROM terminals t WHERE t.region_id = r.region_id) AS installed FROM regions r WHERE region_id = $1::text",
-    [regionId],
+    `SELECT r.timezone, (SELECT count(*)::int FROM terminals t WHERE t.region_id = r.region_id
+              AND (t.retired_at IS NULL OR t.retired_at > vv_ms_to_ts($2::bigint))) AS installed
+       FROM regions r WHERE region_id = $1::text`,
+    [regionId, from],
   );
   const reg = region.rows[0];
   if (!reg) throw notFound("region", regionId);

@@ -52,6 +52,17 @@ describe("registry reads, lists and location", () => {
     }
     expect(seen.map((t) => t.terminalId)).toEqual(["MNT", "OLD", "T1", "T2", "T3"]);
     expect((await tp.api("GET", "/v1/admin/terminals?franchiseeId=NOBODY")).body).toEqual({ items: [], next: null });
+    // The other collections' filters: each one names what it keeps, and keeps nothing of another.
+    const ids = async (path: string, key: string) => (await tp.api("GET", path)).body.items.map((x: Record<string, string>) => x[key]);
+    expect(await ids("/v1/admin/terminals?gatewayId=G1&franchiseeId=FR1", "terminalId")).toEqual(["MNT", "OLD", "T1", "T2", "T3"]);
+    expect(await ids("/v1/admin/terminals?gatewayId=G9", "terminalId")).toEqual([]);
+    expect(await ids("/v1/admin/gateways?regionId=R1&franchiseeId=FR1", "gatewayId")).toEqual(["G1"]);
+    expect(await ids("/v1/admin/gateways?franchiseeId=FR9", "gatewayId")).toEqual([]);
+    expect(await ids("/v1/admin/franchisees?regionId=R1", "franchiseeId")).toEqual(["FR1"]);
+    expect(await ids("/v1/admin/franchisees?regionId=R9", "franchiseeId")).toEqual([]);
+    expect(await ids("/v1/admin/tariffs?regionId=R9", "regionId")).toEqual([]);
+    expect(await ids("/v1/admin/users?inDebt=true", "userId")).toEqual([]);
+    expect(await ids("/v1/admin/regions?state=retired", "regionId")).toEqual([]);
     expect((await tp.api("GET", "/v1/admin/terminals?cursor=not-a-cursor!")).status).toBe(400);
     expect((await tp.api("GET", "/v1/admin/terminals?cursor=WyJ4Il0x")).status).toBe(400);
 
@@ -133,6 +144,10 @@ describe("retiring", () => {
     expect((await tp.api("GET", "/v1/admin/sessions?terminalId=OLD&stopReason=user_stop")).body.items).toEqual([]);
     expect((await tp.api("GET", `/v1/admin/sessions?userId=U1&from=${s.body.createdAt}&to=${s.body.createdAt + 1}`)).body.items).toHaveLength(1);
     expect((await tp.api("GET", `/v1/admin/sessions?userId=U1&to=${s.body.createdAt}`)).body.items).toHaveLength(0);
+    // By region and franchisee: the session is in its own, and in no other.
+    expect((await tp.api("GET", "/v1/admin/sessions?terminalId=OLD&regionId=R1&franchiseeId=FR1")).body.items).toHaveLength(1);
+    expect((await tp.api("GET", "/v1/admin/sessions?terminalId=OLD&regionId=R9")).body.items).toEqual([]);
+    expect((await tp.api("GET", "/v1/admin/sessions?terminalId=OLD&franchiseeId=FR9")).body.items).toEqual([]);
     expect((await tp.api("GET", "/v1/admin/terminals?state=retired")).body.items.map((t: { terminalId: string }) => t.terminalId)).toEqual(["OLD"]);
     expect((await tp.api("GET", "/v1/admin/terminals?state=active")).body.items.map((t: { terminalId: string }) => t.terminalId)).not.toContain("OLD");
   });
@@ -153,6 +168,14 @@ describe("the network's faults and the audit log", () => {
     const byUser = await tp.api("GET", "/v1/admin/faults?userId=U1&kind=scan_failure");
     expect(byUser.body.items).toHaveLength(1);
     expect(byUser.body.items[0]).toMatchObject({ terminalId: "T2", evidence: { userId: "U1" } });
+    // By time, region and franchisee, as the sessions.
+    const opened = byUser.body.items[0].openedAt as number;
+    const scans = (q: string) => tp.api("GET", `/v1/admin/faults?kind=scan_failure&terminalId=T2&${q}`).then((r) => r.body.items as unknown[]);
+    expect(await scans(`regionId=R1&franchiseeId=FR1&from=${opened}&to=${opened + 1}&state=open`)).toHaveLength(1);
+    expect(await scans("regionId=R9")).toEqual([]);
+    expect(await scans("franchiseeId=FR9")).toEqual([]);
+    expect(await scans(`from=${opened + 1}`)).toEqual([]);
+    expect(await scans("state=resolved")).toEqual([]);
 
     const log = await tp.api("GET", "/v1/admin/audit?objectType=terminal&objectId=MNT");
     expect(log.body.items.map((e: { action: string }) => e.action)).toEqual(["terminal.maintenance_end", "terminal.maintenance_start", "terminal.put"]);

@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../contracts/index.ts";
+import { signToken } from "../../control/index.ts";
 import { namedDatabase } from "../helpers/database.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
 import { removeNatsState, until } from "../helpers/platform.ts";
@@ -64,6 +66,13 @@ describe.skipIf(!SCRIPT)("npm start -- --demo in a terminal", () => {
       expect(out).toMatch(/terminals \d+\/4 online · sessions \d+ live, \d+ completed, \d+ failed · [\d.]+ kWh · fees [\d.]+ · open faults \d+/);
       // The log went to its file instead.
       expect(readFileSync(logFile, "utf8")).toContain('"msg":"platform started"');
+      // The seeded network has a place for each terminal and a capacity for each region (issue 13).
+      const admin = await signToken(loadConfig({}, { demo: true }).VEND_JWT_SECRET!, "demo-test", "admin", 600);
+      const get = (path: string) => fetch(url + path, { headers: { authorization: `Bearer ${admin}` } }).then((r) => r.json() as Promise<Record<string, unknown>>);
+      expect(await get("/v1/admin/regions/SH")).toMatchObject({ capacityKw: 40 });
+      expect(await get("/v1/admin/regions/UR")).toMatchObject({ capacityKw: 30 });
+      expect(await get("/v1/admin/terminals/T-1-001")).toMatchObject({ location: { latitude: 31.2304, longitude: 121.4737, address: "上海市黄浦区人民大道 1号桩" } });
+      expect(await get("/v1/admin/terminals/T-2-002")).toMatchObject({ location: { latitude: 43.8265, address: "乌鲁木齐市天山区解放北路 2号桩" } });
 
       child.stdin!.write("\x03"); // Ctrl-C, through the terminal's line discipline (SIGINT)
       const code = await Promise.race([exited, new Promise<"late">((r) => setTimeout(() => r("late"), 30_000))]);

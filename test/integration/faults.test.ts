@@ -96,6 +96,13 @@ describe("a leak (relay off, current above 0.1 A)", () => {
     const refused = await tp.api("POST", "/v1/charge-requests", { qr: "qr-LEAK", target: { energyWh: 1 }, payment: "prepaid" }, user);
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe("terminal_faulted");
+    // A leak is not closed by hand: the processor would raise nothing new while it goes on, and
+    // the terminal would take charges while leaking.
+    const leak = mine.find((f) => f.kind === "off_current_leak")!;
+    const close = await tp.api("POST", `/v1/franchisee/faults/${leak.faultId}/close`, { note: "looks fine to me" }, fr1);
+    expect(close.status).toBe(409);
+    expect(close.body.error.code).toBe("safety_fault");
+    expect((await tp.api("POST", "/v1/charge-requests", { qr: "qr-LEAK", target: { energyWh: 1 }, payment: "prepaid" }, user)).body.error.code).toBe("terminal_faulted");
 
     gw.terminals.get("LEAK")!.set({ leakA: 0 });
     const resolved = await until(async () => {

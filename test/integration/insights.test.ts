@@ -90,6 +90,19 @@ function suite(engine: "plain" | "timescaledb") {
     const r2 = await tp.api("GET", `/v1/admin/regions/R2/insights?from=${from}&to=${to}`);
     expect(r2.body).toMatchObject({ installed: 1, utilisation: new Array(24).fill(1), saturatedHours: Array.from({ length: 24 }, (_, h) => h) });
   });
+
+  it("a terminal retired before the range is not installed in it; one retired during it still is", async () => {
+    await put(tp, "/v1/admin/terminals/T8", { qr: "qr-T8", gatewayId: "G1", regionId: "R2", franchiseeId: "FR1" });
+    expect((await tp.api("POST", "/v1/admin/terminals/T8/retire", { reason: "site closed" })).status).toBe(200);
+    const installed = async () => (await tp.api("GET", `/v1/admin/regions/R2/insights?from=${from}&to=${to}`)).body.installed;
+    // Retired mid-range: it stood there for part of it.
+    await tp.p.db.query("UPDATE terminals SET retired_at = vv_ms_to_ts($1::bigint) WHERE terminal_id = 'T8'", [from + DAY]);
+    expect(await installed()).toBe(2);
+    // Retired the day before the range: T9 alone, busy all day, is the region's whole use.
+    await tp.p.db.query("UPDATE terminals SET retired_at = vv_ms_to_ts($1::bigint) WHERE terminal_id = 'T8'", [from - DAY]);
+    const r2 = await tp.api("GET", `/v1/admin/regions/R2/insights?from=${from}&to=${to}`);
+    expect(r2.body).toMatchObject({ installed: 1, utilisation: new Array(24).fill(1) });
+  });
 }
 
 describe("admin insights, plain PostgreSQL", () => suite("plain"));

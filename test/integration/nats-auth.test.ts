@@ -36,6 +36,9 @@ beforeAll(async () => {
     await pool.query("INSERT INTO regions (region_id, name, timezone) VALUES ('R1', 'Region 1', 'Asia/Shanghai')");
     await pool.query("INSERT INTO franchisees (franchisee_id, name) VALUES ('FR1', 'Franchisee 1'), ('FR2', 'Franchisee 2')");
     await pool.query("INSERT INTO gateways (gateway_id, region_id) VALUES ('G1', 'R1'), ('G2', 'R1')");
+    // Retired (issue 13): they have ended, so they get no NATS user.
+    await pool.query("INSERT INTO franchisees (franchisee_id, name, retired_at) VALUES ('FR9', 'Franchisee 9', now())");
+    await pool.query("INSERT INTO gateways (gateway_id, region_id, retired_at) VALUES ('G9', 'R1', now())");
     dir = mkdtempSync(join(tmpdir(), "vv-natsauth-"));
     const common = { prefix, secret: SECRET, platformPassword: PLATFORM_PASSWORD };
     written = await writeNatsConfig(db.url, { ...common, out: join(dir, "auth.conf") });
@@ -101,7 +104,7 @@ function collect(nc: NatsConnection, subject: string): string[] {
 }
 
 describe("nats-config", () => {
-  it("writes an include file and a credentials CSV (mode 0600) from the registry, with derived passwords", async () => {
+  it("writes an include file and a credentials CSV (mode 0600) from the registry (retired ones left out), with derived passwords", async () => {
     expect(written).toMatchObject({ franchisees: 2, gateways: 2 });
     for (const f of [written.out, written.credentialsFile]) expect(statSync(f).mode & 0o777).toBe(0o600);
     const rows = readCredentials(written.credentialsFile);
