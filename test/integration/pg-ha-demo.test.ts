@@ -43,9 +43,14 @@ interface Demo {
   exited: Promise<number | null>;
 }
 
-/** `npm start -- --demo` (tsx cli/main.ts, its summary as plain lines) on `databaseUrl`. */
+/**
+ * `npm start -- --demo` (cli/main.ts, its summary as plain lines) on `databaseUrl`, in node with
+ * tsx's loader rather than under the tsx command: that relays a signal to the platform and SIGKILLs
+ * it when it has not answered within 30 ms (a busy event loop on this shared machine), so Ctrl-C's
+ * clean stop could not be checked.
+ */
 async function demo(databaseUrl: string): Promise<Demo> {
-  const child = spawn(resolve(root, "node_modules/.bin/tsx"), ["cli/main.ts", "--demo", "--terminals", "4", "--log", join(dir, "demo.log")], {
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "--demo", "--terminals", "4", "--log", join(dir, "demo.log")], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? "",
