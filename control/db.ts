@@ -56,6 +56,8 @@ export function createPool(
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // A peer that vanished without closing (a cut network) is noticed on an idle connection too.
     keepAlive: true,
+    // Reads: connections renewed, so that each new one asks the resolver where the standby is now.
+    ...(o.reads ? { maxLifetimeSeconds: READ_POOL_LIFETIME_S } : {}),
   });
   // An idle connection can die with the server (restart, failover); the pool replaces it, and an
   // unhandled 'error' event would otherwise end the process.
@@ -65,6 +67,15 @@ export function createPool(
   failoverWait.set(pool, o.failoverWaitMs ?? 0);
   return pool;
 }
+
+/**
+ * How long a connection of the read pool lives. A standby promoted by a failover keeps its
+ * connections, so without an end to them the reports would stay on the (new) primary for good,
+ * also once the old primary is back as the standby: renewed, each new connection goes where the
+ * read resolver says (asked again every STANDBY_RECHECK_MS), so reports are back on a standby
+ * within about a minute and a half of its return.
+ */
+export const READ_POOL_LIFETIME_S = 60;
 
 /**
  * The pool that reports read from (READ_DATABASE_URL): its connections go to the first standby

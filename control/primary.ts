@@ -46,6 +46,13 @@ async function hostIs(role: "primary" | "standby", url: string): Promise<boolean
 const isPrimary = (url: string) => hostIs("primary", url);
 const isStandby = (url: string) => hostIs("standby", url);
 
+/** How a resolver asks a host its role; the real probes connect, a unit test passes its own. */
+export interface HostProbes {
+  isPrimary(url: string): Promise<boolean>;
+  isStandby(url: string): Promise<boolean>;
+}
+const realProbes: HostProbes = { isPrimary, isStandby };
+
 export interface PrimaryResolver {
   /** How many hosts DATABASE_URL lists. */
   hosts: number;
@@ -89,34 +96,41 @@ export function primaryResolver(databaseUrl: string): PrimaryResolver {
   };
 }
 
-/** How long a read resolver keeps a primary it fell back to before it looks for a standby again. */
-const STANDBY_RECHECK_MS = 30_000;
+/**
+ * How long a read resolver keeps the host it found (a standby, or the primary it fell back to)
+ * before it asks the hosts again: a standby may have been promoted since (a failover), and the old
+ * primary may be back as the standby.
+ */
+export const STANDBY_RECHECK_MS = 30_000;
 
 /**
  * Finds where reports read among READ_DATABASE_URL's hosts, as libpq's
  * `target_session_attrs=prefer-standby`: the first standby in the list; when none answers (the
- * standby is down or was just promoted), any host that answers (the primary), and after
- * STANDBY_RECHECK_MS it looks for a standby again. Same interface as the primary's resolver, so
- * the pool's clients come from the same class (without the takes-writes check).
+ * standby is down or was just promoted), any host that answers (the primary). Either answer is
+ * kept for STANDBY_RECHECK_MS, then the hosts are asked again at the next connection (the read
+ * pool's connections are renewed, READ_POOL_LIFETIME_S, so that there is one). Same interface as
+ * the primary's resolver, so the pool's clients come from the same class (without the
+ * takes-writes check).
  */
-export function standbyResolver(readUrl: string, clock: () => number = Date.now): PrimaryResolver {
+export function standbyResolver(readUrl: string, clock: () => number = Date.now, probes: HostProbes = realProbes): PrimaryResolver {
   const parsed = parseDatabaseUrl(readUrl);
   const urls = parsed.hosts.map((_, i) => parsed.urlFor(i));
-  let known: { url: string; standby: boolean; at: number } | null = urls.length === 1 ? { url: urls[0]!, standby: true, at: 0 } : null;
+  let known: { url: string; at: number } | null = null;
   let probing: Promise<string> | null = null;
   return {
     hosts: urls.length,
     primaryUrl() {
-      if (known && (known.standby || clock() - known.at < STANDBY_RECHECK_MS)) return Promise.resolve(known.url);
+      if (urls.length === 1) return Promise.resolve(urls[0]!);
+      if (known && clock() - known.at < STANDBY_RECHECK_MS) return Promise.resolve(known.url);
       probing ??= (async () => {
         try {
-          const standby = await Promise.all(urls.map(isStandby));
+          const standby = await Promise.all(urls.map((u) => probes.isStandby(u)));
           let i = standby.indexOf(true);
-          if (i >= 0) known = { url: urls[i]!, standby: true, at: clock() };
+          if (i >= 0) known = { url: urls[i]!, at: clock() };
           else {
-            i = (await Promise.all(urls.map(isPrimary))).indexOf(true);
+            i = (await Promise.all(urls.map((u) => probes.isPrimary(u)))).indexOf(true);
             if (i < 0) throw new NoPrimaryError(`no host of READ_DATABASE_URL answers (${urls.length} listed)`);
-            known = { url: urls[i]!, standby: false, at: clock() };
+            known = { url: urls[i]!, at: clock() };
           }
           return known.url;
         } finally {

@@ -1,3 +1,4 @@
+import { parseDatabaseUrl } from "../contracts/index.ts";
 import { dashboards } from "./all.ts";
 import { datasource } from "./sql-query.ts";
 
@@ -12,7 +13,14 @@ export async function push(env: NodeJS.ProcessEnv, fetchImpl: typeof fetch = fet
   const token = env.GRAFANA_TOKEN;
   const dbUrl = env.GRAFANA_DATABASE_URL ?? env.DATABASE_URL;
   if (!base || !token || !dbUrl) throw new Error("set GRAFANA_URL, GRAFANA_TOKEN and GRAFANA_DATABASE_URL (or DATABASE_URL)");
-  const db = new URL(dbUrl);
+  // Grafana's PostgreSQL data source connects to one host and follows no failover: a formation's
+  // list (DATABASE_URL of npm run pg:ha) cannot be handed to it, so one host is named on purpose.
+  const { hosts, urlFor } = parseDatabaseUrl(dbUrl);
+  if (hosts.length > 1)
+    throw new Error(
+      `Grafana's PostgreSQL data source connects to one host, and ${env.GRAFANA_DATABASE_URL ? "GRAFANA_DATABASE_URL" : "DATABASE_URL"} lists ${hosts.length}: set GRAFANA_DATABASE_URL to one of them, the standby's (docs/backup-and-restore.md, "Reads from the standby")`,
+    );
+  const db = new URL(urlFor(0));
   const call = async (method: string, path: string, body?: unknown) => {
     const r = await fetchImpl(`${base}${path}`, {
       method,

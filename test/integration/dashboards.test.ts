@@ -169,6 +169,12 @@ describe("dashboards as code", () => {
       expect(posted.map((p) => p.body.dashboard.uid)).toEqual(Object.values(dashboards()).map((d) => d.uid));
       expect(posted.every((p) => p.body.overwrite === true)).toBe(true);
       await expect(push({ GRAFANA_URL: url })).rejects.toThrow(/GRAFANA_TOKEN/);
+      // A formation's list of hosts (npm run pg:ha): Grafana takes one, so push asks for the standby's.
+      const before = seen.length;
+      await expect(push({ GRAFANA_URL: url, GRAFANA_TOKEN: "tok", DATABASE_URL: "postgres://postgres@127.0.0.1:6001,127.0.0.1:6002/voltvend" })).rejects.toThrow(
+        /connects to one host, and DATABASE_URL lists 2: set GRAFANA_DATABASE_URL/,
+      );
+      expect(seen.length, "nothing pushed").toBe(before);
     } finally {
       grafana.close();
     }

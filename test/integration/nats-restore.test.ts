@@ -42,6 +42,7 @@ afterAll(async () => {
 describe("restoring the NATS streams from the backup server", () => {
   it("brings TELEMETRY and EVENTS back in order; the writer stores every reading again, once", { timeout: 120_000 }, async () => {
     const s = tp.p.subjects;
+    let sessionId = "";
     await seedFleet(tp, { terminals: ["T1", "T2"] });
     {
       await using _gw = await simGateway(tp, { T1: {}, T2: {} }, { tickMs: 100 });
@@ -50,17 +51,24 @@ describe("restoring the NATS streams from the backup server", () => {
       const user = await tp.token("U1", "user");
       const r = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T1", target: { energyWh: 2 }, payment: "prepaid" }, user);
       expect(r.status).toBe(201);
-      await until(async () => (await tp.api("GET", `/v1/sessions/${r.body.sessionId}`)).body?.state === "completed", 60_000, 200);
+      sessionId = r.body.sessionId;
+      await until(async () => (await tp.api("GET", `/v1/sessions/${sessionId}`)).body?.state === "completed", 60_000, 200);
     }
     const jsm = await jetstreamManager(nc);
     const telemetry = kept(await streamMessages(nc, s.streams.telemetry));
     const events = kept(await streamMessages(nc, s.streams.events));
     expect(telemetry.length).toBeGreaterThan(20);
-    expect(events.some((e) => (e.data as { type: string }).type === "power_off_ack")).toBe(true);
+    // The whole charge is in EVENTS: its start and its end, which is the power_off answer or the
+    // terminal's own stop at its target, whichever it sent (the simulator stops at its limit and
+    // the session completes on that event, before any power_off of the cloud's).
+    const ofSession = events.map((e) => e.data as { type: string; sessionId?: string }).filter((e) => e.sessionId === sessionId).map((e) => e.type);
+    expect(ofSession).toContain("power_on_ack");
+    expect(ofSession.some((t) => t === "power_off_ack" || t === "power_off"), ofSession.join(",")).toBe(true);
     // The sink has copied everything, and the writer stored every reading.
     await until(async () => {
       const copies = await streamMessages<unknown>(nc, s.streams.backup);
-      return copies.filter((c) => c.headers?.["Vv-Source-Stream"] === s.streams.telemetry).length === telemetry.length ? true : null;
+      const of = (stream: string) => copies.filter((c) => c.headers?.["Vv-Source-Stream"] === stream).length;
+      return of(s.streams.telemetry) === telemetry.length && of(s.streams.events) === events.length ? true : null;
     }, 30_000, 200);
     const stored = await until(async () => {
       const n = await count("SELECT count(*) AS n FROM readings");
@@ -86,15 +94,12 @@ describe("restoring the NATS streams from the backup server", () => {
     expect((await jsm.streams.info(s.streams.telemetry)).state.messages).toBe(telemetry.length);
     await expect(restoreStreams({ nc, backupNc: nc, subjects: s, streams: [s.streams.control] })).rejects.toThrow(/not copied by the backup sink/);
 
-    // The platform again: the writer takes the restored readings and stores each once.
+    // The platform again: the writer takes the restored readings and stores each once. Counted
+    // once its consumer has acknowledged the whole restored stream, so nothing is still on the way.
     await tp.restart();
-    const again = await until(async () => {
-      const n = await count("SELECT count(*) AS n FROM readings");
-      return n >= stored ? n : null;
-    }, 60_000, 200);
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(await count("SELECT count(*) AS n FROM readings")).toBe(again);
-    expect(again).toBe(stored);
+    const last = (await jsm.streams.info(s.streams.telemetry)).state.last_seq;
+    await until(async () => (await jsm.consumers.info(s.streams.telemetry, s.consumer("writer"))).ack_floor.stream_seq >= last, 60_000, 200);
+    expect(await count("SELECT count(*) AS n FROM readings")).toBe(stored);
     // The session is still one session, completed once.
     expect(await count("SELECT count(*) AS n FROM sessions WHERE state = 'completed'")).toBe(1);
   });
