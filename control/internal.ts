@@ -23,3 +23,4 @@ export type { SimPaymentProvider } from "./payments/sim-provider.ts";
 export { ledgerMismatches } from "./wallet.ts";
 export { meterFrom } from "./sessions/meter.ts";
 export { feeLines } from "./sessions/receipt.ts";
+export { rangeSources } from "./reports/usage.ts";
