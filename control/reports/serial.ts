@@ -7,7 +7,7 @@ import type { Db, Tx } from "../db.ts";
  * max_parallel_workers_per_gather = 0 for its length). The planner chose parallel plans for the
  * report aggregates (a parallel append over a UNION ALL, which TimescaleDB's real-time views are
  * too), and each one started workers that cost more than they saved: at a load average of 8-15,
- * a report by region took 3-5 times as long in wall time as its CPU time alone, and in the quiet
+ * a report by region took 3-6 times as long in wall time as its CPU time alone, and in the quiet
  * benchmark 147 ms at p50 for about 50 ms of work (docs/analytics.md). Given a connection of the
  * caller's (a transaction of its own), runs on it as it is.
  */

@@ -96,8 +96,9 @@ export function rangeSources(from: number, to: number, aggregates: Aggregates = 
 /**
  * Usage of the sessions that started in [from, to), grouped: their whole billed energy and fee,
  * and their energy by local hour of day. A session counts once it is rolled, seconds after it
- * ends. Read from the usage aggregates (sql/012_usage_aggregates.sql: continuous aggregates on
- * TimescaleDB, rollup tables on plain PostgreSQL), which bucket sessions by start with their 24
+ * ends. Read from the usage aggregates (sql/012_usage_aggregates.sql and the reports' own of
+ * sql/026 and sql/027: continuous aggregates on TimescaleDB, rollup tables on plain PostgreSQL),
+ * without parallel workers (serial.ts), which bucket sessions by start with their 24
  * hours of day as columns, so the grouping is plain sums and one row per group comes back, its
  * curve as one text; energies are summed in integer mWh (64-bit, failing rather than wrapping),
  * Wh exact to the mWh.
