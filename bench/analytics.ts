@@ -122,23 +122,37 @@ async function timed<T>(samples: number, fn: (i: number) => Promise<T>) {
  * Report and curve queries over 30 days of usage for 1000 terminals and 10 000 users (issue 5),
  * and the cost of keeping the aggregates current at 10 000 readings/s.
  */
-export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days: number; samples: number; readingEveryS: number }) {
-  const name = `bench_analytics_${o.storage}_${Date.now().toString(36)}`;
+export async function benchAnalytics(o: {
+  storage: "plain" | "timescaledb";
+  days: number;
+  samples: number;
+  readingEveryS: number;
+  /**
+   * A database to keep (BENCH_ANALYTICS_DB_PREFIX + storage): loaded and kept on the first run,
+   * reused as loaded (migrated to the newest files, nothing seeded again) on the next, so that
+   * queries can be worked on against the full data set without loading it each time.
+   * @default a database of the run's own, dropped at the end
+   */
+  keep?: string;
+}) {
+  const name = o.keep ?? `bench_analytics_${o.storage}_${Date.now().toString(36)}`;
   const url = `${analyticsBase(o.storage)}/${name}`;
   await migrate(url, () => {}, o.storage);
   const db = new pg.Pool({ connectionString: url, max: 4 });
   try {
     const fleet: Fleet = { terminals: 1000, users: 10_000, days: o.days, readingEveryS: o.readingEveryS };
-    // The start of today (UTC): the same data in every run of the day, and in the past.
-    const end = Math.floor(Date.now() / DAY) * DAY;
+    const loaded = o.keep ? (await db.query<{ end: string | null }>("SELECT vv_ts_to_ms(max(ended_at))::text AS end FROM sessions")).rows[0]!.end : null;
+    // The start of today (UTC): the same data in every run of the day, and in the past. A kept
+    // database keeps the day it was loaded on.
+    const end = loaded === null ? Math.floor(Date.now() / DAY) * DAY : Math.ceil(Number(loaded) / DAY) * DAY;
     const t0 = performance.now();
-    const counts = await seed(db, fleet, end);
+    const counts = loaded === null ? await seed(db, fleet, end) : (await db.query("SELECT (SELECT count(*) FROM readings)::int AS readings, (SELECT count(*) FROM sessions)::int AS sessions")).rows[0] as { readings: number; sessions: number };
     const seeded = performance.now();
     let rolled = 0;
     for (let n; (n = await rollSessionUsage(db, end + DAY, 5000)) > 0; ) rolled += n;
     const rollMs = performance.now() - seeded;
     const r0 = performance.now();
-    await refreshAggregates(db, end, { since: end - o.days * DAY });
+    if (loaded === null) await refreshAggregates(db, end, { since: end - o.days * DAY });
     const refreshAllMs = performance.now() - r0;
     // What autovacuum and the checkpointer would have done by the time anyone reads a month of
     // data, so that the timings do not share the two cores with a vacuum of 8.6 M fresh readings
@@ -180,6 +194,8 @@ export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days
         minuteCost.push(performance.now() - r);
       }
     } finally {
+      // A kept data set stays as loaded, for the next run's minutes.
+      if (o.keep) await c.query("DELETE FROM readings WHERE ts >= vv_ms_to_ts($1::bigint)", [end]);
       c.release();
     }
     const refreshMsPerMinute = minuteCost.reduce((a, b) => a + b, 0) / minuteCost.length;
@@ -202,9 +218,11 @@ export async function benchAnalytics(o: { storage: "plain" | "timescaledb"; days
     };
   } finally {
     await db.end();
-    const admin = new pg.Client({ connectionString: `${analyticsBase(o.storage)}/postgres` });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    if (!o.keep) {
+      const admin = new pg.Client({ connectionString: `${analyticsBase(o.storage)}/postgres` });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
   }
 }

@@ -121,7 +121,16 @@ async function main() {
     await c.end().catch(() => {});
     const runs = [];
     for (const storage of tsdb ? (["plain", "timescaledb"] as const) : (["plain"] as const))
-      runs.push(await benchAnalytics({ storage, days: 30, samples: quick ? 10 : 40, readingEveryS: quick ? 900 : 300 }));
+      runs.push(
+        await benchAnalytics({
+          storage,
+          days: 30,
+          samples: quick ? 10 : 40,
+          readingEveryS: quick ? 900 : 300,
+          // BENCH_ANALYTICS_DB_PREFIX=x keeps the loaded data sets (x_plain, x_timescaledb) and reuses them next time.
+          ...(process.env.BENCH_ANALYTICS_DB_PREFIX ? { keep: `${process.env.BENCH_ANALYTICS_DB_PREFIX}_${storage}` } : {}),
+        }),
+      );
     write("analytics", { runs, ...(tsdb ? {} : { timescaledb: `not measured: no PostgreSQL with the extension installed and preloaded at ${analyticsBase("timescaledb")} (BENCH_TSDB_PG)` }) });
   }
 

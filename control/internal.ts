@@ -24,3 +24,4 @@ export { ledgerMismatches } from "./wallet.ts";
 export { meterFrom } from "./sessions/meter.ts";
 export { feeLines } from "./sessions/receipt.ts";
 export { standbyResolver, STANDBY_RECHECK_MS, type HostProbes } from "./primary.ts";
+export { rangeSources } from "./reports/usage.ts";

@@ -1,5 +1,6 @@
 import type { Db, Tx } from "../db.ts";
 import { faultsOpenedIn } from "../faults/store.ts";
+import { serialReads } from "./serial.ts";
 import { emptyTotals, usageReport, type UsageTotals } from "./usage.ts";
 
 type Q = Db | Tx;
@@ -31,7 +32,11 @@ export interface FranchiseePackage {
  * the faults opened in the period. Nothing of another franchisee's can enter: every part is
  * selected by franchisee id.
  */
-export async function buildPackage(db: Q, franchiseeId: string, from: number, to: number, now: number): Promise<FranchiseePackage> {
+export function buildPackage(db: Q, franchiseeId: string, from: number, to: number, now: number): Promise<FranchiseePackage> {
+  return serialReads(db, (q) => packageOf(q, franchiseeId, from, to, now));
+}
+
+async function packageOf(db: Q, franchiseeId: string, from: number, to: number, now: number): Promise<FranchiseePackage> {
   const terminals = await db.query<{ terminal_id: string; region_id: string; faults: number }>(
     `SELECT t.terminal_id, t.region_id,
        (SELECT count(*)::int FROM faults f WHERE f.terminal_id = t.terminal_id AND f.franchisee_id = $1::text

@@ -6,6 +6,7 @@ import { everyRound } from "../rounds.ts";
 import { publishDuePackages } from "./daily.ts";
 import { claimRound } from "../round-claims.ts";
 import { whileRefreshing } from "../../ingest/index.ts";
+import { WEEK_MS, WEEK_ORIGIN_MS } from "./usage.ts";
 
 /** Sessions that ended less than this long ago wait, so the writer stores their last readings. */
 const SETTLE_MS = 5000;
@@ -28,9 +29,12 @@ export async function rollSessionUsage(db: Db, now: number, max = 500): Promise<
   );
   const { rolled, first, last, refresh } = r.rows[0]!;
   if (refresh && first !== null && last !== null) {
-    for (const [view, width] of [["usage_hourly", HOUR_MS], ["usage_daily", DAY_MS]] as const) {
-      const from = Math.floor(Number(first) / width) * width;
-      const to = (Math.floor(Number(last) / width) + 1) * width;
+    // Each level after the one it reads: the daily ones read the hourly one, the weekly one the
+    // daily one (sql/012, sql/026, sql/027).
+    const levels = [["usage_hourly", HOUR_MS, 0], ["usage_daily", DAY_MS, 0], ["usage_terminal_daily", DAY_MS, 0], ["usage_user_weekly", WEEK_MS, WEEK_ORIGIN_MS]] as const;
+    for (const [view, width, origin] of levels) {
+      const from = Math.floor((Number(first) - origin) / width) * width + origin;
+      const to = (Math.floor((Number(last) - origin) / width) + 1) * width + origin;
       // CALL takes no bind parameters: the values are numbers of ours.
       await whileRefreshing(() => db.query(`CALL refresh_continuous_aggregate('${view}', vv_ms_to_ts(${from}), vv_ms_to_ts(${to}))`));
     }

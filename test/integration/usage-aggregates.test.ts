@@ -59,8 +59,11 @@ describe.skipIf(!hasTimescale)("usage aggregates, TimescaleDB", () => {
     expect(c.rows).toEqual([
       { view_name: "usage_daily", materialized_only: false, over: "usage_hourly" },
       { view_name: "usage_hourly", materialized_only: false, over: "session_usage" },
+      // The reports' own (sql/026, sql/027; test/integration/usage-report-aggregates.test.ts).
+      { view_name: "usage_terminal_daily", materialized_only: false, over: "usage_hourly" },
+      { view_name: "usage_user_weekly", materialized_only: false, over: "usage_daily" },
     ]);
-    for (const view of ["usage_hourly", "usage_daily"]) await policyJob(tp.p.db, "policy_refresh_continuous_aggregate", view);
+    for (const view of ["usage_hourly", "usage_daily", "usage_terminal_daily", "usage_user_weekly"]) await policyJob(tp.p.db, "policy_refresh_continuous_aggregate", view);
   });
 
   it("before any refresh, real-time aggregation already shows the rolled sessions", async () => {
