@@ -76,10 +76,15 @@ function whileRunning<T>(d: Demo, p: Promise<T>): Promise<T> {
   return Promise.race([p, d.exited.then((code): never => { throw new Error(`the demo exited (${code}):\n${told(d)}`); })]);
 }
 
-/** Ctrl-C, and the demo's clean stop. */
+/**
+ * Ctrl-C, and the demo's clean stop. It finishes the work in hand first; once in CI (load from the
+ * whole suite, right after the failover) that took more than 30 s, the control service still
+ * handling events meanwhile (cause not found: docs/backup-and-restore.md). A clean stop is what
+ * is checked here, so it gets 90 s.
+ */
 async function stop(d: Demo): Promise<void> {
   d.child.kill("SIGINT");
-  const code = await Promise.race([d.exited, new Promise<"late">((r) => setTimeout(() => r("late"), 30_000))]);
+  const code = await Promise.race([d.exited, new Promise<"late">((r) => setTimeout(() => r("late"), 90_000))]);
   if (code === "late") d.child.kill("SIGKILL");
   expect(code, told(d)).toBe(0);
 }
