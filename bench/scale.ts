@@ -91,7 +91,7 @@ export async function benchScalePoint(o: ScalePoint & { port: number; split: str
       await c.end();
       // On a connection of its own, each put tried again on a timeout: a put that timed out on the
       // loaded gateways' connection ended earlier runs (the error closed the load generator).
-      const reg = await connect({ servers: NATS_URL, noAsyncTraces: true });
+      const reg = await connect({ servers: natsUrl, noAsyncTraces: true });
       try {
         const bucket = await new Kvm(reg).open(`${p.prefix}_terminals`);
         const model = (await bucket.get(ids[0]!))!.json<Record<string, unknown>>();
