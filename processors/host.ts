@@ -171,9 +171,9 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     }
     return stageWants(id);
   };
-  // Stages already done with a batch that is being retried (keyed by the batch's item array).
-  const done = new WeakMap<TelemetryItem[], Map<Stage, Progress | "done">>();
-  const laterOf = new WeakMap<TelemetryItem[], Promise<void>[]>();
+  // Per batch being retried (keyed by its item array): the stages already done with it, and what
+  // they still store before it may be acknowledged (a stage done is not run again).
+  const tries = new WeakMap<TelemetryItem[], { progress: Map<Stage, Progress | "done">; later: Promise<void>[] }>();
   const jsm = await jetstreamManager(o.nc);
   const natsAnswers = () =>
     jsm.getAccountInfo().then(
@@ -265,11 +265,9 @@ export async function startProcessorHost(o: HostOptions): Promise<RunningProcess
     // Per-terminal state is built in stream order: a failed batch is retried, not handed back.
     retryInPlace: true,
     handle: async (items) => {
-      const progress = done.get(items) ?? new Map<Stage, Progress | "done">();
-      done.set(items, progress);
-      // What the stages still store for this batch (kept across its tries: a stage done is not run again).
-      const later = laterOf.get(items) ?? [];
-      laterOf.set(items, later);
+      let batch = tries.get(items);
+      if (!batch) tries.set(items, (batch = { progress: new Map(), later: [] }));
+      const { progress, later } = batch;
       const results = await Promise.allSettled(
         stages.map(async (st) => {
           const p = progress.get(st) ?? { tries: 0, shares: null };

@@ -93,13 +93,16 @@ export function checkpointWriter(kv: KV, log: Logger, o: { retryMs?: number; sto
     delete: (terminalId) => give(terminalId, null),
     stored() {
       if (stopped) return Promise.reject(new Error("checkpoint writer stopped"));
-      if (storedUpTo >= generation && dirty.size === 0) return Promise.resolve();
+      // Everything given is stored (storedUpTo only reaches the newest generation once nothing is dirty).
+      if (storedUpTo >= generation) return Promise.resolve();
       return new Promise<void>((resolve, reject) => waiters.push({ generation, resolve, reject }));
     },
     async stop() {
-      const deadline = new Promise((r) => setTimeout(r, o.stopWaitMs ?? 5000).unref());
-      await Promise.race([running ?? Promise.resolve(), deadline]);
-      if (dirty.size > 0) await Promise.race([new Promise<void>((resolve) => waiters.push({ generation, resolve, reject: () => resolve() })), deadline]);
+      // What is dirty is being stored (the flush runs while anything is): wait for it, for a while.
+      if (dirty.size > 0) {
+        const deadline = new Promise((r) => setTimeout(r, o.stopWaitMs ?? 5000).unref());
+        await Promise.race([new Promise<void>((resolve) => waiters.push({ generation, resolve, reject: () => resolve() })), deadline]);
+      }
       stopped = true;
       for (const w of waiters.splice(0)) w.reject(new Error("checkpoint writer stopped with checkpoints not stored"));
     },
