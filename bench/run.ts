@@ -49,13 +49,15 @@ async function main() {
   // The scale curve (issue 17, docs/scaling.md): long (a 5-minute run at 10,000 terminals), so
   // only when asked for. SCALE_LONG_S sets that run's length.
   // `--seconds=N` (or SCALE_LONG_S) sets the 10,000-terminal point's length, `--short-seconds=N`
-  // (or SCALE_SHORT_S) the others'; SCALE_POINTS=1000,10000 runs only those points.
+  // (or SCALE_SHORT_S) the 1,000 and 3,000 points', `--stress-seconds=N` (or SCALE_STRESS_S) the
+  // stress points'; SCALE_POINTS=1000,10000-singles runs only the points of those names.
   const opt = (name: string, envName: string) => {
     const v = args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? process.env[envName];
     return v ? Number(v) : undefined;
   };
   const longS = opt("seconds", "SCALE_LONG_S");
   const shortS = opt("short-seconds", "SCALE_SHORT_S");
+  const stressS = opt("stress-seconds", "SCALE_STRESS_S");
   if (only === "scale")
     write(
       "scale",
@@ -66,6 +68,7 @@ async function main() {
         onPoint: (partial) => writeFileSync("bench/results/scale.json", JSON.stringify({ ...partial, env }, null, 2) + "\n"),
         ...(longS ? { longS } : {}),
         ...(shortS ? { shortS } : {}),
+        ...(stressS ? { stressS } : {}),
       }),
     );
 

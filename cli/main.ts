@@ -1,3 +1,4 @@
+import { getPriority, setPriority } from "node:os";
 import { relative, resolve } from "node:path";
 import { makeLogger } from "./log.ts";
 import { screen, type Screen } from "./screen.ts";
@@ -31,6 +32,20 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
   const bad = want.filter((w) => !(PARTS as readonly string[]).includes(w));
   if (bad.length || want.length === 0) throw new ConfigError(`--parts takes a list of ${PARTS.join(", ")}; got ${argv[i + 1] ?? "nothing"}`);
   return Object.fromEntries(PARTS.map((p) => [p, want.includes(p)]));
+}
+
+/**
+ * A background process (the writer, the backup) yields the cores to the latency-critical parts on
+ * the same host: raising its own nice value needs no privilege. A host that refuses says so and
+ * the process runs as it was started.
+ */
+function lowerPriority(nice: number, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): void {
+  try {
+    if (getPriority() < nice) setPriority(nice);
+    log.info({ nice: getPriority() }, "background parts only: running at a lower priority (BACKGROUND_NICE)");
+  } catch (err) {
+    log.warn({ err, nice }, "could not lower this process's priority; running as started");
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -87,6 +102,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command !== "start") throw new ConfigError(`unknown command ${command}\n${usage}`);
 
+  if (parts && !parts.control && !parts.cutoff && !parts.faults && config.BACKGROUND_NICE > 0) lowerPriority(config.BACKGROUND_NICE, log);
   const platform = await startPlatform(config, { log, ...(parts ? { parts } : {}), ...(sc ? { progress: (m: string) => sc.status(`[2/3] ${m}`) } : {}) });
   sc?.line("[2/3] database migrated, NATS streams ready, platform running");
   let stopDemo: (() => Promise<void>) | undefined;

@@ -97,6 +97,13 @@ export const configSchema = z.object({
    * others take its partitions over (within this plus a fifth of it, and their start). @default 5
    */
   PROCESSOR_LEASE_S: z.coerce.number().int().min(1).max(600).default(5),
+  /**
+   * The scheduling priority (nice, 0-19) a process running only background parts (`--parts writer`,
+   * `backup`, or both) gives itself: on a host it shares with the processors and the control
+   * service, their cutoffs and faults come first and the writer catches up in their idle time
+   * (the readings wait in the stream). 0 leaves it as started (docs/scaling.md). @default 10
+   */
+  BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** The processors do not step a reading whose ts is further ahead of its arrival (docs/faults.md). @default 60 */
   PROCESSOR_MAX_AHEAD_S: int(60),
   /** Users' scan-failure reports for a terminal within this window count as one fault. @default 600 */

@@ -38,6 +38,17 @@ export interface LocalTime {
 }
 
 export function localTime(ts: number, tz: string): LocalTime {
+  const d = new Date(ts + offsetAt(ts, tz));
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    msOfDay: d.getUTCHours() * 3_600_000 + d.getUTCMinutes() * 60_000 + d.getUTCSeconds() * 1000 + d.getUTCMilliseconds(),
+  };
+}
+
+/** The wall clock in tz at ts as Intl formats it: the ground truth, and the slow path. */
+function formattedLocalTime(ts: number, tz: string): LocalTime {
   const parts = formatter(tz).formatToParts(new Date(ts));
   const get = (t: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === t)?.value);
   const ms = ((ts % 1000) + 1000) % 1000;
@@ -49,10 +60,34 @@ export function localTime(ts: number, tz: string): LocalTime {
   };
 }
 
-/** Offset of local wall time from UTC at instant ts, in ms. */
-function offsetAt(ts: number, tz: string): number {
-  const l = localTime(ts, tz);
+function formattedOffset(ts: number, tz: string): number {
+  const l = formattedLocalTime(ts, tz);
   return Date.UTC(l.year, l.month - 1, l.day) + l.msOfDay - ts;
+}
+
+const HOUR = 3_600_000;
+/** Per time zone, the offset of each UTC hour that has one offset from its first millisecond to its last. */
+const hourOffsets = new Map<string, Map<number, number>>();
+/** Hours kept per zone (a session touches a few, a month's report about 720); past this the map starts afresh. */
+const MAX_HOURS = 20_000;
+
+/**
+ * Offset of local wall time from UTC at instant ts, in ms. Intl is asked twice per UTC hour and
+ * zone, not on every call: formatToParts, several times per session reading, was the cutoff
+ * stage's largest cost (docs/scaling.md). An hour whose first and last milliseconds have the same
+ * offset has it throughout (DST changes are months apart); an hour with a change in it is asked
+ * about each instant, as before.
+ */
+function offsetAt(ts: number, tz: string): number {
+  const hour = Math.floor(ts / HOUR);
+  let byHour = hourOffsets.get(tz);
+  const known = byHour?.get(hour);
+  if (known !== undefined) return known;
+  const first = formattedOffset(hour * HOUR, tz);
+  if (formattedOffset(hour * HOUR + HOUR - 1, tz) !== first) return formattedOffset(ts, tz);
+  if (!byHour || byHour.size >= MAX_HOURS) hourOffsets.set(tz, (byHour = new Map()));
+  byHour.set(hour, first);
+  return first;
 }
 
 /**

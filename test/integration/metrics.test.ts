@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDatabase } from "../helpers/database.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
@@ -89,6 +90,10 @@ describe("what operators page on", () => {
       expect(text).toMatch(new RegExp(`vend_consumer_pending\\{stream="${prefix}_TELEMETRY",consumer="[^"]+"\\} \\d+`));
       // No HTTP API on it: only the ops routes.
       expect((await fetch(`${proc.url}/v1/me`)).status).toBe(404);
+      // Background parts only: it lowered its own priority (BACKGROUND_NICE, 10 unless set), so
+      // the processors and control on the same host come first (field 19 of /proc/<pid>/stat).
+      const nice = Number(readFileSync(`/proc/${proc.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+      expect(nice).toBeGreaterThanOrEqual(10);
     } finally {
       await removeNatsState(prefix);
     }

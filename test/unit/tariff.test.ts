@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, it, expect } from "vitest";
 import {
   tariffPeriodsSchema,
@@ -325,5 +326,25 @@ describe("instantOf / localTime", () => {
     [utc(1969, 12, 31, 23, 59, 59, 250), "UTC", { year: 1969, month: 12, day: 31, msOfDay: 24 * H - 750 }],
   ])("localTime(%s, %s)", (ts, tz, expected) => {
     expect(localTime(ts, tz)).toEqual(expected);
+  });
+
+  // localTime asks Intl once per UTC hour and zone and reuses the offset (contracts/billing/zoned.ts):
+  // it must agree with Intl at every instant, the hours with a DST change and odd offsets included.
+  it("agrees with Intl at every instant, hours with a DST change included", () => {
+    const zones = [SH, BER, "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns", "Africa/Casablanca", "UTC"];
+    const fmt = new Map(zones.map((tz) => [tz, new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" })]));
+    const direct = (ts: number, tz: string) => {
+      const p = Object.fromEntries(fmt.get(tz)!.formatToParts(new Date(ts)).map((x) => [x.type, Number(x.value)]));
+      return { year: p.year, month: p.month, day: p.day, msOfDay: p.hour! * H + p.minute! * MIN + p.second! * 1000 + (((ts % 1000) + 1000) % 1000) };
+    };
+    fc.assert(
+      fc.property(fc.constantFrom(...zones), fc.integer({ min: utc(1990, 1, 1), max: utc(2040, 1, 1) }), (tz, ts) => {
+        expect(localTime(ts, tz)).toEqual(direct(ts, tz));
+      }),
+      { numRuns: 3000 },
+    );
+    // Every second of the hours around Berlin's and Lord Howe's (30 min) changes, and the cached hours next to them.
+    for (const [tz, change] of [[BER, utc(2026, 3, 29, 1)], [BER, utc(2026, 10, 25, 1)], ["Australia/Lord_Howe", utc(2026, 4, 4, 15)], ["Australia/Lord_Howe", utc(2026, 10, 3, 15, 30)]] as const)
+      for (let ts = change - 2 * H; ts < change + 2 * H; ts += 997) expect(localTime(ts, tz), `${tz} ${iso(ts)}`).toEqual(direct(ts, tz));
   });
 });
