@@ -135,7 +135,10 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
  * second: a pull ended 2 s after it was sent with 880 of its 1,000 never delivered, no new pull
  * went out, and the processors got nothing until two heartbeats were missed; whether the server's
  * 408 was lost or came without its count was not found out). Every cutoff and fault decision of
- * those 2-3 s came that late: the scale benchmark's p99 at 1,000 and 3,000 terminals. A consumer that takes more than a quarter of a pull (250 messages) in
+ * those 2-3 s came that late: the scale benchmark's p99 at 1,000 and 3,000 terminals. The price:
+ * after a server's death, nats.js waits a pull's length between its failed looks for the
+ * consumer's new leader, so a consume loop resumes 9.5-17 s after the kill instead of 6-10 s (a
+ * rare failure made slower, for a stall every few minutes gone from normal running). A consumer that takes more than a quarter of a pull (250 messages) in
  * 10 s pulls again before its pull ends and never depends on that answer; a quieter one meets it
  * five times less often than with 2 s pulls. An idle consumer sends a pull every 10 s and gets a
  * heartbeat every second.

@@ -62,8 +62,10 @@ describe("the consume loop on a cluster", () => {
       const resumedMs = got.length >= 2 ? got[1]!.at - killedAt : Infinity;
       console.log(`consume loop: first message after kill -9 of its consumer leader's server: ${resumedMs} ms (pull expiry ${PULL_EXPIRES_MS} ms)`);
       // The new leader's election (4-9 s on nats-server 2.9), then a lost pull found (two missed 1 s
-      // heartbeats) and the consumer asked again until it answers (every 2-3 s): 6-10 s measured.
-      expect(resumedMs, "no message for 40 s after the kill").toBeLessThan(15_000);
+      // heartbeats) and the consumer asked again until it answers: nats.js waits a pull's length
+      // (PULL_EXPIRES_MS, 10 s) between failed tries. 6-10 s measured with 2 s pulls, 9.5-17 s
+      // with 10 s pulls (17 s under CI's load); the trade is written in ingest/consume.ts.
+      expect(resumedMs, "no message for 40 s after the kill").toBeLessThan(25_000);
       expect(got[0]!.n).toBe(0);
     } finally {
       await consumer.stop();
