@@ -1,5 +1,6 @@
 import { getPriority, setPriority } from "node:os";
 import { relative, resolve } from "node:path";
+import type { Logger } from "pino";
 import { makeLogger } from "./log.ts";
 import { screen, type Screen } from "./screen.ts";
 import { ConfigError, loadConfig } from "../contracts/index.ts";
@@ -39,7 +40,7 @@ function parseParts(argv: string[]): Partial<Record<(typeof PARTS)[number], bool
  * the same host: raising its own nice value needs no privilege. A host that refuses says so and
  * the process runs as it was started.
  */
-function lowerPriority(nice: number, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): void {
+function lowerPriority(nice: number, log: Logger): void {
   try {
     if (getPriority() < nice) setPriority(nice);
     log.info({ nice: getPriority() }, "background parts only: running at a lower priority (BACKGROUND_NICE)");

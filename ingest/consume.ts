@@ -138,10 +138,10 @@ export async function ensureConsumer(nc: NatsConnection, spec: ConsumerSpec): Pr
  * those 2-3 s came that late: the scale benchmark's p99 at 1,000 and 3,000 terminals. The price:
  * after a server's death, nats.js waits a pull's length between its failed looks for the
  * consumer's new leader, so a consume loop resumes 9.5-17 s after the kill instead of 6-10 s (a
- * rare failure made slower, for a stall every few minutes gone from normal running). A consumer that takes more than a quarter of a pull (250 messages) in
- * 10 s pulls again before its pull ends and never depends on that answer; a quieter one meets it
- * five times less often than with 2 s pulls. An idle consumer sends a pull every 10 s and gets a
- * heartbeat every second.
+ * rare failure made slower, for a stall every few minutes gone from normal running). A consumer
+ * that takes more than a quarter of a pull (250 messages) in 10 s pulls again before its pull ends
+ * and never depends on that answer; a quieter one meets it five times less often than with 2 s
+ * pulls. An idle consumer sends a pull every 10 s and gets a heartbeat every second.
  */
 export const PULL_EXPIRES_MS = 10_000;
 const PULL_HEARTBEAT_MS = 1000;

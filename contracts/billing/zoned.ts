@@ -66,7 +66,10 @@ function formattedOffset(ts: number, tz: string): number {
 }
 
 const HOUR = 3_600_000;
-/** Per time zone, the offset of each UTC hour that has one offset from its first millisecond to its last. */
+/**
+ * Per time zone, the offset of each UTC hour that has one offset from its first millisecond to its
+ * last, or NaN for an hour with a change in it (known, so its instants skip the hour's two looks).
+ */
 const hourOffsets = new Map<string, Map<number, number>>();
 /** Hours kept per zone (a session touches a few, a month's report about 720); past this the map starts afresh. */
 const MAX_HOURS = 20_000;
@@ -81,13 +84,15 @@ const MAX_HOURS = 20_000;
 function offsetAt(ts: number, tz: string): number {
   const hour = Math.floor(ts / HOUR);
   let byHour = hourOffsets.get(tz);
-  const known = byHour?.get(hour);
-  if (known !== undefined) return known;
-  const first = formattedOffset(hour * HOUR, tz);
-  if (formattedOffset(hour * HOUR + HOUR - 1, tz) !== first) return formattedOffset(ts, tz);
-  if (!byHour || byHour.size >= MAX_HOURS) hourOffsets.set(tz, (byHour = new Map()));
-  byHour.set(hour, first);
-  return first;
+  let known = byHour?.get(hour);
+  if (known === undefined) {
+    const first = formattedOffset(hour * HOUR, tz);
+    known = formattedOffset(hour * HOUR + HOUR - 1, tz) === first ? first : NaN;
+    if (!byHour || byHour.size >= MAX_HOURS) hourOffsets.set(tz, (byHour = new Map()));
+    byHour.set(hour, known);
+  }
+  // An hour with a change in it (the binary search of offsetChangeBetween runs there): each instant asked.
+  return Number.isNaN(known) ? formattedOffset(ts, tz) : known;
 }
 
 /**
