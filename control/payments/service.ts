@@ -224,7 +224,7 @@ export function paymentService(d: {
         if (!(err instanceof NotificationRefused)) throw err;
         log.warn({ provider: p.name, code: err.code, error: err.message, orderId: v?.orderId ?? null }, "payment notification refused");
         await recordNotification(db, { provider: p.name, accepted: false, reason: `${err.code}: ${err.message}`, nonce: v?.nonce ?? null, orderId: v?.orderId ?? null, transactionId: v?.transactionId ?? null, body: n.body, at: now });
-        throw new ApiError(err.status, err.code, err.message);
+        throw new ApiError(err.status, err.code, err.message, undefined, { cause: err });
       }
     },
 

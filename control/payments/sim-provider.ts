@@ -79,7 +79,7 @@ export class SimPaymentProvider implements PaymentProvider {
     try {
       parsed = notificationSchema.parse(JSON.parse(n.body));
     } catch (e) {
-      throw new NotificationRefused(400, "invalid_notification", `the notification's body is not a payment notification: ${(e as Error).message.slice(0, 200)}`);
+      throw new NotificationRefused(400, "invalid_notification", `the notification's body is not a payment notification: ${(e as Error).message.slice(0, 200)}`, { cause: e });
     }
     const r = parsed.resource;
     return { nonce, orderId: r.orderId, transactionId: r.transactionId, amountCents: r.amountCents, payerRef: r.payerRef, paidAt: r.paidAt };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ledgerMismatches, listAudit, type SimPaymentProvider } from "../../control/internal.ts";
+import { ledgerMismatches, listAudit, NotificationRefused, type SimPaymentProvider } from "../../control/internal.ts";
 import { seedFleet, simGateway, terminalsSeen, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
 // Money through the public API: paying in through the simulated provider (signed notifications,
@@ -100,6 +100,13 @@ describe("paying in through a provider", () => {
     const reasons = refused.body.items.map((x: { reason: string }) => x.reason.split(":")[0]);
     expect(reasons).toEqual(expect.arrayContaining(["invalid_signature", "stale_notification", "replayed_notification", "order_not_found"]));
     expect(reasons.filter((r: string) => r === "invalid_signature")).toHaveLength(3);
+    // A signed body that is not a notification: the 400 keeps the refusal, and the refusal the
+    // parse error, as their causes.
+    const unreadable: unknown = await tp.p.control!.payments.notify("sim", sim.sign("not json")).catch((e: unknown) => e);
+    expect(unreadable).toMatchObject({ name: "ApiError", status: 400, code: "invalid_notification" });
+    const refusal = (unreadable as Error).cause;
+    expect(refusal).toBeInstanceOf(NotificationRefused);
+    expect((refusal as Error).cause).toBeInstanceOf(SyntaxError);
     await ledgerWhole();
   });
 
