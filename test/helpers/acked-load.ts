@@ -3,11 +3,12 @@ import { headers, type NatsConnection } from "@nats-io/nats-core";
 import type pg from "pg";
 import { until } from "./platform.ts";
 
-export interface AckedLoad {
+export interface AckedLoad extends AsyncDisposable {
   /** Every (terminal, ts) the stream acknowledged, and when. */
   acked: { t: string; ts: number; at: number }[];
   /** Publish attempts that failed (no ack in time) and were tried again. */
   failures(): number;
+  /** Stops publishing and waits for the attempts under way; also what dispose does. */
   stop(): Promise<void>;
 }
 
@@ -45,14 +46,11 @@ export function ackedLoad(nc: NatsConnection, prefix: string, gatewayId: string,
     }
   };
   const running = Promise.all(terminals.map(one));
-  return {
-    acked,
-    failures: () => failures,
-    async stop() {
-      stopping = true;
-      await running;
-    },
+  const stop = async () => {
+    stopping = true;
+    await running;
   };
+  return { acked, failures: () => failures, stop, [Symbol.asyncDispose]: stop };
 }
 
 /**

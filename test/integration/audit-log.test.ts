@@ -1,18 +1,17 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { audit, listAudit } from "../../control/internal.ts";
-import { testDatabase } from "../helpers/database.ts";
+import { pgPool, testDatabase } from "../helpers/database.ts";
 
 describe("audit log (control/audit.ts, sql/015_audit.sql)", () => {
   let db: Awaited<ReturnType<typeof testDatabase>>;
-  let pool: pg.Pool;
+  let pool: ReturnType<typeof pgPool>;
   beforeAll(async () => {
     db = await testDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pool = pgPool(db.url, 2);
   });
   afterAll(async () => {
-    await pool.end();
-    await db[Symbol.asyncDispose]();
+    await pool?.[Symbol.asyncDispose]();
+    await db?.[Symbol.asyncDispose]();
   });
 
   it("appends entries and lists them newest first, a page at a time", async () => {

@@ -1,7 +1,6 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommitUnknownError, createPool, inTx, type Db } from "../../control/index.ts";
-import { testDatabase } from "../helpers/database.ts";
+import { pgClient, testDatabase } from "../helpers/database.ts";
 import { tcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 
 // inTx across a lost database (control/db.ts; docs/backup-and-restore.md, "Work in flight across
@@ -14,13 +13,8 @@ let proxy: TcpProxy;
 let pool: Db;
 
 const rows = async (id: string) => {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    return Number((await c.query("SELECT count(*) AS n FROM retry_probe WHERE id = $1", [id])).rows[0].n);
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(db.url);
+  return Number((await c.query("SELECT count(*) AS n FROM retry_probe WHERE id = $1", [id])).rows[0].n);
 };
 
 /** The connection lost for `ms`, as in a failover: every socket reset, new ones refused, then back. */
@@ -33,10 +27,10 @@ const outage = (ms: number) => {
 
 beforeAll(async () => {
   db = await testDatabase();
-  const setup = new pg.Client({ connectionString: db.url });
-  await setup.connect();
-  await setup.query("CREATE TABLE retry_probe (id text PRIMARY KEY, n int NOT NULL)");
-  await setup.end();
+  {
+    await using setup = await pgClient(db.url);
+    await setup.query("CREATE TABLE retry_probe (id text PRIMARY KEY, n int NOT NULL)");
+  }
   proxy = await tcpProxy("127.0.0.1", 5432);
   const u = new URL(db.url);
   u.port = String(proxy.port);

@@ -4,8 +4,8 @@ import { connect } from "@nats-io/transport-node";
 import { SignJWT } from "jose";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pgClient } from "../helpers/database.ts";
 import { NATS_URL } from "../helpers/env.ts";
 import { SECRET, seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 
@@ -145,10 +145,10 @@ describe("terminal profiles", () => {
   });
 
   it("a profile stored before the bounds gets the default for its bad field: duration charges do not fail", async () => {
-    const db = new pg.Client({ connectionString: tp.config.DATABASE_URL });
-    await db.connect();
-    await db.query(`UPDATE terminals SET profile = profile || '{"maxPowerW": 4000.5}'::jsonb WHERE terminal_id = 'T2'`);
-    await db.end();
+    {
+      await using db = await pgClient(tp.config.DATABASE_URL);
+      await db.query(`UPDATE terminals SET profile = profile || '{"maxPowerW": 4000.5}'::jsonb WHERE terminal_id = 'T2'`);
+    }
     const r = await tp.api("POST", "/v1/charge-requests", { qr: "qr-T2", target: { durationS: 2 }, payment: "prepaid" }, user);
     expect(r.status).toBe(201);
     // 2 s at the default 4000 W and 100 c/kWh: 2.2 Wh, 0.22 cents, held as 1.

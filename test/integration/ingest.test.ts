@@ -2,10 +2,10 @@ import { headers } from "@nats-io/transport-node";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRegistry } from "../../control/index.ts";
 import { startWriter } from "../../ingest/index.ts";
+import { pgClient } from "../helpers/database.ts";
 import { NATS_URL, PG_ADMIN_URL } from "../helpers/env.ts";
 import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
@@ -174,14 +174,14 @@ describe("crashes and outages", () => {
   it("a PostgreSQL outage of a few seconds is survived, with everything stored after it", async () => {
     const { db } = tp.p;
     const dbName = new URL(tp.config.DATABASE_URL).pathname.slice(1);
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
-    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [dbName]);
-    for (let i = 1; i <= 500; i++) tel("T6", reading(i));
-    await new Promise((r) => setTimeout(r, 3000));
-    await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
-    await admin.end();
+    {
+      await using admin = await pgClient(PG_ADMIN_URL);
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [dbName]);
+      for (let i = 1; i <= 500; i++) tel("T6", reading(i));
+      await new Promise((r) => setTimeout(r, 3000));
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
+    }
     const n = await until(async () => {
       const x = (await db.query("SELECT count(*)::int AS n FROM readings WHERE terminal_id = 'T6'")).rows[0].n;
       return x === 500 ? x : null;

@@ -67,16 +67,14 @@ afterAll(async () => {
 
 describe("the platform on a three-server NATS cluster, replicas 3", () => {
   it("makes every stream and bucket with three replicas and runs a charge end to end", async () => {
-    const nc = await clientOf(cluster);
-    try {
+    {
+      await using nc = await clientOf(cluster);
       const jsm = await jetstreamManager(nc);
       const mine: { name: string; replicas: number }[] = [];
       for await (const si of jsm.streams.list()) mine.push({ name: si.config.name, replicas: si.config.num_replicas });
       expect(mine.filter((s) => s.name.startsWith(`${tp.prefix}_`)).length).toBeGreaterThanOrEqual(7);
       expect(mine.filter((s) => s.name.startsWith(`KV_${tp.prefix}_`)).length).toBeGreaterThan(0);
       for (const s of mine) expect(s.replicas, s.name).toBe(3);
-    } finally {
-      await nc.close();
     }
     const s = await ended(await charge("qr-T1", 2));
     expect(s).toMatchObject({ state: "completed", stopReason: "target_reached" });
@@ -85,81 +83,76 @@ describe("the platform on a three-server NATS cluster, replicas 3", () => {
   });
 
   it("kill -9 of the platform's server and telemetry leader under load: no acknowledged reading lost or stored twice, sessions cut at their targets and billed once; it catches up", async () => {
-    const loadNc = await clientOf(cluster);
-    const load = ackedLoad(loadNc, tp.prefix, "G2", LOADED);
+    await using loadNc = await clientOf(cluster);
+    await using load = ackedLoad(loadNc, tp.prefix, "G2", LOADED);
     const sessions: string[] = [];
-    try {
-      await until(async () => load.acked.length >= 200, 30_000, 100);
-      // Sessions live across the kill: 4 Wh at ~3.7 kW take about four seconds.
-      for (const t of CHARGED) sessions.push(await charge(`qr-${t}`, TARGET_WH));
-      await until(async () => {
-        const states = await Promise.all(sessions.map((id) => tp.api("GET", `/v1/sessions/${id}`, undefined, user)));
-        return states.every((r) => r.body?.state === "active");
-      }, 30_000, 100);
+    await until(async () => load.acked.length >= 200, 30_000, 100);
+    // Sessions live across the kill: 4 Wh at ~3.7 kW take about four seconds.
+    for (const t of CHARGED) sessions.push(await charge(`qr-${t}`, TARGET_WH));
+    await until(async () => {
+      const states = await Promise.all(sessions.map((id) => tp.api("GET", `/v1/sessions/${id}`, undefined, user)));
+      return states.every((r) => r.body?.state === "active");
+    }, 30_000, 100);
 
-      // The victim: the server the platform is connected to, made the telemetry stream's leader
-      // too (leader step-downs until the election lands there), so that one kill -9 takes both
-      // the platform's connection and the stream's leader.
-      const jsm = await jetstreamManager(loadNc);
-      const telemetry = tp.p.subjects.streams.telemetry;
-      const platformServer = tp.p.nc.info?.server_name ?? "";
-      const victim = cluster.names.indexOf(platformServer);
-      expect(victim, `platform on ${platformServer}`).toBeGreaterThanOrEqual(0);
-      let leader = (await jsm.streams.info(telemetry)).cluster?.leader;
-      for (let i = 0; i < 15 && leader !== platformServer; i++) {
-        await loadNc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${telemetry}`, "", { timeout: 5000 }).catch(() => {});
-        leader = await until(async () => (await jsm.streams.info(telemetry)).cluster?.leader, 10_000, 100);
-      }
-      expect(leader, "the telemetry leader moved to the platform's server").toBe(platformServer);
-      const beforeKill = load.acked.length;
-      const killedAt = Date.now();
-      await cluster.kill(victim);
-      // The load goes on through the survivors, and the platform is on one of them.
-      await until(async () => load.acked.length >= beforeKill + 300, 60_000, 100);
-      await until(async () => tp.p.nc.info?.server_name !== platformServer && !tp.p.nc.isClosed(), 30_000, 100);
-      // How long the cluster took no acknowledged write: the new leader's election, seen by a client.
-      const firstAfter = load.acked.slice(beforeKill).reduce((a, x) => Math.min(a, x.at), Infinity);
-      const gapMs = firstAfter - killedAt;
-      await load.stop();
-
-      for (const id of sessions) {
-        const s = await ended(id, 90_000);
-        expect(s, `session ${id} (no acknowledged write for ${gapMs} ms after the kill)`).toMatchObject({ state: "completed", stopReason: expect.stringMatching(/^(target_reached|limit)$/) });
-        expect(["target_reached", "limit"]).toContain(s.stopReason);
-        expect(s.energyWh).toBeGreaterThanOrEqual(TARGET_WH);
-        expect(s.energyWh).toBeLessThan(TARGET_WH + 1);
-      }
-      const money = await tp.p.db.query(
-        `SELECT session_id, count(*) FILTER (WHERE kind = 'hold')::int AS holds, count(*) FILTER (WHERE kind = 'capture')::int AS captures,
-                count(*) FILTER (WHERE kind = 'release')::int AS releases FROM wallet_ledger WHERE session_id = ANY($1::text[]) GROUP BY 1`,
-        [sessions],
-      );
-      expect(money.rows.length).toBe(sessions.length);
-      for (const r of money.rows) expect(r, r.session_id).toMatchObject({ holds: 1, captures: 1, releases: 0 });
-
-      // Every acknowledged reading is stored, once.
-      expect(await storedOnce(tp.p.db, load, LOADED)).toEqual([]);
-      console.log(
-        `no acknowledged write for ${gapMs} ms after the kill; cluster kill -9 of ${platformServer} (the platform's server and the telemetry leader), platform now on ${tp.p.nc.info?.server_name}: ${load.acked.length} readings acknowledged (${beforeKill} before the kill, ${load.failures()} publish attempts failed and were retried), all stored once; ${sessions.length} sessions ended at their targets`,
-      );
-
-      // Back: the killed server catches up with every stream it holds a replica of.
-      await cluster.start(victim);
-      await cluster.waitHealthy(victim);
-      await until(async () => {
-        for await (const si of jsm.streams.list()) {
-          if (!si.config.name.includes(tp.prefix)) continue;
-          const peers = si.cluster?.replicas ?? [];
-          if (peers.length !== 2 || !peers.every((p) => p.current && !p.offline && (p.lag ?? 0) === 0)) return false;
-        }
-        return true;
-      }, 60_000, 500);
-      // And the cluster with it back runs a charge end to end.
-      const again = await ended(await charge("qr-T1", 2));
-      expect(again).toMatchObject({ state: "completed", stopReason: "target_reached" });
-    } finally {
-      await load.stop();
-      await loadNc.close();
+    // The victim: the server the platform is connected to, made the telemetry stream's leader
+    // too (leader step-downs until the election lands there), so that one kill -9 takes both
+    // the platform's connection and the stream's leader.
+    const jsm = await jetstreamManager(loadNc);
+    const telemetry = tp.p.subjects.streams.telemetry;
+    const platformServer = tp.p.nc.info?.server_name ?? "";
+    const victim = cluster.names.indexOf(platformServer);
+    expect(victim, `platform on ${platformServer}`).toBeGreaterThanOrEqual(0);
+    let leader = (await jsm.streams.info(telemetry)).cluster?.leader;
+    for (let i = 0; i < 15 && leader !== platformServer; i++) {
+      await loadNc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${telemetry}`, "", { timeout: 5000 }).catch(() => {});
+      leader = await until(async () => (await jsm.streams.info(telemetry)).cluster?.leader, 10_000, 100);
     }
+    expect(leader, "the telemetry leader moved to the platform's server").toBe(platformServer);
+    const beforeKill = load.acked.length;
+    const killedAt = Date.now();
+    await cluster.kill(victim);
+    // The load goes on through the survivors, and the platform is on one of them.
+    await until(async () => load.acked.length >= beforeKill + 300, 60_000, 100);
+    await until(async () => tp.p.nc.info?.server_name !== platformServer && !tp.p.nc.isClosed(), 30_000, 100);
+    // How long the cluster took no acknowledged write: the new leader's election, seen by a client.
+    const firstAfter = load.acked.slice(beforeKill).reduce((a, x) => Math.min(a, x.at), Infinity);
+    const gapMs = firstAfter - killedAt;
+    await load.stop();
+
+    for (const id of sessions) {
+      const s = await ended(id, 90_000);
+      expect(s, `session ${id} (no acknowledged write for ${gapMs} ms after the kill)`).toMatchObject({ state: "completed", stopReason: expect.stringMatching(/^(target_reached|limit)$/) });
+      expect(["target_reached", "limit"]).toContain(s.stopReason);
+      expect(s.energyWh).toBeGreaterThanOrEqual(TARGET_WH);
+      expect(s.energyWh).toBeLessThan(TARGET_WH + 1);
+    }
+    const money = await tp.p.db.query(
+      `SELECT session_id, count(*) FILTER (WHERE kind = 'hold')::int AS holds, count(*) FILTER (WHERE kind = 'capture')::int AS captures,
+              count(*) FILTER (WHERE kind = 'release')::int AS releases FROM wallet_ledger WHERE session_id = ANY($1::text[]) GROUP BY 1`,
+      [sessions],
+    );
+    expect(money.rows.length).toBe(sessions.length);
+    for (const r of money.rows) expect(r, r.session_id).toMatchObject({ holds: 1, captures: 1, releases: 0 });
+
+    // Every acknowledged reading is stored, once.
+    expect(await storedOnce(tp.p.db, load, LOADED)).toEqual([]);
+    console.log(
+      `no acknowledged write for ${gapMs} ms after the kill; cluster kill -9 of ${platformServer} (the platform's server and the telemetry leader), platform now on ${tp.p.nc.info?.server_name}: ${load.acked.length} readings acknowledged (${beforeKill} before the kill, ${load.failures()} publish attempts failed and were retried), all stored once; ${sessions.length} sessions ended at their targets`,
+    );
+
+    // Back: the killed server catches up with every stream it holds a replica of.
+    await cluster.start(victim);
+    await cluster.waitHealthy(victim);
+    await until(async () => {
+      for await (const si of jsm.streams.list()) {
+        if (!si.config.name.includes(tp.prefix)) continue;
+        const peers = si.cluster?.replicas ?? [];
+        if (peers.length !== 2 || !peers.every((p) => p.current && !p.offline && (p.lag ?? 0) === 0)) return false;
+      }
+      return true;
+    }, 60_000, 500);
+    // And the cluster with it back runs a charge end to end.
+    const again = await ended(await charge("qr-T1", 2));
+    expect(again).toMatchObject({ state: "completed", stopReason: "target_reached" });
   }, 300_000);
 });

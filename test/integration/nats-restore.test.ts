@@ -1,9 +1,9 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopology, restoreStreams, StreamRestoreError } from "../../ingest/index.ts";
+import { pgClient } from "../helpers/database.ts";
 import { NATS_URL } from "../helpers/env.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
@@ -19,13 +19,8 @@ let tp: TestPlatform;
 let nc: NatsConnection;
 
 const count = async (sql: string) => {
-  const c = new pg.Client({ connectionString: tp.config.DATABASE_URL });
-  await c.connect();
-  try {
-    return Number((await c.query(sql)).rows[0].n);
-  } finally {
-    await c.end();
-  }
+  await using c = await pgClient(tp.config.DATABASE_URL);
+  return Number((await c.query(sql)).rows[0].n);
 };
 const kept = (m: { subject: string; data: unknown }[]) => m.map((x) => ({ subject: x.subject, data: x.data }));
 

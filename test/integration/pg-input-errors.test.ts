@@ -1,18 +1,17 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeLogger } from "../../cli/index.ts";
 import { createApp, type App, createMetrics } from "../../control/internal.ts";
 import { newRegistry } from "../../control/index.ts";
+import { pgClient } from "../helpers/database.ts";
 import { PG_ADMIN_URL } from "../helpers/env.ts";
 
 // The edge refuses U+0000 before any query; should a string reach PostgreSQL some other way (one
 // the edge cannot see, made here inside the handler), PostgreSQL's refusal is still a 400.
 let app: App;
-let db: pg.Client;
+let db: Awaited<ReturnType<typeof pgClient>>;
 
 beforeAll(async () => {
-  db = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await db.connect();
+  db = await pgClient(PG_ADMIN_URL);
   ({ app } = await createApp({
     log: makeLogger("silent"),
     metrics: createMetrics(newRegistry(false)),
@@ -25,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
-  await db?.end();
+  await db?.[Symbol.asyncDispose]();
 });
 
 describe("PostgreSQL's refusal of a character", () => {

@@ -1,6 +1,5 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
 import { pgClient } from "../helpers/database.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -122,10 +121,11 @@ describe.skipIf(!installed)("pgBackRest: backups and a restore to a point in tim
     const { primaryResolver } = await import("../../control/index.ts");
     const url = await primaryResolver(primaryUrl).primaryUrl();
     const atT = await moneyAndSessions(url);
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    const T = (await c.query<{ t: string }>("SELECT clock_timestamp()::text AS t")).rows[0]!.t;
-    await c.end();
+    let T: string;
+    {
+      await using c = await pgClient(url);
+      T = (await c.query<{ t: string }>("SELECT clock_timestamp()::text AS t")).rows[0]!.t;
+    }
     expect(atT.topups).toBe(11);
     expect(JSON.parse(atT.sessions)).toHaveLength(2);
     expect(atT.hypertable, "readings are a TimescaleDB hypertable on the formation").toBe(true);

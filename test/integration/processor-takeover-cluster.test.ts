@@ -1,7 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ackedLoad, storedOnce, type AckedLoad } from "../helpers/acked-load.ts";
+import { ackedLoad, storedOnce } from "../helpers/acked-load.ts";
 import { natsCluster, type TestNatsCluster } from "../helpers/nats-cluster.ts";
 import { until } from "../helpers/platform.ts";
 import { checkLeaksOpenedOnce, checkSessions, killHard, LEASE_S, ownerProcess, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
@@ -22,7 +22,6 @@ const TARGET_WH = 22;
 let cluster: TestNatsCluster;
 let f: Takeover;
 let loadNc: NatsConnection;
-let load: AckedLoad | null = null;
 
 beforeAll(async () => {
   cluster = await natsCluster();
@@ -37,7 +36,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await load?.stop();
   await loadNc?.close();
   await f?.stop();
   await cluster?.stop();
@@ -48,7 +46,7 @@ describe("platform instances sharing partitions on a three-server cluster", () =
     await Promise.all([f.startProcessor(), f.startProcessor()]);
     await spread(f, 2, 60_000);
     const gw = f.byPartition.get(0)![0]!;
-    load = ackedLoad(loadNc, f.tp.prefix, gw, LOADED);
+    await using load = ackedLoad(loadNc, f.tp.prefix, gw, LOADED);
     const ids = await startSessions(f, TARGET_WH);
 
     const jsm = await jetstreamManager(f.nc);
@@ -62,7 +60,7 @@ describe("platform instances sharing partitions on a three-server cluster", () =
     await cluster.kill(victimServer);
     await cluster.waitMetaLeader();
     // The cluster takes writes again (the stream's new leader): then the instance goes.
-    await until(async () => load!.acked.length >= ackedBefore + 20, 30_000, 50);
+    await until(async () => load.acked.length >= ackedBefore + 20, 30_000, 50);
     const writesBackMs = load.acked.slice(ackedBefore).reduce((a, x) => Math.min(a, x.at), Infinity) - serverKilledAt;
 
     // Leaks begin on every idle terminal; once their readings are stored, the 2 s debounce spans the instance's kill.
