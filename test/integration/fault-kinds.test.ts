@@ -22,7 +22,12 @@ beforeAll(async () => {
     for await (const m of sub) seen.push({ subject: m.subject, data: m.json() });
   })();
   fr1 = await tp.token("FR1", "franchisee");
-  await new Promise((r) => setTimeout(r, 500)); // the terminals reach the fault processor's bucket
+  // Each terminal heard once, with nothing wrong and dated before any test's readings: once the
+  // fault stage has written its live entry, the processors know it from the registry's bucket
+  // (before that they drop its readings as an unknown terminal's).
+  const heardAt = Date.now() - 120_000;
+  for (const t of kinds) nc.publish(`${tp.prefix}.tel.G1.${t}`, JSON.stringify({ ...base, ts: heardAt, seq: 0 }));
+  for (const t of kinds) await until(async () => (await tp.p.buckets.live.get(t)) !== null);
 });
 afterAll(async () => {
   await nc?.close();
