@@ -164,7 +164,9 @@ export async function terminalsSeen(tp: TestPlatform, gw: Pick<Gateway, "termina
 /**
  * Waits until the telemetry stream's newest message on `subject` is the one `isIt` recognises (what
  * was published last there is stored), then until the durable consumer `durable` has acknowledged
- * everything up to it (its stages stepped it). What a fixed sleep after publishing used to hope for.
+ * everything up to it (the processors' stages stepped it, or the writer stored or dead-lettered
+ * it). Messages published before it on the same connection are stored before it, so they are done
+ * too. What a fixed sleep after publishing used to hope for.
  */
 export async function steppedUpTo(tp: TestPlatform, durable: string, subject: string, isIt: (data: any) => boolean, ms = 15_000): Promise<void> {
   const jsm = await jetstreamManager(tp.p.nc);

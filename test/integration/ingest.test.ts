@@ -1,3 +1,4 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -7,7 +8,7 @@ import { newRegistry } from "../../control/index.ts";
 import { startWriter } from "../../ingest/index.ts";
 import { pgClient } from "../helpers/database.ts";
 import { NATS_URL, PG_ADMIN_URL } from "../helpers/env.ts";
-import { seedFleet, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, steppedUpTo, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
 
 let tp: TestPlatform;
@@ -75,13 +76,9 @@ describe("storing readings", () => {
     tel("T2", reading(2), "T2:2"); // dropped by the stream's duplicate window
     telb([{ terminalId: "T2", ...reading(1) }, { terminalId: "T2", ...reading(3) }, { terminalId: "T2", ...reading(3) }]);
     telb([{ terminalId: "T2", ...reading(3) }, { terminalId: "T2", ...reading(4) }]);
-    const rows = await until(async () => {
-      const x = await stored("T2");
-      return x.length >= 4 ? x : null;
-    });
-    await new Promise((r) => setTimeout(r, 300));
+    // The writer has handled the last batch, and so everything sent before it: a duplicate stored would show now.
+    await steppedUpTo(tp, tp.p.subjects.consumer("writer"), `${tp.prefix}.telb.G1`, (d) => d.readings?.[1]?.terminalId === "T2" && d.readings[1].seq === 4);
     expect((await stored("T2")).map((x) => x.seq)).toEqual([1, 2, 3, 4]);
-    expect(rows.length).toBe(4);
   });
 });
 
@@ -150,6 +147,7 @@ describe("crashes and outages", () => {
     const pub = (async () => {
       for (let i = 1; i <= N; i++) {
         tel("T5", reading(i));
+        // Paced, not a wait: the crash below lands while readings are still coming.
         if (i % 200 === 0) await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -174,12 +172,17 @@ describe("crashes and outages", () => {
   it("a PostgreSQL outage of a few seconds is survived, with everything stored after it", async () => {
     const { db } = tp.p;
     const dbName = new URL(tp.config.DATABASE_URL).pathname.slice(1);
+    const jsm = await jetstreamManager(tp.p.nc);
+    const writer = () => jsm.consumers.info(tp.p.subjects.streams.telemetry, tp.p.subjects.consumer("writer"));
+    // Nothing of the tests before is still unacknowledged: a redelivery below is the outage's.
+    await until(async () => (await writer()).num_ack_pending === 0);
     {
       await using admin = await pgClient(PG_ADMIN_URL);
       await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
       await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [dbName]);
       for (let i = 1; i <= 500; i++) tel("T6", reading(i));
-      await new Promise((r) => setTimeout(r, 3000));
+      // The writer has met the outage: a batch it could not store was handed back and delivered again.
+      await until(async () => (await writer()).num_redelivered > 0, 30_000);
       await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
     }
     const n = await until(async () => {

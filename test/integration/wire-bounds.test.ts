@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wireBounds } from "../../contracts/index.ts";
 import { NATS_URL } from "../helpers/env.ts";
-import { seedFleet, simGateway, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
+import { seedFleet, simGateway, steppedUpTo, testPlatform, until, type TestPlatform } from "../helpers/platform.ts";
 import { streamMessages } from "../helpers/streams.ts";
 
 // Issue 11, hole 4: one schema-valid huge number stalled every cutoff (the processor retried its
@@ -143,8 +143,8 @@ describe("the writer: out-of-range readings are dead-lettered, the rest of their
       const l = await letterFor("telb.G1", /^the database refused it: .*readings_test_refuse.*\(SQLSTATE 23514\)/);
       expect(JSON.parse(l.data.payload)).toMatchObject({ terminalId: "T5", seq: 4, currentA: 13.25 });
       // Dead-lettered once and acknowledged: a batch handed back would count it again (the letter
-      // itself is deduplicated by its message id, the count is not).
-      await new Promise((r) => setTimeout(r, 2500));
+      // itself is deduplicated by its message id, the count is not), and would not be acknowledged.
+      await steppedUpTo(tp, tp.p.subjects.consumer("writer"), `${tp.prefix}.telb.G1`, (d) => d.readings?.[0]?.terminalId === "T5");
       const metrics = await (await fetch(`${tp.p.url}/metrics`)).text();
       expect(metrics).toMatch(/vend_readings_dead_lettered_total\{code="db_refused"\} 1\n/);
     } finally {
