@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkpointWriter } from "../../processors/internal.ts";
 import { NATS_URL, testPrefix } from "../helpers/env.ts";
+import { until } from "../helpers/platform.ts";
 
 // The cutoff stage's checkpoint writer, on a real bucket: the newest record per terminal is what
 // ends up stored, never an older one over a newer (also when a put fails and is retried after a
@@ -63,8 +64,9 @@ describe("the checkpoint writer", () => {
     const first = w.stored();
     let firstDone = false;
     void first.then(() => (firstDone = true));
-    // Refused once at least: the first record of D is not stored, so stored() has not resolved.
-    await new Promise((r) => setTimeout(r, 5));
+    // Refused once at least (polled each millisecond: the third refusal is 40 ms away, and then d1
+    // is stored): the first record of D is not stored, so stored() has not resolved.
+    await until(async () => k.refused >= 1, 1000, 1);
     expect(firstDone).toBe(false);
     w.put("D", "d2");
     await first;

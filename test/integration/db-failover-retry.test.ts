@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommitUnknownError, createPool, inTx, type Db } from "../../control/index.ts";
 import { pgClient, testDatabase } from "../helpers/database.ts";
+import { until } from "../helpers/platform.ts";
 import { tcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 
 // inTx across a lost database (control/db.ts; docs/backup-and-restore.md, "Work in flight across
@@ -17,13 +18,19 @@ const rows = async (id: string) => {
   return Number((await c.query("SELECT count(*) AS n FROM retry_probe WHERE id = $1", [id])).rows[0].n);
 };
 
-/** The connection lost for `ms`, as in a failover: every socket reset, new ones refused, then back. */
-const outage = (ms: number) => {
-  void proxy.cut().then(() => setTimeout(() => {
-    proxy.muteReplies(false);
-    void proxy.restore();
-  }, ms));
+/**
+ * The connection lost for `ms`, as in a failover: every socket reset, new ones refused, then back.
+ * Resolves once it is back.
+ */
+const outage = async (ms: number): Promise<void> => {
+  await proxy.cut();
+  await new Promise((r) => setTimeout(r, ms));
+  proxy.muteReplies(false);
+  await proxy.restore();
 };
+
+/** The outage once `id`'s row is committed (seen on a connection of its own, not through the proxy): its COMMIT reached the server, only its answer is lost. */
+const outageOnceCommitted = (id: string): Promise<void> => until(async () => (await rows(id)) === 1).then(() => outage(500));
 
 beforeAll(async () => {
   db = await testDatabase();
@@ -49,7 +56,7 @@ describe("a transaction across a lost connection", () => {
       runs++;
       await tx.query("INSERT INTO retry_probe VALUES ('a', $1)", [runs]);
       if (runs === 1) {
-        outage(700);
+        void outage(700);
         await tx.query("SELECT pg_sleep(0.2)");
       }
       return runs;
@@ -68,7 +75,7 @@ describe("a transaction across a lost connection", () => {
         await tx.query("INSERT INTO retry_probe VALUES ('b', 1)");
         // The COMMIT reaches the server; its answer does not come back before the connection dies.
         proxy.muteReplies(true);
-        setTimeout(() => outage(500), 300);
+        void outageOnceCommitted("b");
         return "first";
       },
       { committed: async (tx) => ((await tx.query("SELECT 1 FROM retry_probe WHERE id = 'b'")).rowCount ? "found" : null) },
@@ -87,7 +94,7 @@ describe("a transaction across a lost connection", () => {
         await tx.query("INSERT INTO retry_probe VALUES ('c', 1) ON CONFLICT (id) DO NOTHING");
         if (runs === 1) {
           proxy.muteReplies(true);
-          setTimeout(() => outage(500), 300);
+          void outageOnceCommitted("c");
         }
       },
       { idempotent: true },
@@ -97,14 +104,16 @@ describe("a transaction across a lost connection", () => {
   }, 30_000);
 
   it("COMMIT answer lost, neither: CommitUnknownError (a 503), though the row did commit", async () => {
+    let over: Promise<void> | undefined;
     const err = await inTx(pool, async (tx) => {
       await tx.query("INSERT INTO retry_probe VALUES ('d', 1)");
       proxy.muteReplies(true);
-      setTimeout(() => outage(500), 300);
+      over = outageOnceCommitted("d");
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommitUnknownError);
     expect((err as CommitUnknownError).code).toBe("08007");
-    await new Promise((r) => setTimeout(r, 800));
+    // The outage over (nothing of it left for afterAll), and the row there.
+    await over;
     expect(await rows("d")).toBe(1);
   }, 30_000);
 });

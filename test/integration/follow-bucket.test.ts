@@ -61,6 +61,7 @@ describe("following a bucket", () => {
     f.stop();
     await f.done;
     await kv.put("a", "4");
+    // A window, not a wait for something: a follow that had not stopped would watch again within its retryMs (300) and see a=4.
     await new Promise((r) => setTimeout(r, 300));
     expect(state.get("a")).toBe("3");
     expect(made).toHaveLength(2);

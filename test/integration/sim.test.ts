@@ -284,6 +284,7 @@ describe("simulated terminals over NATS", () => {
     await t.gw.stop();
     await t.settle();
     const count = t.tel.length;
+    // A window, not a wait for something: three ticks (20 ms) in which a gateway still ticking would publish.
     await new Promise((r) => setTimeout(r, 60));
     expect(t.tel.length).toBe(count);
   });
