@@ -24,6 +24,19 @@ afterAll(async () => {
 const offlineFaults = async (terminalId: string) =>
   (await tp.api("GET", `/v1/admin/faults?terminalId=${terminalId}&kind=terminal_offline&state=open,acknowledged`)).body.items as unknown[];
 
+/**
+ * `terminalId` falls silent, then `control` (heard once more in between, so its silence is the
+ * shorter) until its terminal_offline fault opens: by then the fault stage's ticks have passed
+ * `terminalId`'s offline deadline too, and a fault of it would be stored before the control's.
+ */
+async function silentBefore(terminalId: string, control: string): Promise<void> {
+  await until(async () => (await offlineFaults(control)).length === 0);
+  gw.terminals.get(terminalId)!.set({ online: false });
+  gw.tick();
+  gw.terminals.get(control)!.set({ online: false });
+  await until(async () => (await offlineFaults(control)).length > 0, 15_000);
+}
+
 describe("registry reads, lists and location", () => {
   it("keeps a terminal's location and a region's capacity, and lists a page at a time with filters", async () => {
     const put = await tp.api("PUT", "/v1/admin/terminals/T1", {
@@ -101,10 +114,7 @@ describe("maintenance", () => {
     expect(mine).toMatchObject({ status: "maintenance", maintenance: { reason: "replacing the relay" } });
 
     // Silent in maintenance (unplugged for the repair): no terminal_offline, where T3 silent gets one.
-    gw.terminals.get("MNT")!.set({ online: false });
-    gw.terminals.get("T3")!.set({ online: false });
-    await until(async () => (await offlineFaults("T3")).length > 0, 15_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await silentBefore("MNT", "T3");
     expect(await offlineFaults("MNT")).toEqual([]);
 
     gw.terminals.get("MNT")!.set({ online: true });
@@ -134,9 +144,9 @@ describe("retiring", () => {
     expect(charge.body.error.code).toBe("terminal_retired");
     expect((await tp.api("PUT", "/v1/admin/terminals/OLD", { qr: "qr-OLD", gatewayId: "G1", regionId: "R1", franchiseeId: "FR1" })).body.error.code).toBe("terminal_retired");
 
-    gw.terminals.get("OLD")!.set({ online: false });
-    await new Promise((r) => setTimeout(r, 3500));
+    await silentBefore("OLD", "T3");
     expect(await offlineFaults("OLD")).toEqual([]);
+    gw.terminals.get("T3")!.set({ online: true });
 
     // History stays, and the network's session list finds it by terminal, state and stop reason.
     const hist = await tp.api("GET", "/v1/admin/sessions?terminalId=OLD&state=completed&stopReason=target_reached");

@@ -48,6 +48,8 @@ const onB = async (method: string, path: string, body: unknown, token: string) =
   return { status: res.status, body: (await res.json()) as any };
 };
 const reading = (o: object = {}) => ({ ts: Date.now(), seq: 1, state: "off", currentA: 0, voltageV: 230, energyWh: 100, ...o });
+/** A terminal's public state as B answers it (live state read from the telemetry stream). */
+const stateOnB = async (terminalId: string) => ((await (await fetch(`${b.url}/v1/terminals/${terminalId}`)).json()) as { state?: string }).state;
 
 describe("a control-only instance", () => {
   it("accepts a charge for a terminal seen within the offline window and refuses one that is not", async () => {
@@ -57,7 +59,9 @@ describe("a control-only instance", () => {
     // T1 single readings; T3 in an older batch of its gateway, not the newest; T4 seen, then silent.
     nc.publish(s.tel("G1", "T4"), JSON.stringify(reading()));
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 3500));
+    // T4 seen by B, then past the offline window (3 s of real time: arrival is the stream's clock).
+    await until(async () => (await stateOnB("T4")) !== "offline", 10_000);
+    await until(async () => (await stateOnB("T4")) === "offline", 10_000);
     nc.publish(s.tel("G1", "T1"), JSON.stringify(reading()));
     nc.publish(s.telBatch("G1"), JSON.stringify({ readings: [{ terminalId: "T3", ...reading() }] }));
     nc.publish(s.telBatch("G1"), JSON.stringify({ readings: [{ terminalId: "T5", ...reading() }] }));
@@ -75,11 +79,8 @@ describe("a control-only instance", () => {
 
 describe("rounds across two control instances", () => {
   it("repeats a pending command once per interval, not once per instance", async () => {
-    const sub = nc.subscribe(tp.p.subjects.cmd("G1", "T5"));
     const seen: string[] = [];
-    void (async () => {
-      for await (const m of sub) seen.push(m.string());
-    })();
+    const sub = nc.subscribe(tp.p.subjects.cmd("G1", "T5"), { callback: (_e, m) => void seen.push(m.string()) });
     nc.publish(tp.p.subjects.tel("G1", "T5"), JSON.stringify(reading()));
     await nc.flush();
     const user = await tp.token("U1", "user");
@@ -87,7 +88,12 @@ describe("rounds across two control instances", () => {
     expect(r.status).toBe(201);
     // No gateway answers: the handshake is repeated every 500 ms until its 4 s deadline, then the session fails.
     await until(async () => (await tp.api("GET", `/v1/sessions/${r.body.sessionId}`)).body.state === "failed", 15_000);
-    await new Promise((res) => setTimeout(res, 700));
+    // Each repeat is published as soon as its claim commits, and the expiry that failed the session
+    // came after every claim: once both instances' connections, then this one, have made a round
+    // trip to the server, every handshake sent is here.
+    await tp.p.nc.flush();
+    await b.nc.flush();
+    await nc.flush();
     sub.unsubscribe();
     const handshakes = seen.filter((x) => x.includes("handshake"));
     // One send and a repeat per 500 ms over 4 s: about 9; two instances each repeating would be about 17.
@@ -103,8 +109,11 @@ describe("rounds across two control instances", () => {
       const m = await streamMessages(tp.p.nc, tp.p.subjects.streams.packages);
       return m.length ? m : null;
     }, 15_000);
-    // Several rounds of both instances later, still one of each.
-    await new Promise((r) => setTimeout(r, 3000));
+    // Several rounds of both instances later (three more package rounds, a second apart; the webhook
+    // rounds run each 500 ms on each instance), still one of each.
+    const packageRounds = async () => (await tp.p.db.query<{ runs: number }>("SELECT runs FROM control_rounds WHERE name = 'daily_packages'")).rows[0]?.runs ?? 0;
+    const r0 = await packageRounds();
+    await until(async () => (await packageRounds()) >= r0 + 3, 15_000);
     expect(posts.filter((p) => p === '{"n":1}').length).toBe(1);
     expect((await streamMessages(tp.p.nc, tp.p.subjects.streams.packages)).length).toBe(pkgs.length);
     expect(pkgs.length).toBe(1);
@@ -113,6 +122,7 @@ describe("rounds across two control instances", () => {
   it("checks the arms once per interval, and the other instance takes the rounds over when one stops", async () => {
     const runs = async () => (await tp.p.db.query<{ runs: number; holder: string }>("SELECT runs, holder FROM control_rounds WHERE name = 'arms_check'")).rows[0]!;
     const r0 = (await runs()).runs;
+    // A rate over wall time, not a wait for something: the rounds done in 4 s.
     await new Promise((r) => setTimeout(r, 4000));
     const r1 = (await runs()).runs;
     // 1 s rounds for 4 s: about 4; each instance doing its own would be about 8.
@@ -122,10 +132,10 @@ describe("rounds across two control instances", () => {
     const bId = b.control!.instance;
     await b.stop();
     const r2 = (await runs()).runs;
-    await new Promise((r) => setTimeout(r, 3000));
-    const after = await runs();
-    expect(after.runs - r2).toBeGreaterThanOrEqual(2);
-    expect(after.holder).toBe(tp.p.control!.instance);
+    const after = await until(async () => {
+      const x = await runs();
+      return x.runs >= r2 + 2 && x.holder === tp.p.control!.instance ? x : null;
+    }, 10_000);
     expect(after.holder).not.toBe(bId);
   });
 });
