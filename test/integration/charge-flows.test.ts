@@ -1,3 +1,4 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSums } from "../../control/index.ts";
 import { seedFleet, simGateway, testPlatform, until, type TestPlatform, terminalsSeen } from "../helpers/platform.ts";
@@ -199,7 +200,8 @@ describe("the stream processors", () => {
     await tp.p.processors!.stop();
     // Readings pile up in the stream while no processor runs; the new one restores the meter
     // checkpoint and the arm, catches up, and cuts (2.5 Wh takes ~2.4 s at 3.7 kW, so it restarts before).
-    await new Promise((res) => setTimeout(res, 500));
+    const jsm = await jetstreamManager(tp.p.nc);
+    await until(async () => (await jsm.consumers.info(tp.p.subjects.streams.telemetry, tp.p.subjects.consumer("processors"))).num_pending >= 3);
     tp.p.processors = await tp.p.startProcessors();
     const s = await ended(id);
     expect(s).toMatchObject({ state: "completed", stopReason: "target_reached" });

@@ -247,6 +247,7 @@ describe("the franchisee's fault stream", () => {
     // Streams of earlier tests are gone (their clients were); what remains is the platform's own.
     const baseline = await until(async () => {
       const n = await allConsumers();
+      // A window, not a wait for something: the count holds still over it (earlier streams' consumers go asynchronously).
       await new Promise((r) => setTimeout(r, 300));
       return n === (await allConsumers()) ? { n } : null;
     }).then((b) => b.n);

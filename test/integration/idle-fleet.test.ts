@@ -17,6 +17,26 @@ const SILENCE_MS = 30_000;
 let tp: TestPlatform;
 let host: RunningProcessor;
 let now = 0;
+/**
+ * The stages' reads of the fake clock. A tick reads it once as it begins and once per effect it
+ * runs (two at most in the windows below), and ticks run one after another.
+ */
+const clockReads = { cutoff: 0, faults: 0 };
+const clockOf = (stage: keyof typeof clockReads) => () => {
+  clockReads[stage]++;
+  return now;
+};
+/**
+ * Waits until each stage has read the clock five more times (so at least one whole tick of each
+ * ran at the time set, most often four), then until what they published has come back to the
+ * test's subscriptions (a round trip on the same connection): what a fixed wait for "several ticks
+ * at this time" hoped for.
+ */
+async function ticked(): Promise<void> {
+  const from = { ...clockReads };
+  await until(async () => clockReads.cutoff >= from.cutoff + 5 && clockReads.faults >= from.faults + 5, 10_000, 10);
+  await tp.p.nc.flush();
+}
 const opened: FaultChange[] = [];
 const cutoffs: Cutoff[] = [];
 
@@ -56,7 +76,7 @@ beforeAll(async () => {
   now = Date.now();
   const log = pino({ level: "silent" });
   const registry = new Registry();
-  const common = { nc, subjects: s, buckets, log, registry, clock: () => now, tickMs: 50 };
+  const common = { nc, subjects: s, buckets, log, registry, tickMs: 50 };
   host = await startProcessorHost({
     nc,
     subjects: s,
@@ -65,7 +85,10 @@ beforeAll(async () => {
     durable: s.consumer("idle_fleet"),
     terminals: buckets.terminals,
     registry,
-    stages: [(ctx) => cutoffStage({ ...common, silenceMs: SILENCE_MS }, ctx), (ctx) => faultStage({ ...common, offlineMs: OFFLINE_MS }, ctx)],
+    stages: [
+      (ctx) => cutoffStage({ ...common, clock: clockOf("cutoff"), silenceMs: SILENCE_MS }, ctx),
+      (ctx) => faultStage({ ...common, clock: clockOf("faults"), offlineMs: OFFLINE_MS }, ctx),
+    ],
   });
 }, 120_000);
 
@@ -83,7 +106,8 @@ describe("10,000 idle terminals around", () => {
     await drained(s.consumer("idle_fleet"));
     const xSeen = (await until(async () => (await readLive(buckets.live, "X", { nc, subjects: s })) ?? null)).seenAt;
     const ySeen = (await readLive(buckets.live, "Y", { nc, subjects: s }))!.seenAt;
-    await new Promise((r) => setTimeout(r, 1500)); // the only wait: their arrival is later by this much
+    // Real time, not a wait for something: the idle terminals' arrival (the stream's clock) is later by this much.
+    await new Promise((r) => setTimeout(r, 1500));
     const ts = Date.now();
     for (let i = 0; i < IDLE; i += 1000)
       nc.publish(s.telBatch("G1"), JSON.stringify({ readings: Array.from({ length: 1000 }, (_, j) => ({ terminalId: `I${i + j}`, ...reading(ts) })) }));
@@ -111,7 +135,7 @@ describe("10,000 idle terminals around", () => {
     // Just before the silence deadline: nothing; at it: the cutoff, decided at that time.
     const silentAt = Math.max(armedAt, ySeen) + SILENCE_MS;
     now = silentAt - 1;
-    await new Promise((r) => setTimeout(r, 400)); // several ticks (50 ms) at this time
+    await ticked();
     expect(cutoffs).toEqual([]);
     now = silentAt;
     const cut = await until(async () => cutoffs.find((c) => c.sessionId === "S-idle-1"));
@@ -119,12 +143,12 @@ describe("10,000 idle terminals around", () => {
 
     // X: just before its offline deadline nothing opens; at it, X's offline fault and nobody else's.
     now = xSeen + OFFLINE_MS - 1;
-    await new Promise((r) => setTimeout(r, 400));
+    await ticked();
     expect(opened.filter((c) => c.kind === "terminal_offline")).toEqual([]);
     now = xSeen + OFFLINE_MS;
     const off = await until(async () => opened.find((c) => c.terminalId === "X" && c.kind === "terminal_offline"));
     expect(off.at).toBe(xSeen + OFFLINE_MS);
-    await new Promise((r) => setTimeout(r, 400));
+    await ticked();
     // Y is offline too by now (heard at the same time as X); the idle ones are not due yet.
     expect(opened.filter((c) => c.kind === "terminal_offline").map((c) => c.terminalId).sort()).toEqual(ySeen + OFFLINE_MS <= now ? ["X", "Y"] : ["X"]);
 
@@ -146,6 +170,7 @@ describe("10,000 idle terminals around", () => {
     for (let i = 0; i < 7; i++) {
       nc.publish(s.tel("G1", "Z"), JSON.stringify({ ...reading(Date.now()), seq: i + 1 }));
       await nc.flush();
+      // Real time, not a wait for something: the readings arrive a second apart (the stream's clock).
       if (i < 6) await new Promise((r) => setTimeout(r, 1000));
     }
     await drained(s.consumer("idle_fleet"));

@@ -32,9 +32,14 @@ describe("processor instances sharing partitions (one NATS server)", () => {
     // The victim: the owner of partition 0, and every terminal of its partitions.
     const victim = before.get(0)!;
     const victimProc = ownerProcess(f, victim);
-    // Leaks begin on every idle terminal a moment before the kill: their 2 s debounce spans it on the victim's.
+    // Leaks begin on every idle terminal; once their readings are stored, the 2 s debounce spans the kill on the victim's.
+    const idle = [...f.byPartition.values()].flat().map((gw) => `I${gw}`);
+    const leakFrom = Date.now();
     for (const g of f.gateways) for (const [id, t] of g.terminals) if (id.startsWith("I")) t.set({ leakA: 0.5 });
-    await new Promise((r) => setTimeout(r, 1000));
+    await until(async () => {
+      const { rows } = await f.tp.p.db.query("SELECT count(DISTINCT terminal_id)::int AS n FROM readings WHERE terminal_id = ANY($1::text[]) AND current_a > 0 AND received_at >= to_timestamp($2 / 1000.0)", [idle, leakFrom]);
+      return rows[0].n === idle.length;
+    }, 30_000, 100);
     const killedAt = Date.now();
     killHard(victimProc);
     const after = await until(async () => {
@@ -48,7 +53,6 @@ describe("processor instances sharing partitions (one NATS server)", () => {
 
     await checkSessions(f, ids);
     // Every leak opened once, whichever instance decided it (the message id dedupes a repeat).
-    const idle = [...f.byPartition.values()].flat().map((gw) => `I${gw}`);
     await checkLeaksOpenedOnce(f, idle);
     const { rows } = await f.tp.p.db.query("SELECT terminal_id, count(*)::int AS n FROM faults WHERE kind = 'off_current_leak' GROUP BY terminal_id");
     for (const r of rows) expect(r.n).toBe(1);
