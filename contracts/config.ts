@@ -289,8 +289,8 @@ export function natsServers(url: string): string[] {
     let u: URL;
     try {
       u = new URL(withScheme.replace(/^(nats|tls|ws|wss):/i, "http:"));
-    } catch {
-      throw new Error(`bad server "${s}" in NATS_URL`);
+    } catch (e) {
+      throw new Error(`bad server "${s}" in NATS_URL`, { cause: e });
     }
     if (!/^(nats|tls|ws|wss):\/\//i.test(withScheme) || !u.hostname || u.pathname.length > 1) throw new Error(`bad server "${s}" in NATS_URL`);
   }

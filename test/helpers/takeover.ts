@@ -25,7 +25,7 @@ export const TAKEOVER_BOUND_MS = 10_000;
 const TARGET_WH = 15;
 const quick = { faultDebounceS: 2, faultClearS: 10 };
 
-export interface Takeover {
+export interface Takeover extends AsyncDisposable {
   tp: TestPlatform;
   nc: NatsConnection;
   procs: PlatformProcess[];
@@ -35,6 +35,7 @@ export interface Takeover {
   /** partition → owner instance, as the leases bucket says now. */
   owners(): Promise<Map<number, string | null>>;
   startProcessor(): Promise<PlatformProcess>;
+  /** Stops the gateways, the instances and the platform; also what dispose does. */
   stop(): Promise<void>;
 }
 
@@ -85,6 +86,12 @@ export async function takeoverFleet(natsUrl: string, env: Record<string, string>
     STREAM_MAX_BYTES: String(tp.config.STREAM_MAX_BYTES),
     STREAM_REPLICAS: String(tp.config.STREAM_REPLICAS),
   };
+  const stop = async () => {
+    for (const g of gateways) await g.stop();
+    for (const p of procs) await p.stop();
+    await nc.close();
+    await tp[Symbol.asyncDispose]();
+  };
   return {
     tp,
     nc,
@@ -107,12 +114,8 @@ export async function takeoverFleet(natsUrl: string, env: Record<string, string>
       procs.push(p);
       return p;
     },
-    async stop() {
-      for (const g of gateways) await g.stop();
-      for (const p of procs) await p.stop();
-      await nc.close();
-      await tp[Symbol.asyncDispose]();
-    },
+    stop,
+    [Symbol.asyncDispose]: stop,
   };
 }
 

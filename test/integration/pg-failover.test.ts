@@ -92,6 +92,7 @@ function load(workers: number) {
       } catch (e) {
         answers.push({ sent, at: Date.now(), call: "error", status: 0, code: String(e) });
       }
+      // Paced, not a wait: a steady load of about 20 calls a second per worker.
       await new Promise((r) => setTimeout(r, 50));
     }
   };
