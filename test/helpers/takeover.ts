@@ -204,6 +204,24 @@ export function faultChanges(f: Takeover): Promise<Map<string, { kind: string; c
 }
 
 /**
+ * Starts a leak on every idle terminal and resolves once a leaking reading of each is stored: from
+ * then on, their 2 s debounce spans a kill that follows. Returns the idle terminals.
+ */
+export async function leakOnIdle(f: Takeover): Promise<string[]> {
+  const idle = [...f.byPartition.values()].flat().map((gw) => `I${gw}`);
+  const leakFrom = Date.now();
+  for (const g of f.gateways) for (const [id, t] of g.terminals) if (id.startsWith("I")) t.set({ leakA: 0.5 });
+  await until(async () => {
+    const { rows } = await f.tp.p.db.query(
+      "SELECT count(DISTINCT terminal_id)::int AS n FROM readings WHERE terminal_id = ANY($1::text[]) AND current_a > 0 AND received_at >= vv_ms_to_ts($2::bigint)",
+      [idle, leakFrom],
+    );
+    return rows[0].n === idle.length;
+  }, 30_000, 100);
+  return idle;
+}
+
+/**
  * Every idle terminal's leak is open in the database, and its `open` change was published exactly
  * once, whichever instance decided it (the message id dedupes a repeat).
  */

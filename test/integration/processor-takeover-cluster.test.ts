@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ackedLoad, storedOnce } from "../helpers/acked-load.ts";
 import { natsCluster, type TestNatsCluster } from "../helpers/nats-cluster.ts";
 import { until } from "../helpers/platform.ts";
-import { checkLeaksOpenedOnce, checkSessions, killHard, LEASE_S, ownerProcess, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
+import { checkLeaksOpenedOnce, leakOnIdle, checkSessions, killHard, LEASE_S, ownerProcess, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
 
 // Issue 12, point 3, on three real nats-servers at replicas 3: two platform instances (writer,
 // cutoff, faults; the control service and a third writer in the test's process) share the
@@ -64,13 +64,7 @@ describe("platform instances sharing partitions on a three-server cluster", () =
     const writesBackMs = load.acked.slice(ackedBefore).reduce((a, x) => Math.min(a, x.at), Infinity) - serverKilledAt;
 
     // Leaks begin on every idle terminal; once their readings are stored, the 2 s debounce spans the instance's kill.
-    const idle = [...f.byPartition.values()].flat().map((g) => `I${g}`);
-    const leakFrom = Date.now();
-    for (const g of f.gateways) for (const [id, t] of g.terminals) if (id.startsWith("I")) t.set({ leakA: 0.5 });
-    await until(async () => {
-      const { rows } = await f.tp.p.db.query("SELECT count(DISTINCT terminal_id)::int AS n FROM readings WHERE terminal_id = ANY($1::text[]) AND current_a > 0 AND received_at >= to_timestamp($2 / 1000.0)", [idle, leakFrom]);
-      return rows[0].n === idle.length;
-    }, 30_000, 100);
+    const idle = await leakOnIdle(f);
 
     const before = await f.owners();
     const victim = before.get(0)!;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NATS_URL } from "../helpers/env.ts";
 import { until } from "../helpers/platform.ts";
-import { checkLeaksOpenedOnce, checkSessions, killHard, ownerProcess, LEASE_S, PARTITIONS, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
+import { checkLeaksOpenedOnce, leakOnIdle, checkSessions, killHard, ownerProcess, LEASE_S, PARTITIONS, spread, startSessions, TAKEOVER_BOUND_MS, takeoverFleet, type Takeover } from "../helpers/takeover.ts";
 
 // Issue 12, point 3, for the processors: two instances share the partitions; one is killed -9 with
 // sessions running and leaks beginning on its terminals; the other takes its partitions over within
@@ -33,13 +33,7 @@ describe("processor instances sharing partitions (one NATS server)", () => {
     const victim = before.get(0)!;
     const victimProc = ownerProcess(f, victim);
     // Leaks begin on every idle terminal; once their readings are stored, the 2 s debounce spans the kill on the victim's.
-    const idle = [...f.byPartition.values()].flat().map((gw) => `I${gw}`);
-    const leakFrom = Date.now();
-    for (const g of f.gateways) for (const [id, t] of g.terminals) if (id.startsWith("I")) t.set({ leakA: 0.5 });
-    await until(async () => {
-      const { rows } = await f.tp.p.db.query("SELECT count(DISTINCT terminal_id)::int AS n FROM readings WHERE terminal_id = ANY($1::text[]) AND current_a > 0 AND received_at >= to_timestamp($2 / 1000.0)", [idle, leakFrom]);
-      return rows[0].n === idle.length;
-    }, 30_000, 100);
+    const idle = await leakOnIdle(f);
     const killedAt = Date.now();
     killHard(victimProc);
     const after = await until(async () => {
