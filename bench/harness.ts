@@ -62,6 +62,9 @@ export async function startPlatformProcess(
       stdio: ["ignore", "inherit", "inherit"],
     });
   const children: ChildProcess[] = [spawnPart(split[0]!)];
+  // The platform dies with the benchmark: left running, it would keep consuming and spoil the next run.
+  const killAll = () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill("SIGKILL"));
+  process.once("exit", killAll);
   const partsOf = new Map<ChildProcess, string>([[children[0]!, split[0]!]]);
   const child = children[0]!;
   const url = `http://127.0.0.1:${port}`;
@@ -110,6 +113,7 @@ export async function startPlatformProcess(
           await exited;
         }),
       );
+      process.removeListener("exit", killAll);
       const nc = await connect({ servers: natsServers(env.NATS_URL ?? NATS_URL) });
       const jsm = await jetstreamManager(nc);
       for await (const si of jsm.streams.list()) {

@@ -18,6 +18,9 @@ import { parseInt8AsNumber } from "../control/index.ts";
  */
 async function main() {
   parseInt8AsNumber();
+  // Stopped by a signal, the benchmark still ends through "exit", where the harness kills the
+  // platform processes it started (they would otherwise go on consuming and spoil the next run).
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1)));
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const only = args.find((a) => !a.startsWith("-"));

@@ -16,6 +16,8 @@ export { repeatOf, transition, type Transition } from "./sessions/machine.ts";
 export { withoutRepeats, type EventItem } from "./consumers.ts";
 export { checkpointUpTo, type Bill } from "./sessions/bill.ts";
 export { publishDuePackages } from "./reports/daily.ts";
+export { packageParts, PACKAGE_PART_BYTES } from "./reports/package-parts.ts";
+export { enqueue, relayOutbox, OutboxRelayError, OUTBOX_MAX_BYTES } from "./outbox.ts";
 export { suggestTimeOfUse } from "./reports/tou.ts";
 export { audit, listAudit } from "./audit.ts";
 export { routeTable, type RouteEntry } from "./http/server.ts";

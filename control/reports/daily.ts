@@ -4,6 +4,7 @@ import { instantOf, localTime, type Subjects } from "../../contracts/index.ts";
 import { inTx, type Db } from "../db.ts";
 import { enqueue, publishNow, type Outgoing } from "../outbox.ts";
 import { buildPackage } from "./package.ts";
+import { packageParts } from "./package-parts.ts";
 
 /** A local day [from, to) in tz, as instants, and its date. */
 export function localDay(year: number, month: number, day: number, tz: string): { date: string; from: number; to: number } {
@@ -21,7 +22,7 @@ export function dueDay(now: number, tz: string, delayMs: number): { date: string
 
 /**
  * Makes the due day's package of every franchisee that has none yet and publishes it on the
- * franchisee's own subject (`<prefix>.pkg.<franchiseeId>`). The row and the outbox message are
+ * franchisee's own subject (`<prefix>.pkg.<franchiseeId>`), in as many parts as it needs. The row and the outbox message are
  * one transaction, so each package goes out once, from whichever control instance claims it.
  * Returns how many it made.
  */
@@ -45,7 +46,10 @@ export async function publishDuePackages(o: { db: Db; nc: NatsConnection; subjec
       );
       if (!r.rowCount) return false; // another instance made it
       const pkg = await buildPackage(tx, f, day.from, day.to, o.now);
-      out.push(await enqueue(tx, o.subjects.pkg(f), `pkg:${f}:${day.date}`, { day: day.date, timezone: o.tz, ...pkg }));
+      // In parts when it is too large for one message (control/reports/package-parts.ts); a
+      // package of one part keeps the message id it always had.
+      for (const part of packageParts({ day: day.date, timezone: o.tz, ...pkg }))
+        out.push(await enqueue(tx, o.subjects.pkg(f), part.parts === 1 ? `pkg:${f}:${day.date}` : `pkg:${f}:${day.date}:${part.part}`, part));
       return true;
     });
     if (!claimed) continue;

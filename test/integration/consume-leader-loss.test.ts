@@ -18,7 +18,9 @@ let nc: NatsConnection;
 beforeAll(async () => {
   cluster = await natsCluster();
   nc = await connect({ servers: cluster.servers[0]!, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-}, 60_000);
+  // natsCluster may try twice (each try waits up to 30 s for a meta leader): a shorter hook timed out
+  // in a loaded CI run while the second try was still starting, with the servers left running.
+}, 120_000);
 afterAll(async () => {
   await nc?.close();
   await cluster?.stop();

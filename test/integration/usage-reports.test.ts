@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { publishDuePackages } from "../../control/internal.ts";
+import { PACKAGE_PART_BYTES, publishDuePackages } from "../../control/internal.ts";
 import { timescaleAvailable } from "../helpers/database.ts";
 import { streamMessages } from "../helpers/streams.ts";
 import type { TestPlatform } from "../helpers/platform.ts";
@@ -255,6 +255,35 @@ function suite(engine: "plain" | "timescaledb") {
       [s.pkg("FR1"), "2026-11-21", 15, ["T1"]],
       [s.pkg("FR2"), "2026-11-21", 5, ["T3"]], // S-C and S-E
     ]);
+  });
+
+  it("a city franchisee's daily package goes in parts under the message bound, which join to the whole package", async () => {
+    const { db, nc, subjects: s } = tp.p;
+    await put(tp, "/v1/admin/franchisees/FR3", { name: "FR3" });
+    // 4,000 terminals (the API's checks are not what is tested here): as one message, about 600 KB.
+    await db.query(
+      `INSERT INTO terminals (terminal_id, qr, gateway_id, region_id, franchisee_id, profile)
+       SELECT 'C' || lpad(i::text, 5, '0'), 'qr-C' || i, 'G1', 'R1', 'FR3', (SELECT profile FROM terminals WHERE terminal_id = 'T1')
+       FROM generate_series(1, 4000) AS i`,
+    );
+    // The 22nd is due ten minutes after the next midnight in Shanghai.
+    const o = { db, nc, subjects: s, now: sh("2026-11-23T00:20:00"), tz: "Asia/Shanghai", delayMs: 10 * MIN };
+    expect(await publishDuePackages(o)).toBe(3);
+    const msgs = await streamMessages<{ day: string; part: number; parts: number; franchiseeId: string; pendingSessions: number; terminals: { terminalId: string }[]; faults: unknown[] }>(nc, s.streams.packages);
+    const fr3 = msgs.filter((m) => m.subject === s.pkg("FR3") && m.data.day === "2026-11-22");
+    expect(fr3.length).toBeGreaterThan(1);
+    for (const [i, m] of fr3.entries()) {
+      expect(Buffer.byteLength(JSON.stringify(m.data))).toBeLessThanOrEqual(PACKAGE_PART_BYTES);
+      expect({ part: m.data.part, parts: m.data.parts, franchiseeId: m.data.franchiseeId }).toEqual({ part: i + 1, parts: fr3.length, franchiseeId: "FR3" });
+    }
+    const joined = fr3.flatMap((m) => m.data.terminals.map((t) => t.terminalId));
+    expect(joined).toEqual(Array.from({ length: 4000 }, (_, i) => `C${String(i + 1).padStart(5, "0")}`));
+    // A package that fits is still one message, now marked part 1 of 1.
+    const fr1 = msgs.filter((m) => m.subject === s.pkg("FR1") && m.data.day === "2026-11-22");
+    expect(fr1.map((m) => [m.data.part, m.data.parts])).toEqual([[1, 1]]);
+    // Nothing left in the outbox: every part was published.
+    const left = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE subject LIKE $1", [`${s.pkg("")}%`]);
+    expect(left.rows[0]!.n).toBe(0);
   });
 }
 
