@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { relayOutbox } from "./outbox.ts";
+import { OutboxRelayError, relayOutbox } from "./outbox.ts";
 import { everyRound } from "./rounds.ts";
 import { claimDue, expireCommand, expiredCommands, type Timing } from "./commands.ts";
 import type { KV } from "@nats-io/kv";
@@ -39,7 +39,14 @@ export function startTicker(o: {
     for (const cmd of await expiredCommands(o.db, now)) {
       await o.sessions.onCommandExpired(cmd, (tx) => expireCommand(tx, cmd.cmdId, now));
     }
-    while ((await relayOutbox(o.db, js)) === 200);
+    // Messages the server refused stay in the outbox (and are named); the rest went out, and the
+    // round's other work (command repeats and expiries) must not back off because of them.
+    await (async () => {
+      while ((await relayOutbox(o.db, js)) === 200);
+    })().catch((err: unknown) => {
+      if (!(err instanceof OutboxRelayError)) throw err;
+      o.log.warn({ err, failed: err.failed.length }, "outbox messages not published; kept for the next round");
+    });
   };
   const rounds = everyRound(o.everyMs, once, { log: o.log, what: "command tick" });
   const armsRound = async () => {

@@ -26,7 +26,16 @@ export function dueDay(now: number, tz: string, delayMs: number): { date: string
  * one transaction, so each package goes out once, from whichever control instance claims it.
  * Returns how many it made.
  */
-export async function publishDuePackages(o: { db: Db; nc: NatsConnection; subjects: Subjects; now: number; tz: string; delayMs: number }): Promise<number> {
+export async function publishDuePackages(o: {
+  db: Db;
+  nc: NatsConnection;
+  subjects: Subjects;
+  now: number;
+  tz: string;
+  delayMs: number;
+  /** A franchisee whose package could not be made (tried again next round); the others go on. */
+  onError?: (franchiseeId: string, err: unknown) => void;
+}): Promise<number> {
   const day = dueDay(o.now, o.tz, o.delayMs);
   const due = await o.db.query<{ franchisee_id: string }>(
     `SELECT f.franchisee_id FROM franchisees f
@@ -38,6 +47,7 @@ export async function publishDuePackages(o: { db: Db; nc: NatsConnection; subjec
   let made = 0;
   for (const { franchisee_id: f } of due.rows) {
     const out: Outgoing[] = [];
+    // One franchisee's package that cannot be made (an entry no message can carry) holds back no other's.
     const claimed = await inTx(o.db, async (tx) => {
       out.length = 0;
       const r = await tx.query(
@@ -51,6 +61,10 @@ export async function publishDuePackages(o: { db: Db; nc: NatsConnection; subjec
       for (const part of packageParts({ day: day.date, timezone: o.tz, ...pkg }))
         out.push(await enqueue(tx, o.subjects.pkg(f), part.parts === 1 ? `pkg:${f}:${day.date}` : `pkg:${f}:${day.date}:${part.part}`, part));
       return true;
+    }).catch((err: unknown) => {
+      if (!o.onError || !(err instanceof RangeError)) throw err;
+      o.onError(f, err);
+      return false;
     });
     if (!claimed) continue;
     made++;

@@ -60,7 +60,12 @@ export function startUsageRoller(o: {
     while ((await rollSessionUsage(o.db, o.clock())) === 500 && !rounds.stopped);
   };
   const packages = async () => {
-    const made = await publishDuePackages({ db: o.db, ...o.packages, now: o.clock() });
+    const made = await publishDuePackages({
+      db: o.db,
+      ...o.packages,
+      now: o.clock(),
+      onError: (franchiseeId, err) => o.log.error({ err, franchiseeId }, "a franchisee's daily package could not be made; tried again next round"),
+    });
     if (made) o.log.info({ made }, "franchisee packages published");
   };
   const once = async () => {

@@ -54,6 +54,7 @@ async function clusterPorts(): Promise<{ base: number; ports: number[] }> {
 
 let child: ChildProcess | null = null;
 let base = 0;
+let httpPort = 0;
 let db: Awaited<ReturnType<typeof namedDatabase>> | null = null;
 
 afterAll(async () => {
@@ -62,6 +63,7 @@ afterAll(async () => {
   // them, they are found by their configuration's path, which is under this file's folder.
   spawnSync("pkill", ["-KILL", "-f", dir]);
   if (base) releasePortBlock(base);
+  if (httpPort) releasePortBlock(httpPort);
   await db?.[Symbol.asyncDispose]();
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
@@ -72,7 +74,7 @@ describe("npm start -- --cluster --demo", () => {
     base = c.base;
     const natsUrl = c.ports.map((p) => `nats://127.0.0.1:${p}`).join(",");
     db = await namedDatabase();
-    const http = await freePortBlock([0]);
+    const http = (httpPort = await freePortBlock([0]));
     // node with tsx's loader (not the tsx command, which SIGKILLs a platform slow to answer a
     // signal: see pg-ha-demo), and cwd the test's folder: tsx resolved from the repository.
     child = spawn(process.execPath, ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href, join(root, "cli/main.ts"), "--cluster", "--demo", "--terminals", "4", "--log", join(dir, "demo.log")], {

@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { InvalidArgumentError } from "@nats-io/nats-core";
+import { InvalidArgumentError, nanos } from "@nats-io/nats-core";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enqueue, OUTBOX_MAX_BYTES, OutboxRelayError, relayOutbox } from "../../control/internal.ts";
@@ -20,7 +20,9 @@ describe("the outbox relay and a message that can never be published", () => {
     db = await testDatabase();
     pool = pgPool(db.url, 2);
     nc = await connect({ servers: NATS_URL });
-    await (await jetstreamManager(nc)).streams.add({ name: stream, subjects: [`${prefix}.out.>`], max_bytes: 4 * 2 ** 20 });
+    // A duplicate window of 100 ms (not the default 2 min), so that a message published again in a
+    // later round is stored again, and counted, rather than dropped by its message id.
+    await (await jetstreamManager(nc)).streams.add({ name: stream, subjects: [`${prefix}.out.>`], max_bytes: 4 * 2 ** 20, duplicate_window: nanos(100) });
   });
   afterAll(async () => {
     await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {});
@@ -46,11 +48,14 @@ describe("the outbox relay and a message that can never be published", () => {
     expect(await left()).toEqual(["big"]);
     expect((await streamMessages<{ i: number }>(nc, stream)).map((m) => m.data.i)).toEqual([0, 1, 2, 3, 4]);
 
-    // The next round: the same refusal, the row still kept (nothing is lost), nothing published twice.
+    // The next round, past the duplicate window (real time that must pass): the same refusal, the
+    // row still kept (nothing is lost), nothing published twice.
+    await new Promise((r) => setTimeout(r, 300));
     await pool.query("INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ($1, 'm5', '{\"i\":5}', now() - interval '1 minute')", [`${prefix}.out.m`]);
     await expect(relayOutbox(pool, js)).rejects.toBeInstanceOf(OutboxRelayError);
     expect(await left()).toEqual(["big"]);
     expect((await streamMessages<{ i: number }>(nc, stream)).map((m) => m.data.i)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect((await (await jetstreamManager(nc)).streams.info(stream)).state.messages).toBe(6);
   });
 
   it("refuses, in the transaction that would record it, a message over OUTBOX_MAX_BYTES", async () => {
