@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { constants, cpus } from "node:os";
 import pg from "pg";
 import { analyticsBase, benchAnalytics } from "./analytics.ts";
 import { benchCutoff } from "./cutoff.ts";
@@ -20,7 +20,7 @@ async function main() {
   parseInt8AsNumber();
   // Stopped by a signal, the benchmark still ends through "exit", where the harness kills the
   // platform processes it started (they would otherwise go on consuming and spoil the next run).
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1)));
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => process.exit(128 + constants.signals[sig]));
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const only = args.find((a) => !a.startsWith("-"));

@@ -41,12 +41,12 @@ export function startTicker(o: {
     }
     // Messages the server refused stay in the outbox (and are named); the rest went out, and the
     // round's other work (command repeats and expiries) must not back off because of them.
-    await (async () => {
+    try {
       while ((await relayOutbox(o.db, js)) === 200);
-    })().catch((err: unknown) => {
+    } catch (err) {
       if (!(err instanceof OutboxRelayError)) throw err;
       o.log.warn({ err, failed: err.failed.length }, "outbox messages not published; kept for the next round");
-    });
+    }
   };
   const rounds = everyRound(o.everyMs, once, { log: o.log, what: "command tick" });
   const armsRound = async () => {

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePortBlock, releasePortBlock } from "./ports.ts";
+import { freePortBlock, releasePortBlock, waitPort } from "./ports.ts";
 
 const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(existsSync) ?? "nats-server";
 
@@ -11,22 +10,6 @@ const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/na
 const CLIENT = 0;
 const ROUTE = 3;
 const HTTP = 6;
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise<boolean>((r) => {
-    const c = createConnection({ host: "127.0.0.1", port });
-    c.once("connect", () => (c.destroy(), r(true)));
-    c.once("error", () => r(false));
-  });
-}
-
-async function waitPort(port: number, up: boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while ((await portOpen(port)) !== up) {
-    if (Date.now() > end) throw new Error(`port ${port} did not become ${up ? "open" : "closed"}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The monitoring endpoint's JSON, or null while the server does not answer. */
 async function monitor(port: number, path: string): Promise<{ status: number; body: any } | null> {

@@ -1,26 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { freePort } from "./ports.ts";
+import { freePort, waitPort } from "./ports.ts";
 
 const BIN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(existsSync) ?? "nats-server";
 
-
-async function waitPort(port: number, up: boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const open = await new Promise<boolean>((r) => {
-      const c = createConnection({ host: "127.0.0.1", port });
-      c.once("connect", () => (c.destroy(), r(true)));
-      c.once("error", () => r(false));
-    });
-    if (open === up) return;
-    if (Date.now() > end) throw new Error(`port ${port} did not become ${up ? "open" : "closed"}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 export interface TestNatsServer extends AsyncDisposable {
   url: string;

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer, createConnection } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -12,7 +12,7 @@ import { subjects } from "../../contracts/index.ts";
 import { namedDatabase, pgClient } from "../helpers/database.ts";
 import { testPrefix } from "../helpers/env.ts";
 import { until } from "../helpers/platform.ts";
-import { freePortBlock, releasePortBlock } from "../helpers/ports.ts";
+import { freePortBlock, releasePortBlock, waitPort } from "../helpers/ports.ts";
 
 // Issue 12, point 1, as README tells a person to run it: `npm start -- --cluster --demo` starts three
 // nats-servers clustered on this machine (none running at NATS_URL's ports), makes every stream and
@@ -27,12 +27,6 @@ const prefix = testPrefix();
 const ROUTE_OFFSET = 2000;
 const MONITOR_OFFSET = 4000;
 
-const listening = (port: number) =>
-  new Promise<boolean>((r) => {
-    const c = createConnection({ host: "127.0.0.1", port });
-    c.once("connect", () => (c.destroy(), r(true)));
-    c.once("error", () => r(false));
-  });
 const free = (port: number) =>
   new Promise<boolean>((r) => {
     const s = createServer();
@@ -149,7 +143,7 @@ describe("npm start -- --cluster --demo", () => {
       child.kill("SIGINT");
       const code = await Promise.race([exited, new Promise<"late">((r) => setTimeout(() => r("late"), 90_000))]);
       expect(code, told()).toBe(0);
-      await until(async () => ((await Promise.all(c.ports.map(listening))).some(Boolean) ? null : true), 30_000, 200);
+      await Promise.all(c.ports.map((p) => waitPort(p, false, 30_000)));
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
